@@ -1,0 +1,1 @@
+"""openaimock: an OpenAI-compatible mock upstream for testing and benchmarking the gateway."""

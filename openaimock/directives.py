@@ -1,0 +1,56 @@
+"""Per-request behaviour of the mock, chosen by the ``X-Mock`` header or the model name (pure).
+
+Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``latency-ms=N`` and
+``inter-token-ms=N``. In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``,
+which lets tests reach the mock through the gateway (which forwards the body, not the header).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = ["Directives", "parse_directives"]
+
+_INT_OPTIONS = {
+    "status": "status",
+    "drop-after": "drop_after",
+    "latency-ms": "latency_ms",
+    "inter-token-ms": "inter_token_ms",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """What the mock should do for one request; ``None`` means the server-wide default."""
+
+    echo: bool = False
+    status: int | None = None
+    drop_after: int | None = None
+    latency_ms: int | None = None
+    inter_token_ms: int | None = None
+
+
+def parse_directives(header: str | None, model: str | None) -> Directives:
+    """Merge directives from ``header`` and from ``model`` (the header wins where both set one).
+
+    Raises ``ValueError`` for an unknown directive or a non-integer value.
+    """
+    directives = Directives()
+    if model and model.startswith("mock:"):
+        directives = _apply(directives, model.removeprefix("mock:"))
+    if header:
+        directives = _apply(directives, header)
+    return directives
+
+
+def _apply(directives: Directives, text: str) -> Directives:
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name == "echo" and not value:
+            directives = replace(directives, echo=True)
+        elif name in _INT_OPTIONS and value.isdigit():
+            changes: dict[str, int] = {_INT_OPTIONS[name]: int(value)}
+            directives = replace(directives, **changes)  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"unknown mock directive {item!r}")
+    return directives

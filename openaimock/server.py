@@ -1,0 +1,186 @@
+"""The mock's HTTP server (aiohttp.web): the old Node mock's contract plus what gateway tests need.
+
+Settings (environment): ``PORT`` (4000), ``HOST`` (127.0.0.1), ``LATENCY_MS`` (0: delay before
+anything, headers included), ``INTER_TOKEN_MS`` (120: delay between streamed chunks; 0 sends the
+whole stream in one write), ``ECHO`` (``1``: every reply echoes the last user message).
+
+Test endpoints: ``GET /_mock/last-request`` (method, path, headers, body of the last API request),
+``GET /_mock/stats`` (request and stream counters, including streams the client cancelled) and
+``POST /_mock/reset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from openaimock.completions import completion, reply_text, stream_events
+from openaimock.directives import Directives, parse_directives
+
+__all__ = ["MockConfig", "create_app"]
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    429: "rate_limit_exceeded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MockConfig:
+    latency_ms: int = 0
+    inter_token_ms: int = 120
+    echo: bool = False
+
+    @classmethod
+    def from_env(cls) -> MockConfig:
+        return cls(
+            latency_ms=int(os.environ.get("LATENCY_MS", "0")),
+            inter_token_ms=int(os.environ.get("INTER_TOKEN_MS", "120")),
+            echo=os.environ.get("ECHO", "0").lower() in ("1", "true", "yes"),
+        )
+
+
+@dataclass(slots=True)
+class _State:
+    last_request: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            (
+                "requests",
+                "streams_started",
+                "streams_completed",
+                "streams_cancelled",
+                "streams_dropped",
+            ),
+            0,
+        )
+    )
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return _json(status, {"error": {"message": message, "type": kind, "code": f"mock_{status}"}})
+
+
+def create_app(config: MockConfig) -> web.Application:
+    """Build the mock for ``config``."""
+    state = _State()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        state.stats["requests"] += 1
+        state.last_request = {
+            "method": request.method,
+            "path": request.path,
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": raw.decode("utf-8", "replace"),
+        }
+        try:
+            payload = orjson.loads(raw)
+            if not isinstance(payload, dict):
+                raise ValueError("not an object")
+            directives = parse_directives(request.headers.get("X-Mock"), str(payload.get("model") or ""))
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+            return _error(400, f"invalid request: {exc}")
+        latency = directives.latency_ms if directives.latency_ms is not None else config.latency_ms
+        if latency:
+            await asyncio.sleep(latency / 1000)
+        if directives.status is not None:
+            return _error(directives.status, f"mock failure {directives.status} as requested")
+        text = reply_text(payload, directives.echo or config.echo)
+        request_id = f"chatcmpl-mock-{next(state.ids)}"
+        if payload.get("stream") is True:
+            return await _stream(request, payload, text, request_id, directives)
+        if directives.drop_after is not None:
+            _drop(request)
+        return web.Response(body=completion(payload, text, request_id), content_type="application/json")
+
+    async def _stream(
+        request: web.Request,
+        payload: dict[str, Any],
+        text: str,
+        request_id: str,
+        directives: Directives,
+    ) -> web.StreamResponse:
+        events = stream_events(payload, text, request_id)
+        delay = directives.inter_token_ms if directives.inter_token_ms is not None else config.inter_token_ms
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        state.stats["streams_started"] += 1
+        try:
+            if not delay and directives.drop_after is None:
+                await response.write(b"".join(events))
+            else:
+                for index, event in enumerate(events):
+                    if directives.drop_after is not None and index >= directives.drop_after:
+                        state.stats["streams_dropped"] += 1
+                        # Half an event, then the connection drops: the worst case for a relay.
+                        await response.write(event[: len(event) // 2])
+                        _drop(request)
+                        return response
+                    await response.write(event)
+                    if delay:
+                        await asyncio.sleep(delay / 1000)
+            await response.write_eof()
+        except ConnectionResetError:
+            state.stats["streams_cancelled"] += 1
+            return response
+        state.stats["streams_completed"] += 1
+        return response
+
+    async def models(_: web.Request) -> web.Response:
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "openaimock"}
+            for name in ("gpt-4o-mini", "gpt-4o")
+        ]
+        return _json(200, {"object": "list", "data": data})
+
+    async def last_request(_: web.Request) -> web.Response:
+        return _json(200, state.last_request)
+
+    async def stats(_: web.Request) -> web.Response:
+        return _json(200, state.stats)
+
+    async def reset(_: web.Request) -> web.Response:
+        state.last_request = {}
+        for key in state.stats:
+            state.stats[key] = 0
+        return _json(200, {"reset": True})
+
+    @web.middleware
+    async def openai_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except web.HTTPMethodNotAllowed:
+            return _error(405, "method not allowed")
+        except web.HTTPNotFound:
+            return _error(404, f"no route for {request.path}")
+
+    app = web.Application(middlewares=[openai_errors], client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/_mock/last-request", last_request)
+    app.router.add_get("/_mock/stats", stats)
+    app.router.add_post("/_mock/reset", reset)
+    return app
+
+
+def _drop(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+    raise ConnectionResetError("dropped by mock directive")

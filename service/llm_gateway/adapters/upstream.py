@@ -1,0 +1,176 @@
+"""The upstream OpenAI-compatible API, through one shared aiohttp session.
+
+aiohttp rather than httpx on the hot path: on our benchmark harness httpx's connection pool costs
+about ten times more CPU per request (see README, "Performance"). Everything aiohttp raises is
+translated here into :class:`~llm_gateway.errors.UpstreamError` (502) or
+:class:`~llm_gateway.errors.UpstreamTimeout` (504); callers never see library exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import aiohttp
+from aiohttp.payload import BytesPayload
+from yarl import URL
+
+from llm_gateway.errors import UpstreamError, UpstreamTimeout
+
+__all__ = ["Upstream", "UpstreamResponse"]
+
+
+class UpstreamResponse:
+    """An upstream response whose headers and first body chunk have arrived.
+
+    The owner must end it with :meth:`release` (body fully read) or :meth:`abort` (anything else;
+    closes the connection so the upstream sees the cancellation). Using it as an async context
+    manager aborts it on exit unless it was released.
+    """
+
+    __slots__ = ("_done", "_response", "content_type", "first_chunk", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes) -> None:
+        self._response = response
+        self._done = False
+        self.status = response.status
+        self.content_type = response.headers.get("Content-Type", "application/json")
+        self.first_chunk = first_chunk
+
+    async def read_rest(self, idle_timeout: float) -> bytes:
+        """Everything after the first chunk; the upstream may not pause longer than ``idle_timeout``."""
+        parts = []
+        while chunk := await self.next_chunk(idle_timeout):
+            parts.append(chunk)
+        if chunk is None:
+            raise UpstreamTimeout("upstream stopped sending the response")
+        return b"".join(parts)
+
+    async def next_chunk(self, wait: float) -> bytes | None:
+        """The next body chunk, ``b""`` at the end, or ``None`` when ``wait`` seconds pass without data.
+
+        A ``None`` leaves the response usable: call again to keep waiting.
+        """
+        content = self._response.content
+        try:
+            # Data that is already buffered needs no timer: the common case under load.
+            data = content.read_nowait()
+            if data or content.at_eof():
+                return data
+            timeout = asyncio.timeout(wait)
+            async with timeout:
+                return await content.readany()
+        except TimeoutError:
+            if timeout.expired():
+                return None
+            raise UpstreamError("upstream stream timed out") from None
+        except aiohttp.ClientError:
+            raise UpstreamError("upstream stream was interrupted") from None
+
+    def release(self) -> None:
+        """Give the connection back to the pool (only after the body was read to the end)."""
+        self._done = True
+        self._response.release()
+
+    def abort(self) -> None:
+        """Close the connection; the upstream sees the request cancelled."""
+        if not self._done:
+            self._done = True
+            self._response.close()
+
+    async def __aenter__(self) -> UpstreamResponse:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+
+class Upstream:
+    """One pooled HTTP client for the upstream API, opened at start-up and closed at shutdown.
+
+    ``base_url`` may end in ``/v1`` or not (``https://api.openai.com`` and
+    ``http://mock:4000/v1`` both work); API paths are appended after ``/v1``. Redirects are never
+    followed, so nothing a client sends can make the gateway call another host or path.
+    """
+
+    def __init__(self, base_url: str, api_key: str, *, idle_timeout: float) -> None:
+        base = base_url.rstrip("/")
+        self._prefix = base if base.endswith("/v1") else base + "/v1"
+        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._idle_timeout = idle_timeout
+        self._urls: dict[str, URL] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True between :meth:`start` and :meth:`close`."""
+        return self._session is not None and not self._session.closed
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=0,  # MAX_CONCURRENCY bounds in-flight requests; the pool must not queue them
+            ttl_dns_cache=300,
+            keepalive_timeout=30,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            trust_env=False,  # never route the upstream key through a proxy named in the environment
+            cookie_jar=aiohttp.DummyCookieJar(),  # upstream cookies must not leak from one tenant to the next
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None,
+        headers: dict[str, str],
+        first_byte_timeout: float | None,
+    ) -> UpstreamResponse:
+        """Send a request to ``/v1{path}`` and wait for its headers and first body chunk.
+
+        ``first_byte_timeout`` bounds that wait (``None``: the idle timeout does). ``headers`` are
+        the client headers already filtered for forwarding; the gateway's own credentials and
+        content type are added here.
+        """
+        if self._session is None:
+            raise UpstreamError("upstream client is not started")
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls.setdefault(path, URL(self._prefix + path))
+        headers.update(self._auth)
+        # A ready payload skips aiohttp's per-request payload-type lookup.
+        data = None if body is None else BytesPayload(body, content_type="application/json")
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(first_byte_timeout or self._idle_timeout):
+                response = await self._session.request(
+                    method, url, data=data, headers=headers, allow_redirects=False
+                )
+                first_chunk = await response.content.readany()
+        except TimeoutError:
+            _close(response)
+            raise UpstreamTimeout("upstream timed out") from None
+        except aiohttp.ClientError:
+            _close(response)
+            raise UpstreamError("upstream unavailable", code="upstream_unavailable") from None
+        except BaseException:
+            _close(response)
+            raise
+        return UpstreamResponse(response, first_chunk)
+
+
+def _close(response: aiohttp.ClientResponse | None) -> None:
+    if response is not None:
+        response.close()

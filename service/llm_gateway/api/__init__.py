@@ -1,0 +1,1 @@
+"""HTTP endpoints: validate, call core and adapters, respond."""

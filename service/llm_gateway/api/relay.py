@@ -1,0 +1,98 @@
+"""Relaying an upstream response to the client: buffered JSON or a live SSE stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+from llm_gateway.adapters.upstream import UpstreamResponse
+from llm_gateway.api.asgi_io import Send, send_response
+from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, encode_events, format_event
+from llm_gateway.errors import GatewayError, UpstreamError
+
+__all__ = ["StreamTimings", "relay_buffered", "relay_stream"]
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    # Tells nginx-style ingresses not to buffer the stream.
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class StreamTimings:
+    """How long a relayed stream may stay silent: comments after ``keepalive``, end after ``idle``."""
+
+    __slots__ = ("idle", "keepalive")
+
+    def __init__(self, *, keepalive: float, idle: float) -> None:
+        self.keepalive = keepalive
+        self.idle = idle
+
+
+async def relay_buffered(
+    response: UpstreamResponse, send: Send, *, idle_timeout: float, secret: bytes
+) -> None:
+    """Read the whole upstream body and answer it with the upstream's status and content type.
+
+    Upstream 5xx and 401 (the gateway's own key refused) become a 502 :class:`UpstreamError`; other
+    statuses pass through with their body, scrubbed of ``secret`` in case an upstream echoes it.
+    """
+    if response.status >= 500 or response.status == 401:
+        response.abort()
+        raise _upstream_status_error(response.status)
+    body = response.first_chunk + await response.read_rest(idle_timeout)
+    response.release()
+    if response.status >= 400 and secret in body:
+        body = body.replace(secret, b"[REDACTED]")
+    await send_response(send, response.status, body, [(b"content-type", response.content_type.encode())])
+
+
+async def relay_stream(response: UpstreamResponse, send: Send, timings: StreamTimings) -> None:
+    """Relay an upstream SSE stream event by event as it arrives.
+
+    Events are forwarded whole: each upstream read is answered with one message carrying the events
+    it completed, and a partial event waits for its end. During upstream silences an SSE comment
+    goes out every ``timings.keepalive`` seconds; after ``timings.idle`` seconds of silence, or when
+    the upstream fails or ends mid-event, the client gets a final ``data: {"error": ...}`` event.
+    """
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    loop = asyncio.get_running_loop()
+    decoder = SSEDecoder()
+    chunk: bytes | None = response.first_chunk
+    last_data = loop.time()
+    error: GatewayError | None = None
+    while chunk != b"":
+        if chunk is None:
+            silent_for = loop.time() - last_data
+            if silent_for >= timings.idle:
+                error = UpstreamError(
+                    f"upstream sent nothing for {timings.idle:g} s", code="stream_idle_timeout"
+                )
+                break
+            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+        else:
+            last_data = loop.time()
+            events = decoder.decode(chunk)
+            if events:
+                await send({"type": "http.response.body", "body": encode_events(events), "more_body": True})
+        wait = min(timings.keepalive, timings.idle - (loop.time() - last_data))
+        try:
+            chunk = await response.next_chunk(max(wait, 0.0))
+        except GatewayError as exc:
+            error = exc
+            break
+    if error is None and decoder.flush():
+        error = UpstreamError("upstream stream ended in the middle of an event", code="stream_truncated")
+    if error is None:
+        response.release()
+        tail = b""
+    else:
+        response.abort()
+        tail = format_event(error.body())
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _upstream_status_error(status: int) -> UpstreamError:
+    if status == 401:
+        return UpstreamError("upstream rejected the gateway's credentials", code="upstream_auth_failed")
+    return UpstreamError(f"upstream returned HTTP {status}", code="upstream_error")

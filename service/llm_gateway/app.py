@@ -1,0 +1,118 @@
+"""Application wiring: ``create_app(settings)`` builds the ASGI app; the lifespan owns the I/O.
+
+Nothing happens at import time. The upstream session is opened when the app starts and closed
+after the server has drained in-flight requests.
+
+The proxy endpoints are raw ASGI apps reached through :class:`HotPathRouter`, in front of FastAPI:
+FastAPI's own middleware stack (exception, body-limit, telemetry and exit-stack layers) costs
+more CPU per request than the whole proxy does, so only the endpoints that need none of it skip it.
+FastAPI serves everything else (health, metrics, docs) and the 404/405 answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from llm_gateway import __version__
+from llm_gateway.adapters.upstream import Upstream
+from llm_gateway.api.chat import ChatCompletions
+from llm_gateway.api.health import health_router
+from llm_gateway.api.models import ListModels
+from llm_gateway.api.relay import StreamTimings
+from llm_gateway.core.concurrency import ConcurrencyLimit
+from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
+from llm_gateway.settings import Settings
+from llm_gateway.telemetry.metrics import GatewayMetrics
+
+__all__ = ["create_app"]
+
+
+class HotPathRouter:
+    """Pure ASGI: exact-path HTTP routes to raw endpoints; all other traffic to ``fallback``."""
+
+    def __init__(self, routes: dict[str, ASGIApp], fallback: FastAPI) -> None:
+        self._routes = routes
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self._routes.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.fallback(scope, receive, send)
+        else:
+            await endpoint(scope, receive, send)
+
+
+def create_app(settings: Settings) -> HotPathRouter:
+    """Build the gateway for ``settings``. Serve it with an ASGI server that runs its lifespan."""
+    api_key = settings.openai_api_key.get_secret_value()
+    upstream = Upstream(settings.openai_base_url, api_key, idle_timeout=settings.stream_idle_timeout_secs)
+    metrics = GatewayMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await upstream.start()
+        try:
+            yield
+        finally:
+            await upstream.close()
+
+    app = FastAPI(title="secure-llm-gateway", version=__version__, lifespan=lifespan)
+    chat = ChatCompletions(
+        upstream,
+        limit=ConcurrencyLimit(settings.max_concurrency),
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        first_byte_timeout=settings.timeout_secs,
+        stream_timings=StreamTimings(
+            keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
+        ),
+        upstream_secret=api_key,
+    )
+    models = ListModels(
+        upstream,
+        first_byte_timeout=settings.timeout_secs,
+        idle_timeout=settings.stream_idle_timeout_secs,
+        upstream_secret=api_key,
+    )
+    app.include_router(health_router({"upstream": lambda: upstream.ready}))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    _install_error_handlers(app)
+    return HotPathRouter({"/v1/chat/completions": chat, "/v1/models": models}, fallback=app)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Render framework errors (unknown route, wrong method, bad params) in the OpenAI error shape."""
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error: GatewayError
+        if exc.status_code == 404:
+            error = NotFound("unknown endpoint")
+        elif exc.status_code == 405:
+            error = MethodNotAllowed("method not allowed for this endpoint")
+        else:
+            error = GatewayError(str(exc.detail))
+            error.status = exc.status_code
+        return _render(error, exc.headers)
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        return _render(InvalidRequest("invalid request parameters"), None)
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _render(error: GatewayError, headers: Mapping[str, str] | None) -> Response:
+    return Response(error.body(), error.status, headers=headers, media_type="application/json")

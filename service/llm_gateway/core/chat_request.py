@@ -1,0 +1,48 @@
+"""What the gateway itself needs from a chat-completions body, and nothing more.
+
+The body is forwarded as the client sent it; the gateway checks only the fields it acts on
+(``model`` a string, ``messages`` a non-empty list, ``stream`` a boolean when present).
+Everything else is the upstream's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from llm_gateway.errors import InvalidRequest
+
+__all__ = ["ChatRequest", "parse_chat_request"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated chat-completions request. ``payload`` is the parsed body, untouched."""
+
+    model: str
+    stream: bool
+    payload: dict[str, Any]
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """Parse and check ``body``; raise :class:`InvalidRequest` naming the first problem found."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("request body must be a JSON object", code="invalid_json")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string", code="invalid_model")
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' is required and must be a non-empty array", code="invalid_messages")
+    stream = payload.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", code="invalid_stream")
+    return ChatRequest(model=model, stream=stream, payload=payload)

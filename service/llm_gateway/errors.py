@@ -1,0 +1,83 @@
+"""The gateway's error tree and its one rendering: OpenAI-style JSON.
+
+Every error the gateway itself produces is a :class:`GatewayError`; adapters translate library
+exceptions into it and the edge renders it once with :func:`error_body`::
+
+    GatewayError                      status  type                   code
+    ├── InvalidRequest                400     invalid_request_error  (per case)
+    ├── NotFound                      404     invalid_request_error  not_found
+    ├── MethodNotAllowed              405     invalid_request_error  method_not_allowed
+    ├── PayloadTooLarge               413     invalid_request_error  request_too_large
+    ├── UnsupportedMediaType          415     invalid_request_error  unsupported_media_type
+    ├── Overloaded                    503     server_error           server_overloaded
+    ├── UpstreamError                 502     upstream_error         (per case)
+    └── UpstreamTimeout               504     timeout_error          upstream_timeout
+
+Messages never contain request bodies or credentials.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+__all__ = [
+    "GatewayError",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "UpstreamError",
+    "UpstreamTimeout",
+]
+
+
+class GatewayError(Exception):
+    """An error answered to the client with ``status`` and an OpenAI-style body."""
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def body(self) -> bytes:
+        """``{"error": {"message", "type", "code"}}`` as JSON bytes."""
+        return orjson.dumps({"error": {"message": self.message, "type": self.type, "code": self.code}})
+
+
+class InvalidRequest(GatewayError):
+    status, type, code = 400, "invalid_request_error", "invalid_request"
+
+
+class NotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status, type, code = 415, "invalid_request_error", "unsupported_media_type"
+
+
+class Overloaded(GatewayError):
+    status, type, code = 503, "server_error", "server_overloaded"
+
+
+class UpstreamError(GatewayError):
+    status, type, code = 502, "upstream_error", "upstream_error"
+
+
+class UpstreamTimeout(GatewayError):
+    status, type, code = 504, "timeout_error", "upstream_timeout"

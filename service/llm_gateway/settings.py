@@ -1,0 +1,134 @@
+"""Gateway settings: the one place the environment (and ``.env``) is read.
+
+Names and defaults match the gateway this project replaces, so existing ``.env`` files keep working.
+Invalid values stop start-up: :func:`load_settings` turns pydantic's report into one line per
+variable (``RPS: must be greater than 0 (got '0')``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from yarl import URL
+
+from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """The environment does not describe a valid gateway; ``str()`` is ready to print."""
+
+
+class Settings(BaseSettings):
+    """Every setting the gateway reads. Field docs are the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `TIMEOUT_SECS=` in an old .env means "use the default"
+        extra="ignore",
+        frozen=True,
+    )
+
+    listen_addr: str = Field("0.0.0.0:8080", description="Address and port the gateway listens on.")
+    openai_api_key: SecretStr = Field(
+        description="Upstream API key, sent as `Authorization: Bearer`; never logged or returned.",
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com",
+        description="Upstream base URL, with or without a trailing `/v1`.",
+    )
+    rps: float = Field(5, gt=0, description="Sustained requests per second per rate-limit key.")
+    burst: int = Field(10, ge=1, description="Requests a rate-limit key may send at once.")
+    redis_url: str | None = Field(
+        None, description="Redis for shared quota state; unset means an embedded in-process store."
+    )
+    default_quota: int = Field(120, ge=0, description="Requests per window for tenants without an override.")
+    quota_window_secs: int = Field(60, ge=1, description="Length of the fixed quota window, in seconds.")
+    tenant_quotas: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict, description="Per-tenant quota overrides: `tenantA=5,tenantB=8`."
+    )
+    timeout_secs: float | None = Field(
+        None,
+        gt=0,
+        description="First-byte timeout: 504 when the upstream sends no headers and first chunk in time. "
+        "Unset: only `STREAM_IDLE_TIMEOUT_SECS` bounds the wait.",
+    )
+    max_concurrency: int = Field(
+        1024, ge=1, description="In-flight proxy requests per replica; beyond it, 503 at once."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1, description="Largest accepted request body (413 above).")
+    stream_idle_timeout_secs: float = Field(
+        60, gt=0, description="Longest silence from the upstream before the request is ended."
+    )
+    stream_keepalive_secs: float = Field(
+        15,
+        gt=0,
+        description="Silence after which an SSE comment keeps the client connection alive.",
+    )
+    shutdown_grace_secs: float = Field(
+        20, ge=0, description="On SIGTERM, how long in-flight requests and streams may run on."
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint for traces, e.g. `http://localhost:4318`."
+    )
+    otel_service_name: str = Field("secure-llm-gateway", description="Service name on exported spans.")
+    log_level: str = Field(
+        "info",
+        pattern="^(critical|error|warning|info|debug)$",
+        description="Log level of the gateway process.",
+    )
+
+    @field_validator("listen_addr")
+    @classmethod
+    def _check_listen_addr(cls, value: str) -> str:
+        parse_listen_addr(value)
+        return value
+
+    @field_validator("openai_base_url", "otel_exporter_otlp_endpoint")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("tenant_quotas", mode="before")
+    @classmethod
+    def _parse_tenant_quotas(cls, value: Any) -> Any:
+        return parse_tenant_quotas(value) if isinstance(value, str) else value
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        """``(host, port)`` from ``LISTEN_ADDR``."""
+        return parse_listen_addr(self.listen_addr)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and ``.env``; raise :class:`ConfigError` when invalid."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY"})
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            lines.append(f"{name}: required but not set")
+        elif name in _SECRET_SETTINGS:
+            lines.append(f"{name}: {message}")
+        else:
+            lines.append(f"{name}: {message} (got {error.get('input')!r})")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Metrics and tracing: what operators see of the gateway."""

@@ -1,0 +1,73 @@
+"""Shared fixtures: a session-wide mock upstream and gateways started on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import ManagedProcess, start_gateway, start_mock
+
+UPSTREAM_KEY = "sk-upstream-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("procs")
+
+
+@pytest.fixture(scope="session")
+def shared_mock(workdir: Path) -> Iterator[ManagedProcess]:
+    mock = start_mock(workdir)
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture
+def mock(shared_mock: ManagedProcess) -> ManagedProcess:
+    """The session's mock upstream, with its counters and last request reset."""
+    httpx.post(shared_mock.url + "/_mock/reset").raise_for_status()
+    return shared_mock
+
+
+@pytest.fixture(scope="module")
+def gateway(workdir: Path, shared_mock: ManagedProcess) -> Iterator[ManagedProcess]:
+    """A gateway with default settings in front of the shared mock."""
+    process = start_gateway(workdir, shared_mock.url)
+    yield process
+    process.stop()
+
+
+GatewayFactory = Callable[..., ManagedProcess]
+
+
+@pytest.fixture
+def gateway_factory(workdir: Path, shared_mock: ManagedProcess) -> Iterator[GatewayFactory]:
+    """Start gateways with extra settings (``upstream=`` picks another upstream URL)."""
+    started: list[ManagedProcess] = []
+
+    def factory(upstream: str | None = None, **env: str) -> ManagedProcess:
+        process = start_gateway(workdir, upstream or shared_mock.url, **env)
+        started.append(process)
+        return process
+
+    yield factory
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def mock_factory(workdir: Path) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start extra mocks with their own settings (``LATENCY_MS``, ``INTER_TOKEN_MS``, ...)."""
+    started: list[ManagedProcess] = []
+
+    def factory(**env: str) -> ManagedProcess:
+        process = start_mock(workdir, **env)
+        started.append(process)
+        return process
+
+    yield factory
+    for process in started:
+        process.stop()

@@ -1,0 +1,105 @@
+"""Real processes for integration tests: the gateway and the mock, started on free ports.
+
+Each process runs with a clean environment (only what the test gives it, plus PATH/HOME) in a
+temporary working directory, so a developer's ``.env`` never leaks into a test. Output goes to a
+log file that is printed when a test fails to start a process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+__all__ = ["ManagedProcess", "free_port", "start_gateway", "start_mock"]
+
+START_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ManagedProcess:
+    """A subprocess with a base URL; ``stop()`` sends SIGTERM, then SIGKILL after ``grace`` s."""
+
+    def __init__(self, name: str, args: list[str], env: Mapping[str, str], workdir: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.log_path = workdir / f"{name}-{port}.log"
+        base_env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            args, env={**base_env, **env}, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, path: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.url + path, timeout=1.0).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"process not ready after {START_TIMEOUT_S} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (for graceful-shutdown tests)."""
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, grace: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+def start_mock(workdir: Path, **env: str) -> ManagedProcess:
+    """Start ``openaimock`` on a free port; ``env`` overrides its settings (e.g. ``LATENCY_MS``)."""
+    port = free_port()
+    process = ManagedProcess(
+        "openaimock",
+        [sys.executable, "-m", "openaimock"],
+        {"PORT": str(port), "INTER_TOKEN_MS": "0", **env},
+        workdir,
+        port,
+    )
+    process.wait_ready("/v1/models")
+    return process
+
+
+def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProcess:
+    """Start the gateway on a free port in front of ``upstream_url``; ``env`` adds settings."""
+    port = free_port()
+    settings = {
+        "LISTEN_ADDR": f"127.0.0.1:{port}",
+        "OPENAI_API_KEY": "sk-upstream-secret-0123456789",
+        "OPENAI_BASE_URL": upstream_url,
+        **env,
+    }
+    process = ManagedProcess("gateway", [sys.executable, "-m", "llm_gateway"], settings, workdir, port)
+    process.wait_ready("/healthz")
+    return process

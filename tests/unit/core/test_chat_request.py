@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+from llm_gateway.core.chat_request import parse_chat_request
+from llm_gateway.errors import InvalidRequest
+
+
+def test_reads_model_and_stream_and_keeps_the_payload() -> None:
+    request = parse_chat_request(
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"x-future":1}'
+    )
+    assert (request.model, request.stream) == ("m", True)
+    assert request.payload["x-future"] == 1
+
+
+@pytest.mark.parametrize("stream", [b"", b',"stream":false', b',"stream":null'])
+def test_stream_defaults_to_false(stream: bytes) -> None:
+    body = b'{"model":"m","messages":[{"role":"user","content":"x"}]' + stream + b"}"
+    assert parse_chat_request(body).stream is False
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"nope", "invalid_json"),
+        (b'"string"', "invalid_json"),
+        (b'{"messages":[{}]}', "invalid_model"),
+        (b'{"model":"","messages":[{}]}', "invalid_model"),
+        (b'{"model":"m"}', "invalid_messages"),
+        (b'{"model":"m","messages":{}}', "invalid_messages"),
+        (b'{"model":"m","messages":[{}],"stream":1}', "invalid_stream"),
+    ],
+)
+def test_rejects_what_the_gateway_cannot_act_on(body: bytes, code: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(body)
+    assert caught.value.code == code
+    assert caught.value.status == 400

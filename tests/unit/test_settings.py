@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+from llm_gateway.settings import ConfigError, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env
+
+
+def test_defaults_match_the_replaced_gateway() -> None:
+    settings = load_settings(openai_api_key="sk-x")
+    assert settings.listen == ("0.0.0.0", 8080)
+    assert settings.openai_base_url == "https://api.openai.com"
+    assert (settings.rps, settings.burst) == (5, 10)
+    assert (settings.default_quota, settings.quota_window_secs) == (120, 60)
+    assert settings.redis_url is None
+    assert settings.tenant_quotas == {}
+    assert settings.otel_service_name == "secure-llm-gateway"
+    assert settings.max_body_bytes == 1_048_576
+
+
+def test_reads_the_old_env_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("TENANT_QUOTAS", "tenantA=5,tenantB=8")
+    monkeypatch.setenv("TIMEOUT_SECS", "2")
+    monkeypatch.setenv("MAX_CONCURRENCY", "1")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:4000/")
+    settings = load_settings()
+    assert settings.tenant_quotas == {"tenantA": 5, "tenantB": 8}
+    assert settings.timeout_secs == 2
+    assert settings.max_concurrency == 1
+    assert settings.openai_base_url == "http://127.0.0.1:4000"
+
+
+def test_errors_name_every_bad_variable_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPS", "0")
+    monkeypatch.setenv("QUOTA_WINDOW_SECS", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    lines = str(caught.value).splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == [
+        "OPENAI_API_KEY",
+        "QUOTA_WINDOW_SECS",
+        "RPS",
+    ]

@@ -50,6 +50,7 @@ integration: $(INSTALLED) system-deps
 
 ## bench: proxy overhead vs direct-to-mock (see bench/RESULTS.md)
 bench: $(INSTALLED)
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/proxy_bench.py
 
 clean:

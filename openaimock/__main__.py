@@ -18,6 +18,7 @@ def main() -> None:
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "4000")),
         access_log=None,
+        shutdown_timeout=2,  # a mock has nothing worth draining for long
         print=lambda *_: None,
     )
 

@@ -105,6 +105,7 @@ def create_app(config: MockConfig) -> web.Application:
             return await _stream(request, payload, text, request_id, directives)
         if directives.drop_after is not None:
             _drop(request)
+            return web.Response()  # never written: the connection is gone
         return web.Response(body=completion(payload, text, request_id), content_type="application/json")
 
     async def _stream(
@@ -119,9 +120,9 @@ def create_app(config: MockConfig) -> web.Application:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        await response.prepare(request)
-        state.stats["streams_started"] += 1
         try:
+            await response.prepare(request)
+            state.stats["streams_started"] += 1
             if not delay and directives.drop_after is None:
                 await response.write(b"".join(events))
             else:
@@ -136,7 +137,7 @@ def create_app(config: MockConfig) -> web.Application:
                     if delay:
                         await asyncio.sleep(delay / 1000)
             await response.write_eof()
-        except ConnectionResetError:
+        except ConnectionResetError:  # the client went away: normal for a load generator, not an error
             state.stats["streams_cancelled"] += 1
             return response
         state.stats["streams_completed"] += 1
@@ -181,6 +182,6 @@ def create_app(config: MockConfig) -> web.Application:
 
 
 def _drop(request: web.Request) -> None:
+    """Abort the connection, as a directive asked."""
     if request.transport is not None:
         request.transport.abort()
-    raise ConnectionResetError("dropped by mock directive")

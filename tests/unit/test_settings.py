@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway.settings import ConfigError, Settings, load_settings
 
 

@@ -63,7 +63,8 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 async def send_response(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    """Send a complete response in one body message."""
+    """Send a complete response in one body message (with its length, so keep-alive needs no chunking)."""
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway.core.chat_request import parse_chat_request
 from llm_gateway.errors import InvalidRequest
 

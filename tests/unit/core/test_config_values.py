@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas
 
 

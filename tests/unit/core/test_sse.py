@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, encode_events, format_event
 
 STREAM = (

@@ -1,0 +1,215 @@
+"""Proxy overhead benchmark: direct to openaimock vs through the gateway.
+
+Starts openaimock (``INTER_TOKEN_MS=0``) and the gateway as real processes, pinned with taskset when
+the machine has two cores or more (mock and load generator on core 0, gateway alone on core 1),
+then runs wrk (``bench/chat.lua``) against each target, non-stream and stream, at each concurrency.
+Prints a Markdown table with requests/s, p50/p99 latency, the gateway's CPU per request, and the
+ratios gateway/direct. Every run is bounded by ``--duration``; only 127.0.0.1 is contacted.
+
+    python bench/proxy_bench.py [--duration 10] [--concurrency 1 64] [--reps 1] [--env KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LUA = HERE / "chat.lua"
+OUT = HERE / "out"  # process logs of the last run (git-ignored)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Point:
+    rep: int
+    target: str
+    mode: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_req: float
+    bad: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(cpu: int | None, args: list[str]) -> list[str]:
+    return args if cpu is None else ["taskset", "-c", str(cpu), *args]
+
+
+def start(args: list[str], env: dict[str, str], ready_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start a process logging to ``log`` (a file, never a pipe nobody drains) and wait until it serves."""
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{args} exited:\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(ready_url, timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{args} not ready")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def run_wrk(url: str, stream: bool, concurrency: int, duration: int, cpu: int | None) -> dict[str, int]:
+    args = pinned(
+        cpu, ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url]
+    )
+    out = subprocess.run(
+        args,
+        env={**os.environ, "STREAM": "1" if stream else "0"},
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
+    match = re.search(r"^BENCH (.*)$", out, re.M)
+    if not match:
+        raise SystemExit(f"unexpected wrk output:\n{out}")
+    return {key: int(value) for key, value in (item.split("=") for item in match.group(1).split())}
+
+
+def measure(
+    rep: int, name: str, url: str, pid: int, args: argparse.Namespace, load_cpu: int | None
+) -> list[Point]:
+    run_wrk(url, False, 16, 2, load_cpu)  # warm-up: connection pools, caches
+    points = []
+    for stream in (False, True):
+        for concurrency in args.concurrency:
+            before = cpu_seconds(pid)
+            result = run_wrk(url, stream, concurrency, args.duration, load_cpu)
+            used = cpu_seconds(pid) - before
+            requests = max(result["requests"], 1)
+            points.append(
+                Point(
+                    rep=rep,
+                    target=name,
+                    mode="stream" if stream else "non-stream",
+                    concurrency=concurrency,
+                    rps=requests / (result["duration_us"] / 1e6),
+                    p50_ms=result["p50_us"] / 1000,
+                    p99_ms=result["p99_us"] / 1000,
+                    cpu_ms_per_req=used * 1000 / requests,
+                    bad=result["bad"] + result["errors"],
+                )
+            )
+    return points
+
+
+def table(points: list[Point]) -> str:
+    lines = [
+        "| rep | target | mode | c | req/s | p50 ms | p99 ms | CPU ms/req | bad |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        lines.append(
+            f"| {p.rep} | {p.target} | {p.mode} | {p.concurrency} | {p.rps:,.0f} | {p.p50_ms:.2f} "
+            f"| {p.p99_ms:.2f} | {p.cpu_ms_per_req:.3f} | {p.bad} |"
+        )
+    direct = {(p.rep, p.mode, p.concurrency): p for p in points if p.target == "direct"}
+    lines += [
+        "",
+        "| rep | mode | c | gateway/direct req/s | added p50 ms | gateway CPU ms/req |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        if p.target != "direct":
+            d = direct[(p.rep, p.mode, p.concurrency)]
+            lines.append(
+                f"| {p.rep} | {p.mode} | {p.concurrency} | {p.rps / d.rps:.2f} | {p.p50_ms - d.p50_ms:.2f} "
+                f"| {p.cpu_ms_per_req:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per point")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--env", action="append", default=[], help="extra gateway setting KEY=VALUE")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    two_cores = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    load_cpu, gateway_cpu = (0, 1) if two_cores else (None, None)
+    python = sys.executable
+    OUT.mkdir(exist_ok=True)
+    mock_port, gateway_port = free_port(), free_port()
+    mock = start(
+        pinned(load_cpu, [python, "-m", "openaimock"]),
+        {"PORT": str(mock_port), "INTER_TOKEN_MS": "0", "LATENCY_MS": "0"},
+        f"http://127.0.0.1:{mock_port}/v1/models",
+        OUT / "openaimock.log",
+    )
+    gateway_env = {
+        "LISTEN_ADDR": f"127.0.0.1:{gateway_port}",
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}",
+        "LOG_LEVEL": "warning",
+        **dict(item.split("=", 1) for item in args.env),
+    }
+    points: list[Point] = []
+    try:
+        for rep in range(1, args.reps + 1):
+            gateway = start(
+                pinned(gateway_cpu, [python, "-m", "llm_gateway"]),
+                gateway_env,
+                f"http://127.0.0.1:{gateway_port}/healthz",
+                OUT / "gateway.log",
+            )
+            try:
+                direct_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
+                gateway_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
+                points += measure(rep, "direct", direct_url, mock.pid, args, load_cpu)
+                points += measure(rep, "gateway", gateway_url, gateway.pid, args, load_cpu)
+            finally:
+                stop(gateway)
+    finally:
+        stop(mock)
+    print(
+        f"pinning: {'mock+wrk on cpu 0, gateway on cpu 1' if two_cores else 'none (one core)'}; "
+        f"{args.duration}s per point; gateway env extras: {args.env or 'none'}\n"
+    )
+    print(table(points))
+
+
+if __name__ == "__main__":
+    main()

@@ -72,6 +72,7 @@ def start(args: list[str], env: dict[str, str], ready_url: str, log: Path) -> su
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(30)
@@ -144,17 +145,35 @@ def table(points: list[Point]) -> str:
     direct = {(p.rep, p.mode, p.concurrency): p for p in points if p.target == "direct"}
     lines += [
         "",
-        "| rep | mode | c | gateway/direct req/s | added p50 ms | gateway CPU ms/req |",
-        "|---|---|---|---|---|---|",
+        "| rep | target | mode | c | target/direct req/s | added p50 ms | target CPU ms/req |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in points:
         if p.target != "direct":
             d = direct[(p.rep, p.mode, p.concurrency)]
             lines.append(
-                f"| {p.rep} | {p.mode} | {p.concurrency} | {p.rps / d.rps:.2f} | {p.p50_ms - d.p50_ms:.2f} "
+                f"| {p.rep} | {p.target} | {p.mode} | {p.concurrency} | {p.rps / d.rps:.2f} "
+                f"| {p.p50_ms - d.p50_ms:.2f} "
                 f"| {p.cpu_ms_per_req:.3f} |"
             )
     return "\n".join(lines)
+
+
+def redis_round_trips(port: int) -> int:
+    """Commands clients sent to the redis-server on ``port`` (calls from inside scripts not counted)."""
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "INFO", "commandstats"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    calls = {name: int(n) for name, n in re.findall(r"cmdstat_(\w+):calls=(\d+)", out)}
+    return sum(n for name, n in calls.items() if name not in _SCRIPT_COMMANDS)
+
+
+# Commands that the gateway's scripts run inside Redis; INFO counts them, but they cost no round trip.
+_SCRIPT_COMMANDS = {"get", "set", "incr", "pttl", "pexpire", "time", "zadd", "zremrangebyscore", "zcard"}
 
 
 def main() -> None:
@@ -164,6 +183,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per point")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--redis", action="store_true", help="also run the gateway with a redis-server store")
     parser.add_argument("--env", action="append", default=[], help="extra gateway setting KEY=VALUE")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -172,43 +192,83 @@ def main() -> None:
     load_cpu, gateway_cpu = (0, 1) if two_cores else (None, None)
     python = sys.executable
     OUT.mkdir(exist_ok=True)
-    mock_port, gateway_port = free_port(), free_port()
+    mock_port, gateway_port, redis_port = free_port(), free_port(), free_port()
     mock = start(
         pinned(load_cpu, [python, "-m", "openaimock"]),
         {"PORT": str(mock_port), "INTER_TOKEN_MS": "0", "LATENCY_MS": "0"},
         f"http://127.0.0.1:{mock_port}/v1/models",
         OUT / "openaimock.log",
     )
+    # Quotas and rate limits are evaluated on every request but set high enough never to refuse:
+    # the benchmark prices the check, and any non-200 counts as "bad".
     gateway_env = {
         "LISTEN_ADDR": f"127.0.0.1:{gateway_port}",
         "OPENAI_API_KEY": "sk-bench",
         "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}",
         "LOG_LEVEL": "warning",
+        "DEFAULT_QUOTA": "1000000000",
+        "RPS": "1000000000",
+        "BURST": "1000000000",
         **dict(item.split("=", 1) for item in args.env),
     }
+    variants = {"gateway": gateway_env}
+    redis_server = None
+    if args.redis:
+        redis_server = subprocess.Popen(
+            pinned(
+                load_cpu,
+                [
+                    "redis-server",
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+            ),
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+        variants["gateway+redis"] = {**gateway_env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
     points: list[Point] = []
+    notes = []
     try:
+        direct_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
+        gateway_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
         for rep in range(1, args.reps + 1):
-            gateway = start(
-                pinned(gateway_cpu, [python, "-m", "llm_gateway"]),
-                gateway_env,
-                f"http://127.0.0.1:{gateway_port}/healthz",
-                OUT / "gateway.log",
-            )
-            try:
-                direct_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
-                gateway_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
-                points += measure(rep, "direct", direct_url, mock.pid, args, load_cpu)
-                points += measure(rep, "gateway", gateway_url, gateway.pid, args, load_cpu)
-            finally:
-                stop(gateway)
+            points += measure(rep, "direct", direct_url, mock.pid, args, load_cpu)
+            for name, env in variants.items():
+                gateway = start(
+                    pinned(gateway_cpu, [python, "-m", "llm_gateway"]),
+                    env,
+                    f"http://127.0.0.1:{gateway_port}/healthz",
+                    OUT / f"{name}.log",
+                )
+                try:
+                    before = redis_round_trips(redis_port) if "REDIS_URL" in env else 0
+                    measured = measure(rep, name, gateway_url, gateway.pid, args, load_cpu)
+                    points += measured
+                    if "REDIS_URL" in env:
+                        # Requests include wrk's warm-up; commands include the 1/s heartbeat.
+                        commands = redis_round_trips(redis_port) - before
+                        requests = sum(p.rps * args.duration for p in measured)
+                        notes.append(f"rep {rep}: {commands / requests:.3f} Redis round trips per request")
+                finally:
+                    stop(gateway)
     finally:
         stop(mock)
+        if redis_server is not None:
+            stop(redis_server)
     print(
-        f"pinning: {'mock+wrk on cpu 0, gateway on cpu 1' if two_cores else 'none (one core)'}; "
+        f"pinning: {'mock+wrk(+redis) on cpu 0, gateway on cpu 1' if two_cores else 'none (one core)'}; "
         f"{args.duration}s per point; gateway env extras: {args.env or 'none'}\n"
     )
     print(table(points))
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":

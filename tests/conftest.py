@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ManagedProcess, start_gateway, start_mock
+from tests.support import ManagedProcess, RedisServer, start_gateway, start_mock
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 
@@ -71,3 +71,11 @@ def mock_factory(workdir: Path) -> Iterator[Callable[..., ManagedProcess]]:
     yield factory
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    """A fresh, empty redis-server for one test."""
+    server = RedisServer(workdir)
+    yield server
+    server.kill()

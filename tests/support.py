@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+import redis
 
-__all__ = ["ManagedProcess", "free_port", "start_gateway", "start_mock"]
+__all__ = ["ManagedProcess", "RedisServer", "free_port", "start_gateway", "start_mock"]
 
 START_TIMEOUT_S = 20.0
 
@@ -92,14 +93,80 @@ def start_mock(workdir: Path, **env: str) -> ManagedProcess:
 
 
 def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProcess:
-    """Start the gateway on a free port in front of ``upstream_url``; ``env`` adds settings."""
+    """Start the gateway on a free port in front of ``upstream_url``; ``env`` adds settings.
+
+    Quotas and rate limits are generous unless ``env`` sets them, so tests about other behaviour
+    never trip them by accident.
+    """
     port = free_port()
     settings = {
         "LISTEN_ADDR": f"127.0.0.1:{port}",
         "OPENAI_API_KEY": "sk-upstream-secret-0123456789",
         "OPENAI_BASE_URL": upstream_url,
+        "RPS": "100000",
+        "BURST": "100000",
+        "DEFAULT_QUOTA": "1000000",
         **env,
     }
     process = ManagedProcess("gateway", [sys.executable, "-m", "llm_gateway"], settings, workdir, port)
     process.wait_ready("/healthz")
     return process
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free port, without persistence; can be killed and restarted."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._workdir = workdir
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._client = redis.Redis(port=self.port, socket_timeout=2)
+        self.start()
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cwd=self._workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        """Stop at once (SIGKILL): data is lost, as in a crash of a Redis without persistence."""
+        self._client.connection_pool.disconnect()
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the port stays open but nothing answers, as with a Redis stuck or overloaded."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
+    def client(self) -> redis.Redis:
+        """A client for the test's own checks (reconnects by itself after a restart)."""
+        return self._client

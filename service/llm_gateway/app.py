@@ -22,12 +22,16 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llm_gateway import __version__
+from llm_gateway.adapters.local_limits import LocalLimits
+from llm_gateway.adapters.redis_store import RedisStore
 from llm_gateway.adapters.upstream import Upstream
+from llm_gateway.api.admission import Admission
 from llm_gateway.api.chat import ChatCompletions
 from llm_gateway.api.health import health_router
 from llm_gateway.api.models import ListModels
 from llm_gateway.api.relay import StreamTimings
 from llm_gateway.core.concurrency import ConcurrencyLimit
+from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from llm_gateway.settings import Settings
 from llm_gateway.telemetry.metrics import GatewayMetrics
@@ -55,20 +59,60 @@ def create_app(settings: Settings) -> HotPathRouter:
     api_key = settings.openai_api_key.get_secret_value()
     upstream = Upstream(settings.openai_base_url, api_key, idle_timeout=settings.stream_idle_timeout_secs)
     metrics = GatewayMetrics()
+    policy = QuotaPolicy(
+        default_quota=settings.default_quota,
+        tenant_quotas=settings.tenant_quotas,
+        window_secs=settings.quota_window_secs,
+        rps=settings.rps,
+        burst=settings.burst,
+    )
+    store = (
+        RedisStore(
+            settings.redis_url,
+            timeout=settings.redis_timeout_ms / 1000,
+            policy=policy,
+            on_error=metrics.quota_backend_errors.inc,
+        )
+        if settings.redis_url
+        else None
+    )
+    admission = Admission(
+        policy,
+        LocalLimits(),
+        store,
+        failure_mode=settings.quota_failure_mode,
+        configured_replicas=settings.gateway_replicas,
+        metrics=metrics,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await upstream.start()
+        if store is not None:
+            await store.start()
         try:
             yield
         finally:
+            if store is not None:
+                await store.close()
             await upstream.close()
+
+    def redis_check() -> tuple[bool, str]:
+        if store is None:
+            return True, "not configured (embedded store)"
+        if store.available:
+            return True, "ok"
+        mode = settings.quota_failure_mode
+        return mode != "closed", f"unavailable (QUOTA_FAILURE_MODE={mode})"
 
     app = FastAPI(title="secure-llm-gateway", version=__version__, lifespan=lifespan)
     chat = ChatCompletions(
         upstream,
         limit=ConcurrencyLimit(settings.max_concurrency),
         metrics=metrics,
+        admission=admission,
+        allow_anonymous=settings.allow_anonymous,
+        trusted_proxies=settings.trusted_proxies,
         max_body_bytes=settings.max_body_bytes,
         first_byte_timeout=settings.timeout_secs,
         stream_timings=StreamTimings(
@@ -82,7 +126,11 @@ def create_app(settings: Settings) -> HotPathRouter:
         idle_timeout=settings.stream_idle_timeout_secs,
         upstream_secret=api_key,
     )
-    app.include_router(health_router({"upstream": lambda: upstream.ready}))
+    app.include_router(
+        health_router(
+            {"upstream": lambda: (upstream.ready, "ok" if upstream.ready else "closed"), "redis": redis_check}
+        )
+    )
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

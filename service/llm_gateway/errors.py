@@ -5,18 +5,25 @@ exceptions into it and the edge renders it once with :func:`error_body`::
 
     GatewayError                      status  type                   code
     ├── InvalidRequest                400     invalid_request_error  (per case)
+    ├── Unauthorized                  401     authentication_error   (per case)
     ├── NotFound                      404     invalid_request_error  not_found
     ├── MethodNotAllowed              405     invalid_request_error  method_not_allowed
     ├── PayloadTooLarge               413     invalid_request_error  request_too_large
+    ├── RateLimited                   429     requests               rate_limit_exceeded
+    ├── QuotaExceeded                 429     insufficient_quota     quota_exceeded
     ├── UnsupportedMediaType          415     invalid_request_error  unsupported_media_type
     ├── Overloaded                    503     server_error           server_overloaded
+    ├── QuotaBackendUnavailable       503     server_error           quota_backend_unavailable
     ├── UpstreamError                 502     upstream_error         (per case)
     └── UpstreamTimeout               504     timeout_error          upstream_timeout
 
-Messages never contain request bodies or credentials.
+Messages never contain request bodies or credentials. ``headers`` go out with the error
+(``Allow`` on a 405, ``Retry-After`` and the rate-limit headers on a 429).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import orjson
 
@@ -27,6 +34,10 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "QuotaBackendUnavailable",
+    "QuotaExceeded",
+    "RateLimited",
+    "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
@@ -40,9 +51,12 @@ class GatewayError(Exception):
     type = "server_error"
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
         if code is not None:
             self.code = code
 
@@ -55,6 +69,10 @@ class InvalidRequest(GatewayError):
     status, type, code = 400, "invalid_request_error", "invalid_request"
 
 
+class Unauthorized(GatewayError):
+    status, type, code = 401, "authentication_error", "invalid_api_key"
+
+
 class NotFound(GatewayError):
     status, type, code = 404, "invalid_request_error", "not_found"
 
@@ -65,6 +83,18 @@ class MethodNotAllowed(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status, type, code = 429, "requests", "rate_limit_exceeded"
+
+
+class QuotaExceeded(GatewayError):
+    status, type, code = 429, "insufficient_quota", "quota_exceeded"
+
+
+class QuotaBackendUnavailable(GatewayError):
+    status, type, code = 503, "server_error", "quota_backend_unavailable"
 
 
 class UnsupportedMediaType(GatewayError):

@@ -7,15 +7,20 @@ variable (``RPS: must be greater than 0 (got '0')``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import ipaddress
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
+from llm_gateway.core.client_ip import parse_networks
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -51,6 +56,22 @@ class Settings(BaseSettings):
     tenant_quotas: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict, description="Per-tenant quota overrides: `tenantA=5,tenantB=8`."
     )
+    allow_anonymous: bool = Field(
+        True, description="Admit requests without `X-Api-Key` as tenant `anonymous` (else 401)."
+    )
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` names the client.",
+    )
+    quota_failure_mode: Literal["local", "open", "closed"] = Field(
+        "local",
+        description="When Redis fails: `local` enforces this replica's share in-process, `open` admits, "
+        "`closed` answers 503.",
+    )
+    gateway_replicas: int = Field(
+        1, ge=1, description="Replica count for `local` fallback shares until Redis has reported one."
+    )
+    redis_timeout_ms: int = Field(250, ge=1, description="Timeout of every Redis call.")
     timeout_secs: float | None = Field(
         None,
         gt=0,
@@ -97,6 +118,11 @@ class Settings(BaseSettings):
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: Any) -> Any:
+        return parse_networks(value) if isinstance(value, str) else value
 
     @field_validator("tenant_quotas", mode="before")
     @classmethod

@@ -106,4 +106,7 @@ def test_health_and_readiness(gateway: ManagedProcess) -> None:
     assert (health.status_code, health.text) == (200, "ok")
     ready = httpx.get(gateway.url + "/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"upstream": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"upstream": "ok", "redis": "not configured (embedded store)"},
+    }

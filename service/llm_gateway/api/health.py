@@ -8,11 +8,14 @@ import orjson
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
-__all__ = ["health_router"]
+__all__ = ["Check", "health_router"]
+
+#: A readiness check: ``(ready, detail)``. A dependency can be degraded (detail says so) yet ready.
+Check = Callable[[], tuple[bool, str]]
 
 
-def health_router(checks: dict[str, Callable[[], bool]]) -> APIRouter:
-    """``/healthz``: the process serves. ``/readyz``: every named check passes (503 otherwise)."""
+def health_router(checks: dict[str, Check]) -> APIRouter:
+    """``/healthz``: the process serves. ``/readyz``: every check is ready (503 otherwise), with details."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", response_class=PlainTextResponse)
@@ -21,9 +24,12 @@ def health_router(checks: dict[str, Callable[[], bool]]) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz() -> Response:
-        results = {name: "ok" if check() else "failing" for name, check in checks.items()}
-        ready = all(state == "ok" for state in results.values())
-        body = {"status": "ready" if ready else "not ready", "checks": results}
+        results = {name: check() for name, check in checks.items()}
+        ready = all(ok for ok, _ in results.values())
+        body = {
+            "status": "ready" if ready else "not ready",
+            "checks": {name: detail for name, (_, detail) in results.items()},
+        }
         return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
 
     return router

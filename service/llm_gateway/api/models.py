@@ -29,7 +29,9 @@ class ListModels:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await send_error(send, MethodNotAllowed("use GET for this endpoint"), [(b"allow", b"GET")])
+            await send_error(
+                send, MethodNotAllowed("use GET for this endpoint", headers=[(b"allow", b"GET")])
+            )
             return
         try:
             response = await self._upstream.open(

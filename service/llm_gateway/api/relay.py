@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from llm_gateway.adapters.upstream import UpstreamResponse
 from llm_gateway.api.asgi_io import Send, send_response
@@ -30,12 +31,18 @@ class StreamTimings:
 
 
 async def relay_buffered(
-    response: UpstreamResponse, send: Send, *, idle_timeout: float, secret: bytes
+    response: UpstreamResponse,
+    send: Send,
+    *,
+    idle_timeout: float,
+    secret: bytes,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
     """Read the whole upstream body and answer it with the upstream's status and content type.
 
     Upstream 5xx and 401 (the gateway's own key refused) become a 502 :class:`UpstreamError`; other
     statuses pass through with their body, scrubbed of ``secret`` in case an upstream echoes it.
+    ``headers`` are added to the upstream's content type.
     """
     if response.status >= 500 or response.status == 401:
         response.abort()
@@ -44,18 +51,26 @@ async def relay_buffered(
     response.release()
     if response.status >= 400 and secret in body:
         body = body.replace(secret, b"[REDACTED]")
-    await send_response(send, response.status, body, [(b"content-type", response.content_type.encode())])
+    await send_response(
+        send, response.status, body, [(b"content-type", response.content_type.encode()), *headers]
+    )
 
 
-async def relay_stream(response: UpstreamResponse, send: Send, timings: StreamTimings) -> None:
+async def relay_stream(
+    response: UpstreamResponse,
+    send: Send,
+    timings: StreamTimings,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     """Relay an upstream SSE stream event by event as it arrives.
 
     Events are forwarded whole: each upstream read is answered with one message carrying the events
     it completed, and a partial event waits for its end. During upstream silences an SSE comment
     goes out every ``timings.keepalive`` seconds; after ``timings.idle`` seconds of silence, or when
     the upstream fails or ends mid-event, the client gets a final ``data: {"error": ...}`` event.
+    ``headers`` are added to the response's own.
     """
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     loop = asyncio.get_running_loop()
     decoder = SSEDecoder()
     chunk: bytes | None = response.first_chunk

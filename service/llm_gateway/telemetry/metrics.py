@@ -24,3 +24,18 @@ class GatewayMetrics:
         )
         self.upstream_timeouts = cb_events.labels(event="timeout")
         self.load_shed = cb_events.labels(event="load_shed")
+        quota_blocks = Counter(
+            "quota_block",
+            "Requests refused by quotas and rate limits, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.quota_blocks = {
+            reason: quota_blocks.labels(reason=reason)
+            for reason in ("exceeded", "rate_limited", "backend_unavailable")
+        }
+        self.quota_backend_errors = Counter(
+            "quota_backend_errors",
+            "Redis calls for quotas and rate limits that failed or timed out.",
+            registry=self.registry,
+        )

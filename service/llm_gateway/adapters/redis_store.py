@@ -1,0 +1,176 @@
+"""Shared quota state in Redis: one ``EVALSHA`` per request; a heartbeat does everything else.
+
+Per request, :meth:`RedisStore.admit` runs :data:`~llm_gateway.core.quota.ADMIT_SCRIPT` (quota and rate
+limit together). Once a second a heartbeat script refreshes this replica's presence in the
+``gateway_replicas`` sorted set (so every replica knows how many share the limits), reads the live
+map's revision, and reloads the map when it moved. The heartbeat doubles as the recovery probe: while
+Redis is unreachable, requests do not touch it at all (:attr:`available` is False), and the first
+successful heartbeat brings enforcement back. State changes are logged once, not per request.
+
+Every Redis call is bounded by ``timeout`` (pool wait, connect and read together) and never retried:
+a slow Redis must cost a request at most one timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from llm_gateway.core.quota import ADMIT_SCRIPT, Decision, Limits, Outcome, quota_key, rate_key
+from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, decode_entry
+from llm_gateway.core.quota_policy import QuotaPolicy
+
+__all__ = ["REPLICAS_KEY", "BackendUnavailable", "RedisStore"]
+
+log = logging.getLogger(__name__)
+
+REPLICAS_KEY = "gateway_replicas"
+_OUTCOMES = (Outcome.ALLOWED, Outcome.RATE_LIMITED, Outcome.QUOTA_EXCEEDED)
+_ERRORS = (RedisError, OSError, TimeoutError)
+
+#: KEYS: replicas zset, map revision. ARGV: replica id, presence TTL ms. Returns {replicas, revision}.
+HEARTBEAT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return {redis.call('ZCARD', KEYS[1]), redis.call('GET', KEYS[2]) or ''}
+"""
+
+
+class BackendUnavailable(Exception):
+    """Redis did not answer in time (or at all); the caller applies ``QUOTA_FAILURE_MODE``."""
+
+
+class RedisStore:
+    """Redis-backed admission for all replicas. ``on_error`` is called once per failed Redis call."""
+
+    HEARTBEAT_SECS = 1.0
+    PRESENCE_TTL_MS = 5_000
+    FULL_RELOAD_SECS = 30.0
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        policy: QuotaPolicy,
+        on_error: Callable[[], None],
+        max_connections: int = 32,
+    ) -> None:
+        # A bounded pool: a burst of requests waits briefly for a connection instead of opening one
+        # each (a connection storm that makes a healthy Redis look slow). Each call is bounded as a
+        # whole by `asyncio.timeout` below (pool wait, connect and read together): redis-py's own
+        # socket timeout would wrap every read in `asyncio.wait_for`, which costs a task per call.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=None, retry=Retry(NoBackoff(), 0)
+        )
+        self._client = Redis(connection_pool=pool)
+        self._timeout = timeout
+        self._admit = self._client.register_script(ADMIT_SCRIPT)
+        self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
+        self._policy = policy
+        self._on_error = on_error
+        self._id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._task: asyncio.Task[None] | None = None
+        self._revision: bytes | None = None
+        self._reloaded_at = 0.0
+        self._bad_entries: dict[str, str] = {}
+        self._state: bool | None = None  # None until the first call tells
+        self.replicas = 0  # 0 until Redis has been reached once
+
+    @property
+    def available(self) -> bool:
+        """True while the last Redis call succeeded."""
+        return self._state is True
+
+    async def start(self) -> None:
+        """Reach Redis once (not fatal: the store then starts unavailable), then keep the heartbeat."""
+        await self._beat()
+        self._task = asyncio.create_task(self._heartbeat_loop(), name="redis-heartbeat")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.available:
+            # On failure the entry expires by itself within PRESENCE_TTL_MS.
+            with contextlib.suppress(*_ERRORS):
+                async with asyncio.timeout(self._timeout):
+                    await self._client.zrem(REPLICAS_KEY, self._id)
+        await self._client.aclose()
+
+    async def admit(self, tenant: str, key: str, limits: Limits) -> Decision:
+        """Evaluate quota and rate limit for one request in one round trip."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                outcome, used, left_ms, retry_ms = await self._admit(
+                    keys=[quota_key(tenant), rate_key(key)],
+                    args=[limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst],
+                )
+        except _ERRORS as exc:
+            self._failed(exc)
+            raise BackendUnavailable(str(exc)) from None
+        return Decision(
+            _OUTCOMES[outcome],
+            limits.quota,
+            max(limits.quota - used, 0),
+            left_ms / 1000,
+            retry_after_secs=retry_ms / 1000,
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.HEARTBEAT_SECS)
+            await self._beat()
+
+    async def _beat(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                replicas, revision = await self._heartbeat(
+                    keys=[REPLICAS_KEY, REV_KEY], args=[self._id, self.PRESENCE_TTL_MS]
+                )
+            now = time.monotonic()
+            if revision != self._revision or now - self._reloaded_at >= self.FULL_RELOAD_SECS:
+                async with asyncio.timeout(self._timeout):
+                    await self._reload_map()
+                self._revision, self._reloaded_at = revision, now
+        except _ERRORS as exc:
+            self._failed(exc)
+            return
+        self.replicas = int(replicas)
+        if self._state is not True:
+            self._state = True
+            log.info("quota backend available: enforcing through Redis (%d replicas)", self.replicas)
+
+    async def _reload_map(self) -> None:
+        raw = await self._client.hgetall(MAP_KEY)
+        entries: dict[str, TenantEntry] = {}
+        bad: dict[str, str] = {}
+        for field, value in raw.items():
+            tenant = field.decode("utf-8", "replace") if isinstance(field, bytes) else field
+            try:
+                entries[tenant] = decode_entry(value)
+            except ValueError as exc:
+                bad[tenant] = str(exc)
+        if bad != self._bad_entries:
+            for tenant, problem in bad.items():
+                log.warning("quota map entry for tenant %r ignored: %s", tenant, problem)
+            self._bad_entries = bad
+        self._policy.replace_live_map(entries)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._on_error()
+        if self._state is not False:
+            self._state = False
+            log.warning("quota backend unavailable (%s): applying QUOTA_FAILURE_MODE", type(exc).__name__)

@@ -1,0 +1,77 @@
+"""Admission: quota and rate limit for one request, from Redis or in-process, per the failure mode.
+
+Without ``REDIS_URL`` the in-process store is the store (one replica). With it, Redis decides while
+it answers; when it does not, ``QUOTA_FAILURE_MODE`` applies: ``local`` enforces this replica's share
+of every limit in-process (``ceil(limit / N)``, N the replicas last seen through Redis, else
+``GATEWAY_REPLICAS``), so an outage never multiplies a tenant's allowance by the number of pods;
+``open`` admits; ``closed`` refuses with 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+from llm_gateway.adapters.local_limits import LocalLimits
+from llm_gateway.adapters.redis_store import BackendUnavailable, RedisStore
+from llm_gateway.core.quota import Decision, Outcome
+from llm_gateway.core.quota_policy import QuotaPolicy
+from llm_gateway.errors import GatewayError, QuotaBackendUnavailable, QuotaExceeded, RateLimited
+from llm_gateway.telemetry.metrics import GatewayMetrics
+
+__all__ = ["Admission", "FailureMode"]
+
+FailureMode = Literal["local", "open", "closed"]
+
+
+class Admission:
+    """Decides for each request; raises the 429/503 :class:`GatewayError` for a refusal."""
+
+    def __init__(
+        self,
+        policy: QuotaPolicy,
+        local: LocalLimits,
+        store: RedisStore | None,
+        *,
+        failure_mode: FailureMode,
+        configured_replicas: int,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._policy = policy
+        self._local = local
+        self._store = store
+        self._failure_mode = failure_mode
+        self._configured_replicas = configured_replicas
+        self._metrics = metrics
+
+    async def admit(self, tenant: str, rate_key: str) -> Decision:
+        """The decision for an admitted request (its headers go on the response); raises on refusal."""
+        limits = self._policy.limits_for(tenant)
+        store = self._store
+        decision: Decision | None = None
+        if store is None:
+            decision = await self._local.check(tenant, rate_key, limits)
+        elif store.available:
+            with contextlib.suppress(BackendUnavailable):  # the failure mode below applies
+                decision = await store.admit(tenant, rate_key, limits)
+        if decision is None:  # Redis is configured but did not answer
+            if self._failure_mode == "open":
+                return Decision(
+                    Outcome.ALLOWED, limits.quota, limits.quota, limits.window_secs, metered=False
+                )
+            if self._failure_mode == "closed":
+                self._metrics.quota_blocks["backend_unavailable"].inc()
+                raise QuotaBackendUnavailable("quota backend unavailable; try again shortly")
+            replicas = (store.replicas if store is not None else 0) or self._configured_replicas
+            decision = await self._local.check(tenant, rate_key, limits.divided(replicas))
+        if not decision.allowed:
+            raise self._refusal(decision)
+        return decision
+
+    def _refusal(self, decision: Decision) -> GatewayError:
+        headers = decision.headers()
+        if decision.outcome is Outcome.RATE_LIMITED:
+            self._metrics.quota_blocks["rate_limited"].inc()
+            return RateLimited("rate limit exceeded; slow down", headers=headers)
+        self._metrics.quota_blocks["exceeded"].inc()
+        return QuotaExceeded("request quota exceeded for this window", headers=headers)

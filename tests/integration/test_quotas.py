@@ -1,0 +1,214 @@
+"""Quotas and rate limits: the old README's scenarios, shared across replicas through a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import GatewayFactory
+from tests.integration.chat import CHAT, assert_openai_error, chat_body, metric_value
+from tests.support import ManagedProcess, RedisServer
+
+LOOSE_RATE = {"RPS": "100000", "BURST": "100000"}
+
+
+def send(gateway: ManagedProcess, key: str | None, **headers: str) -> httpx.Response:
+    if key is not None:
+        headers["X-Api-Key"] = key
+    return httpx.post(gateway.url + CHAT, json=chat_body(), headers=headers, timeout=10)
+
+
+def statuses(gateway: ManagedProcess, key: str, count: int) -> list[int]:
+    return [send(gateway, key).status_code for _ in range(count)]
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for the two stores: a real redis-server, or the in-process default."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return {"REDIS_URL": server.url}
+    return {}
+
+
+def test_quota_rolls_over_from_200_to_429(gateway_factory: GatewayFactory, store_env: dict[str, str]) -> None:
+    gateway = gateway_factory(DEFAULT_QUOTA="5", QUOTA_WINDOW_SECS="60", **LOOSE_RATE, **store_env)
+    responses = [send(gateway, "demo") for _ in range(7)]
+    assert [r.status_code for r in responses] == [200] * 5 + [429] * 2
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in responses[:5]] == ["4", "3", "2", "1", "0"]
+    assert {r.headers["x-ratelimit-limit-requests"] for r in responses} == {"5"}
+    refused = responses[-1]
+    assert_openai_error(refused, 429, "quota_exceeded")
+    assert 0 < int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert refused.headers["x-ratelimit-reset-requests"].endswith("s")
+    assert metric_value(gateway.url, 'quota_block_total{reason="exceeded"}') == 2
+
+
+def test_redis_shows_the_old_key_layout(gateway_factory: GatewayFactory, redis_server: RedisServer) -> None:
+    gateway = gateway_factory(DEFAULT_QUOTA="5", REDIS_URL=redis_server.url, **LOOSE_RATE)
+    assert statuses(gateway, "demo", 7) == [200] * 5 + [429] * 2
+    client = redis_server.client()
+    assert client.get("quota:demo") == b"5"  # refused requests are not counted
+    assert 0 < client.ttl("quota:demo") <= 60
+
+
+def test_tenant_quotas_override_the_default(
+    gateway_factory: GatewayFactory, store_env: dict[str, str]
+) -> None:
+    gateway = gateway_factory(
+        TENANT_QUOTAS="tenantA=5,tenantB=8,blocked=0", DEFAULT_QUOTA="3", **LOOSE_RATE, **store_env
+    )
+    assert statuses(gateway, "tenantA", 7) == [200] * 5 + [429] * 2
+    assert statuses(gateway, "tenantB", 10) == [200] * 8 + [429] * 2
+    assert statuses(gateway, "other", 4) == [200] * 3 + [429]
+    assert statuses(gateway, "blocked", 1) == [429]
+
+
+def test_tenant_is_admitted_again_after_the_window(
+    gateway_factory: GatewayFactory, store_env: dict[str, str]
+) -> None:
+    gateway = gateway_factory(DEFAULT_QUOTA="2", QUOTA_WINDOW_SECS="1", **LOOSE_RATE, **store_env)
+    assert statuses(gateway, "short", 3) == [200, 200, 429]
+    time.sleep(1.2)
+    assert statuses(gateway, "short", 3) == [200, 200, 429]
+
+
+def test_requests_without_a_key_are_tenant_anonymous(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    gateway = gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="2", **LOOSE_RATE)
+    assert statuses(gateway, "", 3) == [200, 200, 429]
+    assert redis_server.client().get("quota:anonymous") == b"2"
+    strict = gateway_factory(ALLOW_ANONYMOUS="false")
+    assert_openai_error(send(strict, None), 401, "missing_api_key")
+    assert send(strict, "k").status_code == 200
+
+
+def test_malformed_api_key_is_refused_without_being_echoed(gateway: ManagedProcess) -> None:
+    key = "k" * 300
+    response = send(gateway, key)
+    assert_openai_error(response, 400, "invalid_api_key")
+    assert key not in response.text
+
+
+def fire(urls: list[str], key: str, total: int) -> list[httpx.Response]:
+    """``total`` concurrent requests spread round-robin over ``urls``."""
+
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=total)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(urls[i % len(urls)] + CHAT, json=chat_body(), headers={"X-Api-Key": key})
+                    for i in range(total)
+                )
+            )
+
+    return asyncio.run(run())
+
+
+def test_three_replicas_admit_exactly_the_quota(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    gateways = [
+        gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="50", **LOOSE_RATE) for _ in range(3)
+    ]
+    responses = fire([g.url for g in gateways], "shared", 300)
+    assert Counter(r.status_code for r in responses) == {200: 50, 429: 250}
+    assert redis_server.client().get("quota:shared") == b"50"
+
+
+def test_three_replicas_share_one_rate_limit(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    rps, burst = 5, 10
+    gateways = [gateway_factory(REDIS_URL=redis_server.url, RPS=str(rps), BURST=str(burst)) for _ in range(3)]
+
+    async def run() -> tuple[list[int], float]:
+        codes: list[int] = []
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def worker(url: str, until: float) -> None:
+                while time.monotonic() < until:
+                    response = await client.post(url + CHAT, json=chat_body(), headers={"X-Api-Key": "rl"})
+                    codes.append(response.status_code)
+
+            started = time.monotonic()
+            await asyncio.gather(*(worker(g.url, started + 3) for g in gateways for _ in range(3)))
+            return codes, time.monotonic() - started
+
+    codes, elapsed = asyncio.run(run())
+    admitted = codes.count(200)
+    assert burst <= admitted <= burst + rps * elapsed + 1, (admitted, elapsed)
+    assert codes.count(429) > 0 and set(codes) == {200, 429}
+    # Refused requests consumed no quota: the counter equals what was admitted.
+    assert int(redis_server.client().get("quota:rl") or 0) == admitted
+    refused = send(gateways[0], "rl")
+    if refused.status_code == 429:
+        assert_openai_error(refused, 429, "rate_limit_exceeded")
+        assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_without_a_key_rate_limits_count_per_client_address(
+    gateway_factory: GatewayFactory, store_env: dict[str, str]
+) -> None:
+    untrusted = gateway_factory(RPS="0.5", BURST="2", **store_env)
+    spoofed = [send(untrusted, None, **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]
+    assert spoofed == [200, 200, 429]  # X-Forwarded-For from an untrusted peer picks no bucket
+    trusted = gateway_factory(RPS="0.5", BURST="2", TRUSTED_PROXIES="127.0.0.1/32", **store_env)
+    per_client = [send(trusted, None, **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]
+    assert per_client == [200, 200, 200]
+    assert [send(trusted, None, **{"X-Forwarded-For": "198.51.100.9"}).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+
+
+def write_map_entry(server: RedisServer, tenant: str, value: bytes) -> None:
+    client = server.client()
+    with client.pipeline(transaction=True) as tx:
+        tx.hset("quota_map", tenant, value)
+        tx.incr("quota_map:rev")
+        tx.execute()
+
+
+def test_live_map_changes_reach_every_replica_within_two_seconds(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    gateways = [
+        gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="1000", **LOOSE_RATE) for _ in range(3)
+    ]
+    for gateway in gateways:
+        assert send(gateway, "live").headers["x-ratelimit-limit-requests"] == "1000"
+    write_map_entry(redis_server, "live", orjson.dumps({"v": 1, "requests": 7}))
+    changed = time.monotonic()
+    pending = set(range(3))
+    while pending and time.monotonic() - changed < 2.0:
+        for index in list(pending):
+            if send(gateways[index], "live").headers["x-ratelimit-limit-requests"] == "7":
+                pending.discard(index)
+        time.sleep(0.05)
+    assert not pending, f"replicas {pending} still use the old limit after 2 s"
+    # The map overrides TENANT_QUOTAS too, and a limit of 0 blocks the tenant.
+    write_map_entry(redis_server, "live", orjson.dumps({"v": 1, "requests": 0}))
+    time.sleep(2.0)
+    for gateway in gateways:
+        assert_openai_error(send(gateway, "live"), 429, "quota_exceeded")
+
+
+def test_unusable_map_entries_are_ignored(gateway_factory: GatewayFactory, redis_server: RedisServer) -> None:
+    gateway = gateway_factory(REDIS_URL=redis_server.url, TENANT_QUOTAS="future=3", **LOOSE_RATE)
+    write_map_entry(redis_server, "future", orjson.dumps({"v": 99, "requests": 1000}))
+    write_map_entry(redis_server, "broken", b"{not json")
+    time.sleep(2.0)
+    assert send(gateway, "future").headers["x-ratelimit-limit-requests"] == "3"
+    assert send(gateway, "broken").status_code == 200
+    log = gateway.output()
+    assert "unsupported schema version 99" in log and "'broken'" in log

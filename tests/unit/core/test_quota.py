@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from llm_gateway.core.quota import Decision, Limits, Outcome, format_reset, quota_key, rate_key, share
+
+
+def test_key_layout_is_the_replaced_gateways() -> None:
+    assert quota_key("demo") == "quota:demo"
+    assert rate_key("127.0.0.1:/v1/chat/completions") == "ratelimit:127.0.0.1:/v1/chat/completions"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "250ms"), (0.0, "0ms"), (1, "1s"), (17.2, "18s"), (60, "1m0s"), (360, "6m0s"), (3723, "1h2m3s")],
+)
+def test_reset_is_written_like_openai(seconds: float, text: str) -> None:
+    assert format_reset(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("limit", "replicas", "each"), [(10, 2, 5), (50, 3, 17), (1, 4, 1), (0, 3, 0), (7, 1, 7)]
+)
+def test_share_rounds_up_so_nobody_is_locked_out(limit: int, replicas: int, each: int) -> None:
+    assert share(limit, replicas) == each
+
+
+def test_divided_limits_split_quota_rate_and_burst() -> None:
+    limits = Limits(quota=50, window_secs=60, rps=6.0, burst=10).divided(3)
+    assert limits == Limits(quota=17, window_secs=60, rps=2.0, burst=4)
+    whole = Limits(quota=5, window_secs=60, rps=5.0, burst=10)
+    assert whole.divided(1) is whole
+
+
+def test_allowed_decision_headers() -> None:
+    headers = dict(Decision(Outcome.ALLOWED, 120, 119, 59.5).headers())
+    assert headers == {
+        b"x-ratelimit-limit-requests": b"120",
+        b"x-ratelimit-remaining-requests": b"119",
+        b"x-ratelimit-reset-requests": b"1m0s",
+    }
+
+
+def test_refusal_headers_carry_retry_after_in_whole_seconds_and_ms() -> None:
+    headers = dict(Decision(Outcome.RATE_LIMITED, 5, 3, 30, retry_after_secs=0.2).headers())
+    assert headers[b"retry-after"] == b"1"
+    assert headers[b"retry-after-ms"] == b"200"
+
+
+def test_unmetered_decision_reports_no_headers() -> None:
+    assert Decision(Outcome.ALLOWED, 5, 5, 60, metered=False).headers() == []

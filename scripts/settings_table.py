@@ -25,6 +25,8 @@ def table() -> str:
             default = "*(required)*"
         elif field.default is None or field.default_factory is not None:
             default = "*(unset)*"
+        elif isinstance(field.default, bool):
+            default = f"`{str(field.default).lower()}`"
         else:
             default = f"`{field.default}`"
         rows.append(f"| `{name.upper()}` | {default} | {field.description} |")

@@ -32,6 +32,7 @@ from llm_gateway.api.models import ListModels
 from llm_gateway.api.relay import StreamTimings
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.quota_policy import QuotaPolicy
+from llm_gateway.core.redaction import Redactor, Replacer
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from llm_gateway.settings import Settings
 from llm_gateway.telemetry.metrics import GatewayMetrics
@@ -119,6 +120,7 @@ def create_app(settings: Settings) -> HotPathRouter:
             keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
         ),
         upstream_secret=api_key,
+        redactor=_redactor(settings),
     )
     models = ListModels(
         upstream,
@@ -138,6 +140,13 @@ def create_app(settings: Settings) -> HotPathRouter:
 
     _install_error_handlers(app)
     return HotPathRouter({"/v1/chat/completions": chat, "/v1/models": models}, fallback=app)
+
+
+def _redactor(settings: Settings) -> Redactor | None:
+    if not settings.redaction:
+        return None
+    key = settings.redaction_hash_key.get_secret_value().encode() if settings.redaction_hash_key else None
+    return Redactor(Replacer(settings.redact_mode, key), settings.redact_entities)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

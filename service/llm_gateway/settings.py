@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
 from llm_gateway.core.client_ip import parse_networks
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas
+from llm_gateway.core.redaction import Entity
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -93,6 +94,23 @@ class Settings(BaseSettings):
     shutdown_grace_secs: float = Field(
         20, ge=0, description="On SIGTERM, how long in-flight requests and streams may run on."
     )
+    redaction: bool = Field(
+        True, description="PII redaction in requests, responses and streams (`off` disables it)."
+    )
+    redact_entities: Annotated[list[Entity], NoDecode] = Field(
+        default_factory=lambda: list(Entity),
+        description="Entities to redact, comma-separated: "
+        + ", ".join(e.value for e in Entity)
+        + " (default: all).",
+    )
+    redact_mode: Literal["mask", "placeholder", "hash"] = Field(
+        "mask",
+        description="`mask` (`j***e@example.com`, `CC_MASKED_LAST4_4242`), `placeholder` (`[EMAIL]`) or "
+        "`hash` (`[EMAIL:3f9a0c1d2e4b]`, keyed by `REDACTION_HASH_KEY`).",
+    )
+    redaction_hash_key: SecretStr | None = Field(
+        None, description="Key of the `hash` mode's HMAC; required with `REDACT_MODE=hash`."
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint for traces, e.g. `http://localhost:4318`."
     )
@@ -124,6 +142,23 @@ class Settings(BaseSettings):
     def _parse_trusted_proxies(cls, value: Any) -> Any:
         return parse_networks(value) if isinstance(value, str) else value
 
+    @field_validator("redact_entities", mode="before")
+    @classmethod
+    def _parse_entities(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        names = [part.strip().upper() for part in value.split(",") if part.strip()]
+        unknown = [name for name in names if name not in Entity.__members__]
+        if unknown:
+            raise ValueError(f"unknown entities {unknown}; known: {', '.join(Entity.__members__)}")
+        return [Entity[name] for name in names]
+
+    @model_validator(mode="after")
+    def _hash_mode_has_a_key(self) -> Settings:
+        if self.redaction and self.redact_mode == "hash" and self.redaction_hash_key is None:
+            raise ValueError("REDACTION_HASH_KEY: required when REDACT_MODE=hash")
+        return self
+
     @field_validator("tenant_quotas", mode="before")
     @classmethod
     def _parse_tenant_quotas(cls, value: Any) -> Any:
@@ -143,14 +178,17 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
-_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY"})
+_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY", "REDACTION_HASH_KEY"})
 
 
 def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_url=False):
-        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
         message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across settings: its message names them; the input is all of them
+            lines.append(message)
+            continue
+        name = str(error["loc"][0]).upper()
         if error["type"] == "missing":
             lines.append(f"{name}: required but not set")
         elif name in _SECRET_SETTINGS:

@@ -2,11 +2,16 @@
 
 Plain ASGI (routed in front of the FastAPI app) because FastAPI's request handling costs more than
 the whole proxy. Per request: shed load beyond ``MAX_CONCURRENCY``, validate what the gateway needs,
-admit against quota and rate limit, forward the body as sent, relay JSON or SSE back with the
-``x-ratelimit-*`` headers.
+admit against quota and rate limit, redact PII from the messages, forward the body (as sent when
+nothing was redacted), relay JSON or SSE back, redacted, with the ``x-ratelimit-*`` headers.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
 
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.admission import Admission
@@ -18,6 +23,7 @@ from llm_gateway.core.client_ip import Networks, client_ip
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
+from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_messages
 from llm_gateway.core.tenant import tenant_of
 from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded, UpstreamTimeout
 from llm_gateway.telemetry.metrics import GatewayMetrics
@@ -43,6 +49,7 @@ class ChatCompletions:
         first_byte_timeout: float | None,
         stream_timings: StreamTimings,
         upstream_secret: str,
+        redactor: Redactor | None,
     ) -> None:
         self._upstream = upstream
         self._limit = limit
@@ -54,6 +61,7 @@ class ChatCompletions:
         self._first_byte_timeout = first_byte_timeout
         self._timings = stream_timings
         self._secret = upstream_secret.encode()
+        self._redactor = redactor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -76,6 +84,12 @@ class ChatCompletions:
         body = await read_json_body(scope, receive, self._max_body_bytes)
         request = parse_chat_request(body)
         decision = await self._admit(scope)
+        redactor = self._redactor
+        if redactor is not None:
+            found: Counter[Entity] = Counter()
+            if redact_messages(request.payload, redactor, found):
+                body = orjson.dumps(request.payload)
+                self._metrics.count_redactions(found, "request")
         limit_headers = decision.headers()
         headers = forwarded_headers(scope["headers"])
         async with CancelOnDisconnect(receive):
@@ -92,7 +106,12 @@ class ChatCompletions:
                     and response.status == 200
                     and response.content_type.startswith("text/event-stream")
                 ):
-                    await relay_stream(response, send, self._timings, limit_headers)
+                    sse = SSERedactor(redactor) if redactor is not None else None
+                    try:
+                        await relay_stream(response, send, self._timings, limit_headers, sse)
+                    finally:
+                        if sse is not None:
+                            self._metrics.count_redactions(sse.found, "response")
                 else:
                     await relay_buffered(
                         response,
@@ -100,7 +119,17 @@ class ChatCompletions:
                         idle_timeout=self._timings.idle,
                         secret=self._secret,
                         headers=limit_headers,
+                        transform=None if redactor is None else self._completion_redaction(redactor),
                     )
+
+    def _completion_redaction(self, redactor: Redactor) -> Callable[[bytes], bytes]:
+        def redact(body: bytes) -> bytes:
+            found: Counter[Entity] = Counter()
+            body = redact_completion(body, redactor, found)
+            self._metrics.count_redactions(found, "response")
+            return body
+
+        return redact
 
     async def _admit(self, scope: Scope) -> Decision:
         """Quota and rate limit. Rate limits count per API key, else per client address and path."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from llm_gateway.adapters.upstream import UpstreamResponse
 from llm_gateway.api.asgi_io import Send, send_response
+from llm_gateway.core.redaction import SSERedactor
 from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, encode_events, format_event
 from llm_gateway.errors import GatewayError, UpstreamError
 
@@ -37,20 +38,24 @@ async def relay_buffered(
     idle_timeout: float,
     secret: bytes,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    transform: Callable[[bytes], bytes] | None = None,
 ) -> None:
     """Read the whole upstream body and answer it with the upstream's status and content type.
 
     Upstream 5xx and 401 (the gateway's own key refused) become a 502 :class:`UpstreamError`; other
     statuses pass through with their body, scrubbed of ``secret`` in case an upstream echoes it.
-    ``headers`` are added to the upstream's content type.
+    ``headers`` are added to the upstream's content type; ``transform`` rewrites a successful body.
     """
     if response.status >= 500 or response.status == 401:
         response.abort()
         raise _upstream_status_error(response.status)
     body = response.first_chunk + await response.read_rest(idle_timeout)
     response.release()
-    if response.status >= 400 and secret in body:
-        body = body.replace(secret, b"[REDACTED]")
+    if response.status >= 400:
+        if secret in body:
+            body = body.replace(secret, b"[REDACTED]")
+    elif transform is not None:
+        body = transform(body)
     await send_response(
         send, response.status, body, [(b"content-type", response.content_type.encode()), *headers]
     )
@@ -61,6 +66,7 @@ async def relay_stream(
     send: Send,
     timings: StreamTimings,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    redactor: SSERedactor | None = None,
 ) -> None:
     """Relay an upstream SSE stream event by event as it arrives.
 
@@ -68,7 +74,9 @@ async def relay_stream(
     it completed, and a partial event waits for its end. During upstream silences an SSE comment
     goes out every ``timings.keepalive`` seconds; after ``timings.idle`` seconds of silence, or when
     the upstream fails or ends mid-event, the client gets a final ``data: {"error": ...}`` event.
-    ``headers`` are added to the response's own.
+    ``headers`` are added to the response's own. With ``redactor``, events pass through it: text it
+    holds back (a possible entity not yet complete) follows in a later event, and on a failure it is
+    dropped, never released unexamined.
     """
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     loop = asyncio.get_running_loop()
@@ -88,6 +96,8 @@ async def relay_stream(
         else:
             last_data = loop.time()
             events = decoder.decode(chunk)
+            if redactor is not None and events:
+                events = redactor.process(events)
             if events:
                 await send({"type": "http.response.body", "body": encode_events(events), "more_body": True})
         wait = min(timings.keepalive, timings.idle - (loop.time() - last_data))
@@ -100,7 +110,8 @@ async def relay_stream(
         error = UpstreamError("upstream stream ended in the middle of an event", code="stream_truncated")
     if error is None:
         response.release()
-        tail = b""
+        held = redactor.finish() if redactor is not None else []
+        tail = encode_events(held) if held else b""
     else:
         response.abort()
         tail = format_event(error.body())

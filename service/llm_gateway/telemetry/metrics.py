@@ -6,7 +6,12 @@ Label children are bound once here, so the hot path only increments.
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from typing import Literal
+
 from prometheus_client import CollectorRegistry, Counter
+
+from llm_gateway.core.redaction import Entity
 
 __all__ = ["GatewayMetrics"]
 
@@ -34,8 +39,24 @@ class GatewayMetrics:
             reason: quota_blocks.labels(reason=reason)
             for reason in ("exceeded", "rate_limited", "backend_unavailable")
         }
+        redactions = Counter(
+            "redactions",
+            "Entities redacted, by entity and direction (request: to the upstream; response: to the client).",
+            ["entity", "direction"],
+            registry=self.registry,
+        )
+        self._redactions = {
+            (entity, direction): redactions.labels(entity=entity.value, direction=direction)
+            for entity in Entity
+            for direction in ("request", "response")
+        }
         self.quota_backend_errors = Counter(
             "quota_backend_errors",
             "Redis calls for quotas and rate limits that failed or timed out.",
             registry=self.registry,
         )
+
+    def count_redactions(self, found: Tally[Entity], direction: Literal["request", "response"]) -> None:
+        """Add what one request's redaction found to ``redactions_total``."""
+        for entity, count in found.items():
+            self._redactions[(entity, direction)].inc(count)

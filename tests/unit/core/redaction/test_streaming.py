@@ -1,0 +1,89 @@
+"""Streaming equals whole-text redaction, for any text and any split of it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_gateway.core.redaction import Entity, Redactor, Replacer, StreamRedactor
+from tests.unit.core.redaction.test_detectors import NEGATIVES, POSITIVES
+
+REDACTOR = Redactor(Replacer("placeholder"))
+
+# Text built from pieces that look like entities (or nearly do) and ordinary prose, so random
+# splits land inside real candidates, not only inside noise.
+PIECES = (
+    [value for _, value in POSITIVES]
+    + NEGATIVES
+    + [
+        " ",
+        ", ",
+        ". ",
+        "\n",
+        "jane.do",
+        "e@example.com",
+        "4242 4242",
+        " 4242 4242",
+        "-",
+        "@",
+        "+1 ",
+        "415",
+        "Hello",
+        "world",
+        "sk-",
+        "proj-",
+        "abc",
+        "::",
+        "1.",
+        "2001:db8",
+    ]
+)
+TEXTS = st.lists(st.sampled_from(PIECES) | st.text(max_size=6), max_size=12).map("".join)
+
+
+def stream(text: str, cuts: list[int]) -> tuple[str, Counter[Entity]]:
+    redactor = StreamRedactor(REDACTOR)
+    out, start = [], 0
+    for cut in sorted(set(cuts)):
+        out.append(redactor.feed(text[start:cut]))
+        start = cut
+    out.append(redactor.feed(text[start:]))
+    out.append(redactor.flush())
+    return "".join(out), redactor.found
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), text=TEXTS)
+def test_any_split_streams_to_the_whole_text_result(data: st.DataObject, text: str) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=len(text)))
+    found: Counter[Entity] = Counter()
+    whole = REDACTOR.redact(text, found)
+    streamed, streamed_found = stream(text, cuts)
+    assert streamed == whole
+    assert streamed_found == found
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=TEXTS)
+def test_one_character_fragments(text: str) -> None:
+    assert stream(text, list(range(len(text))))[0] == REDACTOR.redact(text)
+
+
+def test_email_split_across_fragments_is_redacted() -> None:
+    redactor = StreamRedactor(REDACTOR)
+    out = redactor.feed("Write to jane.do") + redactor.feed("e@example.com today") + redactor.flush()
+    assert out == "Write to [EMAIL] today"
+
+
+def test_plain_words_are_released_in_the_fragment_they_arrive_in() -> None:
+    redactor = StreamRedactor(REDACTOR)
+    assert redactor.feed("Hello ") == "Hello "
+    assert redactor.feed("there, how are you? ") == "there, how are you? "
+
+
+def test_only_the_possible_entity_start_is_held() -> None:
+    redactor = StreamRedactor(REDACTOR)
+    assert redactor.feed("Write to jane.do") == "Write to "
+    assert redactor.flush() == "jane.do"

@@ -77,11 +77,17 @@ def completion(payload: dict[str, Any], text: str, request_id: str) -> bytes:
     )
 
 
-def stream_events(payload: dict[str, Any], text: str, request_id: str) -> list[bytes]:
-    """SSE events for a streamed reply: role, one chunk per word, finish, usage if asked, ``[DONE]``."""
+def stream_events(
+    payload: dict[str, Any], text: str, request_id: str, chunk_chars: int | None = None
+) -> list[bytes]:
+    """SSE events for a streamed reply: role, one chunk per word (or per ``chunk_chars`` characters),
+    finish, usage if asked, ``[DONE]``."""
     created = int(time.time())
     model = payload.get("model", "")
-    tokens = tokenize(text) if text else []
+    if chunk_chars:
+        tokens = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
+    else:
+        tokens = tokenize(text) if text else []
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         body = {

@@ -1,12 +1,15 @@
 """Per-request behaviour of the mock, chosen by the ``X-Mock`` header or the model name (pure).
 
-Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``latency-ms=N`` and
-``inter-token-ms=N``. In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``,
-which lets tests reach the mock through the gateway (which forwards the body, not the header).
+Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``latency-ms=N``,
+``inter-token-ms=N``, ``chunk-chars=N`` (stream the reply in N-character pieces instead of words) and
+``reply=B64`` (reply with this base64url text, so a test controls exactly what the upstream says).
+In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``, which lets tests
+reach the mock through the gateway (which forwards the body, not the header).
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, replace
 
 __all__ = ["Directives", "parse_directives"]
@@ -16,6 +19,7 @@ _INT_OPTIONS = {
     "drop-after": "drop_after",
     "latency-ms": "latency_ms",
     "inter-token-ms": "inter_token_ms",
+    "chunk-chars": "chunk_chars",
 }
 
 
@@ -28,6 +32,8 @@ class Directives:
     drop_after: int | None = None
     latency_ms: int | None = None
     inter_token_ms: int | None = None
+    chunk_chars: int | None = None
+    reply: str | None = None
 
 
 def parse_directives(header: str | None, model: str | None) -> Directives:
@@ -48,6 +54,13 @@ def _apply(directives: Directives, text: str) -> Directives:
         name, _, value = item.partition("=")
         if name == "echo" and not value:
             directives = replace(directives, echo=True)
+        elif name == "reply" and value:
+            try:
+                padded = value + "=" * (-len(value) % 4)
+                text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise ValueError(f"reply= needs base64url text, got {value!r}") from None
+            directives = replace(directives, reply=text)
         elif name in _INT_OPTIONS and value.isdigit():
             changes: dict[str, int] = {_INT_OPTIONS[name]: int(value)}
             directives = replace(directives, **changes)  # type: ignore[arg-type]

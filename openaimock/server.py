@@ -99,7 +99,11 @@ def create_app(config: MockConfig) -> web.Application:
             await asyncio.sleep(latency / 1000)
         if directives.status is not None:
             return _error(directives.status, f"mock failure {directives.status} as requested")
-        text = reply_text(payload, directives.echo or config.echo)
+        text = (
+            directives.reply
+            if directives.reply is not None
+            else reply_text(payload, directives.echo or config.echo)
+        )
         request_id = f"chatcmpl-mock-{next(state.ids)}"
         if payload.get("stream") is True:
             return await _stream(request, payload, text, request_id, directives)
@@ -115,7 +119,7 @@ def create_app(config: MockConfig) -> web.Application:
         request_id: str,
         directives: Directives,
     ) -> web.StreamResponse:
-        events = stream_events(payload, text, request_id)
+        events = stream_events(payload, text, request_id, directives.chunk_chars)
         delay = directives.inter_token_ms if directives.inter_token_ms is not None else config.inter_token_ms
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

@@ -25,3 +25,10 @@ def test_header_overrides_the_model_name() -> None:
 def test_rejects_unknown_or_malformed_directives(text: str) -> None:
     with pytest.raises(ValueError):
         parse_directives(text, None)
+
+
+def test_reply_and_chunk_chars() -> None:
+    directives = parse_directives(None, "mock:reply=aGkgdGhlcmU,chunk-chars=3")
+    assert (directives.reply, directives.chunk_chars) == ("hi there", 3)
+    with pytest.raises(ValueError):
+        parse_directives("reply=***", None)

@@ -23,13 +23,19 @@ __all__ = ["DETECTORS", "Detector"]
 
 @dataclass(frozen=True, slots=True)
 class Detector:
-    """``pattern`` finds candidates, ``validate`` accepts them. ``needs``: literals one of which any
-    match contains; text without them is not searched at all (empty: always searched)."""
+    """``pattern`` finds candidates, ``validate`` accepts them.
+
+    Two cheap checks (stdlib ``re``, searched before the full pattern) let the engine skip a detector:
+    every match contains something ``trigger`` finds, and every partial match (the start of a possible
+    match cut by the end of the text so far) either does too or ends with something ``tail`` matches.
+    They may over-approximate, never under-: skipping must not change a result.
+    """
 
     entity: Entity
     pattern: str
     validate: Callable[[str], bool]
-    needs: tuple[str, ...] = ()
+    trigger: str = r"\d"
+    tail: str | None = None
 
 
 # File extensions that look like top-level domains in `image@2x.png`-style names.
@@ -139,18 +145,21 @@ DETECTORS: tuple[Detector, ...] = (
         r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
         r")(?![\w-])",
         _always,
-        needs=("sk-", "AKIA", "p_", "o_", "u_", "s_", "r_", "xox", "eyJ"),
+        trigger=r"sk-|AKIA|gh[pousr]_|xox[abposr]-|eyJ",
+        tail=r"(?:s|sk|A|AK|AKI|g|gh|gh[pousr]|x|xo|xox|xox[abposr]|e|ey|eyJ)$",
     ),
     Detector(
         Entity.EMAIL,
-        r"(?<![\w.%+-])[A-Za-z0-9._%+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])",
+        r"(?<![\w.%+*@-])[A-Za-z0-9._%+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])",
         _valid_email,
-        needs=("@",),
+        trigger="@",
+        tail=r"[A-Za-z0-9._%+-]$",
     ),
     Detector(
         Entity.IBAN,
         r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![\w])",
         _valid_iban,
+        tail="[A-Z]$",
     ),
     Detector(Entity.US_SSN, r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", _valid_ssn),
     Detector(Entity.CREDIT_CARD, r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w.-])", _valid_card),
@@ -163,6 +172,7 @@ DETECTORS: tuple[Detector, ...] = (
         r"|\d{3}[ .-]\d{3}[ .-]\d{4}"
         r")(?![\w.-])",
         _valid_phone,
+        tail=r"[+(]$",
     ),
     Detector(Entity.IP_ADDRESS, r"(?<![\w.:])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w.:])", _valid_ip),
     Detector(
@@ -173,6 +183,7 @@ DETECTORS: tuple[Detector, ...] = (
         r"|::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
         r")(?![\w.:])",
         _valid_ip,
-        needs=(":",),
+        trigger=":",
+        tail="[0-9A-Fa-f]$",
     ),
 )

@@ -8,6 +8,7 @@ back, and everything before it is released at once.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -38,7 +39,19 @@ class Redactor:
         wanted = set(Entity) if entities is None else set(entities)
         self._detectors = tuple(d for d in DETECTORS if d.entity in wanted)
         self._patterns = tuple(regex.compile(d.pattern) for d in self._detectors)
+        self._triggers = tuple(re.compile(d.trigger) for d in self._detectors)
+        self._tails = tuple(re.compile(d.tail) if d.tail else None for d in self._detectors)
+        # The same checks for all detectors at once: most text (and most streamed words) fails both,
+        # and then costs two C-level scans.
+        self._any_trigger = re.compile("|".join(d.trigger for d in self._detectors) or "(?!)")
+        self._any_tail = re.compile("|".join(d.tail for d in self._detectors if d.tail) or "(?!)")
         self._replace = replacer
+
+    def _may_match(self, i: int, text: str, pos: int, partial: bool) -> bool:
+        if self._triggers[i].search(text, pos):
+            return True
+        tail = self._tails[i]
+        return partial and tail is not None and tail.search(text, pos) is not None
 
     def redact(self, text: str, found: Counter[Entity] | None = None) -> str:
         """``text`` with every entity replaced; adds what it replaced to ``found``."""
@@ -53,13 +66,9 @@ class Redactor:
         """
         partial = not final
         length = len(text)
-        # Whole text: a detector whose literals are absent cannot match. A stream cannot skip one:
-        # the literal may be in the text still to come.
-        active = [
-            i
-            for i, d in enumerate(self._detectors)
-            if partial or not d.needs or any(literal in text for literal in d.needs)
-        ]
+        if not self._any_trigger.search(text, pos) and not (partial and self._any_tail.search(text, pos)):
+            return text[pos:], length
+        active = [i for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)]
         nexts: dict[int, regex.Match[str] | None] = {}
         parts: list[str] = []
         emitted = pos

@@ -80,7 +80,7 @@ class SSERedactor:
     def __init__(self, redactor: Redactor) -> None:
         self._redactor = redactor
         self._choices: dict[int, StreamRedactor] = {}
-        self._template: dict[str, Any] = {}
+        self._last: dict[str, Any] = {}  # the last chunk: the template for chunks of held text
         self.found: Counter[Entity] = Counter()
 
     def process(self, events: list[bytes]) -> list[bytes]:
@@ -99,12 +99,13 @@ class SSERedactor:
     def finish(self) -> list[bytes]:
         """Chunks for text still held, one per choice; afterwards nothing is held."""
         events = []
+        template = {key: self._last[key] for key in ("id", "object", "created", "model") if key in self._last}
         for index, stream in sorted(self._choices.items()):
             text = stream.flush()
             self._count(stream)
             if text:
                 choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
-                events.append(b"data: " + orjson.dumps({**self._template, "choices": [choice]}))
+                events.append(b"data: " + orjson.dumps({**template, "choices": [choice]}))
         self._choices.clear()
         return events
 
@@ -119,7 +120,7 @@ class SSERedactor:
         choices = payload.get("choices") if isinstance(payload, dict) else None
         if not choices:
             return event
-        self._template = {key: payload[key] for key in ("id", "object", "created", "model") if key in payload}
+        self._last = payload
         changed = False
         for choice in choices:
             if isinstance(choice, dict) and self._choice(choice):

@@ -87,3 +87,15 @@ def test_only_the_possible_entity_start_is_held() -> None:
     redactor = StreamRedactor(REDACTOR)
     assert redactor.feed("Write to jane.do") == "Write to "
     assert redactor.flush() == "jane.do"
+
+
+MASK = Redactor(Replacer("mask"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(st.sampled_from(PIECES), max_size=12).map(" ".join))
+def test_masking_twice_changes_nothing_more(text: str) -> None:
+    # Conversations send earlier (already masked) turns back: they must not be mangled further.
+    # (Words are space-separated here: a mask glued to other text can form a new candidate.)
+    once = MASK.redact(text)
+    assert MASK.redact(once) == once

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+
+from llm_gateway.core.redaction import (
+    Entity,
+    Redactor,
+    Replacer,
+    SSERedactor,
+    redact_completion,
+    redact_messages,
+)
+
+REDACTOR = Redactor(Replacer("placeholder"))
+
+
+def chunk(content: str | None, index: int = 0, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    body = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + orjson.dumps(body)
+
+
+def contents(events: list[bytes]) -> list[str | None]:
+    out = []
+    for event in events:
+        if event == b"data: [DONE]":
+            out.append("[DONE]")
+            continue
+        choice = orjson.loads(event[6:])["choices"][0]
+        out.append(choice["delta"].get("content"))
+    return out
+
+
+def test_request_messages_strings_and_text_parts_are_redacted_other_fields_untouched() -> None:
+    payload = {
+        "model": "m",
+        "user": "jane@example.com",
+        "messages": [
+            {"role": "system", "content": "card 4242 4242 4242 4242"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "mail jane@example.com"}, {"type": "image_url"}],
+            },
+        ],
+    }
+    found: Counter[Entity] = Counter()
+    assert redact_messages(payload, REDACTOR, found)
+    assert payload["messages"][0]["content"] == "card [CREDIT_CARD]"  # type: ignore[index]
+    assert payload["messages"][1]["content"][0]["text"] == "mail [EMAIL]"  # type: ignore[index]
+    assert payload["user"] == "jane@example.com"
+    assert found == {Entity.CREDIT_CARD: 1, Entity.EMAIL: 1}
+
+
+def test_request_without_pii_reports_no_change() -> None:
+    payload = {"messages": [{"role": "user", "content": "hello"}]}
+    assert not redact_messages(payload, REDACTOR, Counter())
+
+
+def test_completion_content_is_redacted_and_unchanged_bodies_are_kept_byte_for_byte() -> None:
+    body = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}'
+    assert redact_completion(body, REDACTOR, Counter()) is body
+    pii = orjson.dumps(
+        {"choices": [{"message": {"content": "call +14155552671"}}], "usage": {"total_tokens": 3}}
+    )
+    redacted = orjson.loads(redact_completion(pii, REDACTOR, Counter()))
+    assert redacted == {"choices": [{"message": {"content": "call [PHONE]"}}], "usage": {"total_tokens": 3}}
+
+
+def test_stream_email_split_across_events_is_redacted_and_the_structure_kept() -> None:
+    sse = SSERedactor(REDACTOR)
+    events = [
+        chunk("Write to jane.do"),
+        chunk("e@example.com now"),
+        chunk(None, finish="stop"),
+        b"data: [DONE]",
+    ]
+    out = sse.process(events)
+    assert contents(out) == ["Write to ", "[EMAIL] ", "now", "[DONE]"]  # "now" could start an email
+    assert sse.found == {Entity.EMAIL: 1}
+
+
+def test_finish_reason_releases_the_held_text_in_that_event() -> None:
+    sse = SSERedactor(REDACTOR)
+    out = sse.process([chunk("ends with jane.do"), chunk(None, finish="stop")])
+    assert contents(out) == ["ends with ", "jane.do"]
+    assert orjson.loads(out[1][6:])["choices"][0]["finish_reason"] == "stop"
+
+
+def test_held_text_at_done_goes_out_in_an_extra_chunk_before_done() -> None:
+    sse = SSERedactor(REDACTOR)
+    out = sse.process([chunk("tail 4242"), b"data: [DONE]"])
+    assert contents(out) == ["tail ", "4242", "[DONE]"]
+    assert orjson.loads(out[1][6:])["id"] == "c1"
+
+
+def test_choices_are_redacted_independently() -> None:
+    sse = SSERedactor(REDACTOR)
+    out = sse.process(
+        [chunk("a jane.do", 0), chunk("b jane.do", 1), chunk("e@x.com ok", 0), chunk("ugh ok", 1)]
+    )
+    assert contents(out) == ["a ", "b ", "[EMAIL] ", "jane.dough "]
+
+
+def test_events_without_content_pass_through_unchanged() -> None:
+    sse = SSERedactor(REDACTOR)
+    usage = b'data: {"id":"c1","choices":[],"usage":{"total_tokens":3}}'
+    comment = b": keep-alive"
+    assert sse.process([usage, comment]) == [usage, comment]
+
+
+def test_plain_text_events_are_forwarded_as_they_came() -> None:
+    sse = SSERedactor(REDACTOR)
+    event = chunk("Hello there ")
+    assert sse.process([event]) == [event]
+
+
+def test_non_json_data_is_redacted_as_text() -> None:
+    sse = SSERedactor(REDACTOR)
+    assert sse.process([b"data: mail jane@example.com"]) == [b"data: mail [EMAIL]"]

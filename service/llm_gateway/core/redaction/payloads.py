@@ -147,8 +147,9 @@ class SSERedactor:
         return True
 
     def _count(self, stream: StreamRedactor) -> None:
-        self.found.update(stream.found)
-        stream.found.clear()
+        if stream.found:
+            self.found.update(stream.found)
+            stream.found.clear()
 
 
 def _data(event: bytes) -> bytes | None:

@@ -10,6 +10,7 @@ ends inside a longer run of the same characters: that keeps IDs, hashes and vers
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from stdnum import iban, luhn
 
 from llm_gateway.core.redaction.entities import Entity
 
-__all__ = ["DETECTORS", "Detector"]
+__all__ = ["DETECTORS", "Detector", "prefilter_pattern"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +188,15 @@ DETECTORS: tuple[Detector, ...] = (
         tail="[0-9A-Fa-f]$",
     ),
 )
+
+
+def prefilter_pattern(detector: Detector) -> bytes:
+    """``detector.pattern`` without its look-arounds and possessive quantifiers, for hyperscan.
+
+    It matches everything the full pattern matches and more, so text in which it finds nothing
+    cannot hold a match of the full pattern. Valid for ASCII text only: the full pattern's ``\\d``
+    also matches other scripts' digits.
+    """
+    pattern = re.sub(r"\(\?<!\[[^\]]*\]\)", "", detector.pattern)
+    pattern = re.sub(r"\(\?!\[[^\]]*\]\)", "", pattern)
+    return pattern.replace("++", "+").encode()

@@ -12,13 +12,17 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+import hyperscan
 import regex
 
-from llm_gateway.core.redaction.detectors import DETECTORS
+from llm_gateway.core.redaction.detectors import DETECTORS, Detector, prefilter_pattern
 from llm_gateway.core.redaction.entities import Entity
 from llm_gateway.core.redaction.replacement import Replacer
 
 __all__ = ["Redactor", "StreamRedactor"]
+
+#: Below this many characters the per-detector checks are cheaper than a hyperscan call.
+_PREFILTER_MIN = 1024
 
 #: Every detector's look-behind inspects one character, so a stream keeps one released character
 #: of context before the text it holds.
@@ -45,6 +49,7 @@ class Redactor:
         # and then costs two C-level scans.
         self._any_trigger = re.compile("|".join(d.trigger for d in self._detectors) or "(?!)")
         self._any_tail = re.compile("|".join(d.tail for d in self._detectors if d.tail) or "(?!)")
+        self._prefilter = _Prefilter(self._detectors) if self._detectors else None
         self._replace = replacer
 
     def _may_match(self, i: int, text: str, pos: int, partial: bool) -> bool:
@@ -68,7 +73,10 @@ class Redactor:
         length = len(text)
         if not self._any_trigger.search(text, pos) and not (partial and self._any_tail.search(text, pos)):
             return text[pos:], length
-        active = [i for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)]
+        if final and self._prefilter is not None and length - pos >= _PREFILTER_MIN and text.isascii():
+            active = self._prefilter.candidates(text, pos)
+        else:
+            active = [i for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)]
         nexts: dict[int, regex.Match[str] | None] = {}
         parts: list[str] = []
         emitted = pos
@@ -112,6 +120,33 @@ class Redactor:
             emitted = pos = start + len(value)
         parts.append(text[emitted:end])
         return "".join(parts), end
+
+
+class _Prefilter:
+    """One hyperscan pass that tells which detectors have any candidate in a text at all.
+
+    A long text without a single candidate (most text) then costs this pass and nothing more.
+    """
+
+    def __init__(self, detectors: tuple[Detector, ...]) -> None:
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._db.compile(
+            expressions=[prefilter_pattern(d) for d in detectors],
+            ids=list(range(len(detectors))),
+            elements=len(detectors),
+            flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(detectors),
+        )
+        self._scratch = hyperscan.Scratch(self._db)
+
+    def candidates(self, text: str, pos: int) -> list[int]:
+        """Indexes of the detectors that may match in ``text[pos:]`` (ASCII text only)."""
+        found: set[int] = set()
+
+        def on_match(index: int, start: int, end: int, flags: int, context: object) -> None:
+            found.add(index)
+
+        self._db.scan(text[pos:].encode("ascii"), match_event_handler=on_match, scratch=self._scratch)
+        return sorted(found)
 
 
 class StreamRedactor:

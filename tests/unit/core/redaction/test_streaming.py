@@ -99,3 +99,22 @@ def test_masking_twice_changes_nothing_more(text: str) -> None:
     # (Words are space-separated here: a mask glued to other text can form a new candidate.)
     once = MASK.redact(text)
     assert MASK.redact(once) == once
+
+
+LONG_TEXTS = st.lists(st.sampled_from(PIECES), min_size=150, max_size=400).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=LONG_TEXTS)
+def test_the_hyperscan_prefilter_for_long_text_changes_no_result(text: str) -> None:
+    assert len(text) >= 1024
+    # redact() takes the prefiltered path for long ASCII text; scan() on a stream's flush the plain one.
+    plain, _ = REDACTOR.scan(text, 0, final=False, found=None)
+    stream = StreamRedactor(REDACTOR)
+    assert stream.feed(text) + stream.flush() == REDACTOR.redact(text)
+    assert REDACTOR.redact(text).startswith(plain)
+
+
+def test_long_non_ascii_text_is_redacted_without_the_prefilter() -> None:
+    text = "é " * 600 + "mail jane@example.com ٤٢٤٢"
+    assert REDACTOR.redact(text).endswith("mail [EMAIL] ٤٢٤٢")

@@ -27,6 +27,10 @@ VALID = {"OPENAI_API_KEY": "sk-upstream-secret-0123456789", "LISTEN_ADDR": "127.
         ({"MAX_CONCURRENCY": "lots"}, "MAX_CONCURRENCY", "integer"),
         ({"LISTEN_ADDR": "8080"}, "LISTEN_ADDR", "host:port"),
         ({"OPENAI_API_KEY": ""}, "OPENAI_API_KEY", "required"),
+        ({"QUOTA_FAILURE_MODE": "maybe"}, "QUOTA_FAILURE_MODE", "'local', 'open' or 'closed'"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES", "'proxy' is not an IP"),
+        ({"REDACT_MODE": "hash"}, "REDACTION_HASH_KEY", "required when REDACT_MODE=hash"),
+        ({"REDACT_ENTITIES": "EMAIL,NAME"}, "REDACT_ENTITIES", "unknown entities ['NAME']"),
     ],
 )
 def test_invalid_configuration_refuses_to_start_with_one_clear_line(

@@ -52,6 +52,10 @@ class Redactor:
         self._prefilter = _Prefilter(self._detectors) if self._detectors else None
         self._replace = replacer
 
+    def inert(self, fragment: str) -> bool:
+        """True when no detector can match in ``fragment`` or have a partial match end with it."""
+        return not self._any_trigger.search(fragment) and not self._any_tail.search(fragment)
+
     def _may_match(self, i: int, text: str, pos: int, partial: bool) -> bool:
         if self._triggers[i].search(text, pos):
             return True
@@ -165,6 +169,13 @@ class StreamRedactor:
         self.found: Counter[Entity] = Counter()
 
     def feed(self, fragment: str) -> str:
+        if not fragment:
+            return ""
+        if self._held_from == len(self._buffer) and self._redactor.inert(fragment):
+            # Nothing held and nothing here can be or start an entity: release as is, keep context.
+            self._buffer = fragment[-_CONTEXT:]
+            self._held_from = len(self._buffer)
+            return fragment
         self._buffer += fragment
         return self._release(final=False)
 

@@ -71,6 +71,13 @@ def test_one_character_fragments(text: str) -> None:
     assert stream(text, list(range(len(text))))[0] == REDACTOR.redact(text)
 
 
+def test_empty_fragments_keep_the_context_a_look_behind_needs() -> None:
+    # An address cannot start right after "*" (a mask's character), so this text holds none.
+    redactor = StreamRedactor(REDACTOR)
+    out = redactor.feed("a *") + redactor.feed("") + redactor.feed("jane@example.com")
+    assert out + redactor.flush() == REDACTOR.redact("a *jane@example.com") == "a *jane@example.com"
+
+
 def test_email_split_across_fragments_is_redacted() -> None:
     redactor = StreamRedactor(REDACTOR)
     out = redactor.feed("Write to jane.do") + redactor.feed("e@example.com today") + redactor.flush()

@@ -2,7 +2,9 @@
 
 Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``latency-ms=N``,
 ``inter-token-ms=N``, ``chunk-chars=N`` (stream the reply in N-character pieces instead of words) and
-``reply=B64`` (reply with this base64url text, so a test controls exactly what the upstream says).
+``reply=B64`` (reply with this base64url text, so a test controls exactly what the upstream says)
+and ``echo-auth`` (an error from ``status=N`` quotes the ``Authorization`` header it received, as
+some upstreams do with a rejected key).
 In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``, which lets tests
 reach the mock through the gateway (which forwards the body, not the header).
 """
@@ -28,6 +30,7 @@ class Directives:
     """What the mock should do for one request; ``None`` means the server-wide default."""
 
     echo: bool = False
+    echo_auth: bool = False
     status: int | None = None
     drop_after: int | None = None
     latency_ms: int | None = None
@@ -54,6 +57,8 @@ def _apply(directives: Directives, text: str) -> Directives:
         name, _, value = item.partition("=")
         if name == "echo" and not value:
             directives = replace(directives, echo=True)
+        elif name == "echo-auth" and not value:
+            directives = replace(directives, echo_auth=True)
         elif name == "reply" and value:
             try:
                 padded = value + "=" * (-len(value) % 4)

@@ -98,7 +98,10 @@ def create_app(config: MockConfig) -> web.Application:
         if latency:
             await asyncio.sleep(latency / 1000)
         if directives.status is not None:
-            return _error(directives.status, f"mock failure {directives.status} as requested")
+            message = f"mock failure {directives.status} as requested"
+            if directives.echo_auth:
+                message += f" (credentials received: {request.headers.get('Authorization', '')})"
+            return _error(directives.status, message)
         text = (
             directives.reply
             if directives.reply is not None

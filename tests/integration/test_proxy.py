@@ -119,6 +119,21 @@ def test_upstream_client_errors_pass_through_with_their_body(
         assert_openai_error(response, status, f"mock_{status}")
 
 
+def test_an_upstream_error_that_quotes_the_gateway_key_reaches_the_client_without_it(
+    gateway: ManagedProcess, mock: ManagedProcess
+) -> None:
+    direct = httpx.post(
+        mock.url + CHAT,
+        json=chat_body(model="mock:status=400,echo-auth"),
+        headers={"Authorization": "Bearer sk-probe"},
+    )
+    assert "sk-probe" in direct.text  # the mock does quote the key
+    response = httpx.post(gateway.url + CHAT, json=chat_body(model="mock:status=400,echo-auth"))
+    assert response.status_code == 400
+    assert UPSTREAM_KEY not in response.text
+    assert "credentials received: Bearer [REDACTED]" in response.json()["error"]["message"]
+
+
 def test_upstream_server_errors_become_502(gateway: ManagedProcess, mock: ManagedProcess) -> None:
     for status in (500, 503):
         for stream in (False, True):

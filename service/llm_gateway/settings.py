@@ -8,7 +8,7 @@ variable (``RPS: must be greater than 0 (got '0')``).
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,7 +16,8 @@ from yarl import URL
 
 from llm_gateway.core.client_ip import parse_networks
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas
-from llm_gateway.core.redaction import Entity
+from llm_gateway.core.quota import FailureMode
+from llm_gateway.core.redaction import Entity, Mode
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` names the client.",
     )
-    quota_failure_mode: Literal["local", "open", "closed"] = Field(
+    quota_failure_mode: FailureMode = Field(
         "local",
         description="When Redis fails: `local` enforces this replica's share in-process, `open` admits, "
         "`closed` answers 503.",
@@ -103,7 +104,7 @@ class Settings(BaseSettings):
         + ", ".join(e.value for e in Entity)
         + " (default: all).",
     )
-    redact_mode: Literal["mask", "placeholder", "hash"] = Field(
+    redact_mode: Mode = Field(
         "mask",
         description="`mask` (`j***e@example.com`, `CC_MASKED_LAST4_4242`), `placeholder` (`[EMAIL]`) or "
         "`hash` (`[EMAIL:3f9a0c1d2e4b]`, keyed by `REDACTION_HASH_KEY`).",

@@ -10,18 +10,15 @@ of every limit in-process (``ceil(limit / N)``, N the replicas last seen through
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
 
 from llm_gateway.adapters.local_limits import LocalLimits
 from llm_gateway.adapters.redis_store import BackendUnavailable, RedisStore
-from llm_gateway.core.quota import Decision, Outcome
+from llm_gateway.core.quota import Decision, FailureMode, Outcome
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.errors import GatewayError, QuotaBackendUnavailable, QuotaExceeded, RateLimited
 from llm_gateway.telemetry.metrics import GatewayMetrics
 
-__all__ = ["Admission", "FailureMode"]
-
-FailureMode = Literal["local", "open", "closed"]
+__all__ = ["Admission"]
 
 
 class Admission:

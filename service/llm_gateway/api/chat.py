@@ -9,7 +9,6 @@ nothing was redacted), relay JSON or SSE back, redacted, with the ``x-ratelimit-
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 
 import orjson
 
@@ -119,17 +118,16 @@ class ChatCompletions:
                         idle_timeout=self._timings.idle,
                         secret=self._secret,
                         headers=limit_headers,
-                        transform=None if redactor is None else self._completion_redaction(redactor),
+                        transform=None if redactor is None else self._redact_completion,
                     )
 
-    def _completion_redaction(self, redactor: Redactor) -> Callable[[bytes], bytes]:
-        def redact(body: bytes) -> bytes:
-            found: Counter[Entity] = Counter()
-            body = redact_completion(body, redactor, found)
-            self._metrics.count_redactions(found, "response")
-            return body
-
-        return redact
+    def _redact_completion(self, body: bytes) -> bytes:
+        """A successful non-stream body with its completions redacted (only when redaction is on)."""
+        assert self._redactor is not None
+        found: Counter[Entity] = Counter()
+        body = redact_completion(body, self._redactor, found)
+        self._metrics.count_redactions(found, "response")
+        return body
 
     async def _admit(self, scope: Scope) -> Decision:
         """Quota and rate limit. Rate limits count per API key, else per client address and path."""

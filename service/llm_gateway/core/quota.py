@@ -15,10 +15,12 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "ADMIT_SCRIPT",
     "Decision",
+    "FailureMode",
     "Limits",
     "Outcome",
     "format_reset",
@@ -26,6 +28,10 @@ __all__ = [
     "rate_key",
     "share",
 ]
+
+
+#: What a replica does when Redis does not answer (``QUOTA_FAILURE_MODE``).
+FailureMode = Literal["local", "open", "closed"]
 
 
 def quota_key(tenant: str) -> str:

@@ -6,7 +6,8 @@ after the server has drained in-flight requests.
 The proxy endpoints are raw ASGI apps reached through :class:`HotPathRouter`, in front of FastAPI:
 FastAPI's own middleware stack (exception, body-limit, telemetry and exit-stack layers) costs
 more CPU per request than the whole proxy does, so only the endpoints that need none of it skip it.
-FastAPI serves everything else (health, metrics, docs) and the 404/405 answers.
+FastAPI serves everything else (health, metrics, docs) and the 404/405 answers. The
+prometheus-fastapi-instrumentator middleware wraps both, so every route has its latency histogram.
 """
 
 from __future__ import annotations
@@ -17,17 +18,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_fastapi_instrumentator import metrics as instrumentator_metrics
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from yarl import URL
 
 from llm_gateway import __version__
 from llm_gateway.adapters.local_limits import LocalLimits
 from llm_gateway.adapters.redis_store import RedisStore
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.admission import Admission
+from llm_gateway.api.chat import ROUTE as CHAT_ROUTE
 from llm_gateway.api.chat import ChatCompletions
 from llm_gateway.api.health import health_router
+from llm_gateway.api.models import ROUTE as MODELS_ROUTE
 from llm_gateway.api.models import ListModels
 from llm_gateway.api.relay import StreamTimings
 from llm_gateway.core.concurrency import ConcurrencyLimit
@@ -35,20 +42,45 @@ from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.core.redaction import Redactor, Replacer
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from llm_gateway.settings import Settings
+from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
 from llm_gateway.telemetry.metrics import GatewayMetrics
+from llm_gateway.telemetry.recorder import Telemetry
+from llm_gateway.telemetry.tracing import Tracing
 
 __all__ = ["create_app"]
 
+# HTTP latency, from sub-millisecond gateway answers to minute-long streams.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+#: How long shutdown waits for queued spans to reach the collector.
+_TRACE_FLUSH_SECS = 3.0
+
 
 class HotPathRouter:
-    """Pure ASGI: exact-path HTTP routes to raw endpoints; all other traffic to ``fallback``."""
+    """Pure ASGI: exact-path HTTP routes to raw endpoints; all other traffic to ``fallback``.
 
-    def __init__(self, routes: dict[str, ASGIApp], fallback: FastAPI) -> None:
-        self._routes = routes
+    ``routes`` lists every route, hot and fallback, for the instrumentator's handler names; the
+    instrumentator finds them through ``scope["app"]``, which is why this app sets it to itself.
+    """
+
+    def __init__(self, routes: dict[str, ASGIApp], fallback: FastAPI, registry: CollectorRegistry) -> None:
+        self._hot = routes
         self.fallback = fallback
+        self.routes: list[BaseRoute] = [Route(path, app) for path, app in routes.items()] + fallback.routes
+        latency = instrumentator_metrics.latency(buckets=_LATENCY_BUCKETS, registry=registry)
+        assert latency is not None
+        self._instrumented = PrometheusInstrumentatorMiddleware(
+            self._dispatch,
+            should_group_status_codes=False,  # 429 and 503 must stay apart from other 4xx/5xx
+            instrumentations=[latency],
+            registry=registry,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self._routes.get(scope["path"]) if scope["type"] == "http" else None
+        scope["app"] = self
+        await self._instrumented(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self._hot.get(scope["path"]) if scope["type"] == "http" else None
         if endpoint is None:
             await self.fallback(scope, receive, send)
         else:
@@ -59,7 +91,7 @@ def create_app(settings: Settings) -> HotPathRouter:
     """Build the gateway for ``settings``. Serve it with an ASGI server that runs its lifespan."""
     api_key = settings.openai_api_key.get_secret_value()
     upstream = Upstream(settings.openai_base_url, api_key, idle_timeout=settings.stream_idle_timeout_secs)
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics((CHAT_ROUTE, MODELS_ROUTE), per_tenant=settings.metrics_per_tenant)
     policy = QuotaPolicy(
         default_quota=settings.default_quota,
         tenant_quotas=settings.tenant_quotas,
@@ -83,7 +115,19 @@ def create_app(settings: Settings) -> HotPathRouter:
         store,
         failure_mode=settings.quota_failure_mode,
         configured_replicas=settings.gateway_replicas,
-        metrics=metrics,
+    )
+    tracing = (
+        Tracing(settings.otel_exporter_otlp_endpoint, settings.otel_service_name)
+        if settings.otel_exporter_otlp_endpoint
+        else None
+    )
+    base_url = URL(settings.openai_base_url)
+    telemetry = Telemetry(
+        metrics,
+        tracing,
+        tenants=TenantNames(settings.tenant_label, policy.declares, settings.metrics_max_tenants),
+        models=BoundedLabel(settings.metrics_models, settings.metrics_max_models),
+        upstream_address=(base_url.host or "", base_url.port or 0),
     )
 
     @asynccontextmanager
@@ -97,6 +141,8 @@ def create_app(settings: Settings) -> HotPathRouter:
             if store is not None:
                 await store.close()
             await upstream.close()
+            if tracing is not None:
+                tracing.shutdown(_TRACE_FLUSH_SECS)
 
     def redis_check() -> tuple[bool, str]:
         if store is None:
@@ -110,7 +156,7 @@ def create_app(settings: Settings) -> HotPathRouter:
     chat = ChatCompletions(
         upstream,
         limit=ConcurrencyLimit(settings.max_concurrency),
-        metrics=metrics,
+        telemetry=telemetry,
         admission=admission,
         allow_anonymous=settings.allow_anonymous,
         trusted_proxies=settings.trusted_proxies,
@@ -119,11 +165,13 @@ def create_app(settings: Settings) -> HotPathRouter:
         stream_timings=StreamTimings(
             keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
         ),
+        stream_usage=settings.stream_usage,
         upstream_secret=api_key,
         redactor=_redactor(settings),
     )
     models = ListModels(
         upstream,
+        telemetry=telemetry,
         first_byte_timeout=settings.timeout_secs,
         idle_timeout=settings.stream_idle_timeout_secs,
         upstream_secret=api_key,
@@ -139,7 +187,7 @@ def create_app(settings: Settings) -> HotPathRouter:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     _install_error_handlers(app)
-    return HotPathRouter({"/v1/chat/completions": chat, "/v1/models": models}, fallback=app)
+    return HotPathRouter({CHAT_ROUTE: chat, MODELS_ROUTE: models}, app, metrics.registry)
 
 
 def _redactor(settings: Settings) -> Redactor | None:

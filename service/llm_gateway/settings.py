@@ -15,9 +15,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
 from llm_gateway.core.client_ip import parse_networks
-from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas
+from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas, split_list
 from llm_gateway.core.quota import FailureMode
 from llm_gateway.core.redaction import Entity, Mode
+from llm_gateway.telemetry.labels import TenantLabelMode
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -116,6 +117,31 @@ class Settings(BaseSettings):
         None, description="OTLP/HTTP endpoint for traces, e.g. `http://localhost:4318`."
     )
     otel_service_name: str = Field("secure-llm-gateway", description="Service name on exported spans.")
+    stream_usage: bool = Field(
+        True,
+        description="Ask the upstream for token usage on streams (`stream_options.include_usage`) and "
+        "strip the usage chunk unless the client asked for it; `off` for upstreams that reject the option.",
+    )
+    tenant_label: TenantLabelMode = Field(
+        "hash",
+        description="Tenants in metric labels and span attributes: `hash` (first 12 hex digits of the "
+        "key's SHA-256) or `name` (tenant ids from the live map or `TENANT_QUOTAS`; others hashed in "
+        "spans, `other` in metrics).",
+    )
+    metrics_per_tenant: bool = Field(
+        True, description="Export the per-tenant series (`gateway_tenant_*`); `off` drops every tenant label."
+    )
+    metrics_max_tenants: int = Field(
+        100, ge=0, description="Distinct tenant label values (`hash` mode) before the rest count as `other`."
+    )
+    metrics_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Model label allow-list, comma-separated; others count as `other`. Unset: the first "
+        "`METRICS_MAX_MODELS` distinct models.",
+    )
+    metrics_max_models: int = Field(
+        50, ge=0, description="Distinct model label values before the rest count as `other`."
+    )
     log_level: str = Field(
         "info",
         pattern="^(critical|error|warning|info|debug)$",
@@ -143,12 +169,17 @@ class Settings(BaseSettings):
     def _parse_trusted_proxies(cls, value: Any) -> Any:
         return parse_networks(value) if isinstance(value, str) else value
 
+    @field_validator("metrics_models", mode="before")
+    @classmethod
+    def _parse_models(cls, value: Any) -> Any:
+        return split_list(value) if isinstance(value, str) else value
+
     @field_validator("redact_entities", mode="before")
     @classmethod
     def _parse_entities(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        names = [part.strip().upper() for part in value.split(",") if part.strip()]
+        names = [name.upper() for name in split_list(value)]
         unknown = [name for name in names if name not in Entity.__members__]
         if unknown:
             raise ValueError(f"unknown entities {unknown}; known: {', '.join(Entity.__members__)}")

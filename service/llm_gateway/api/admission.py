@@ -16,7 +16,6 @@ from llm_gateway.adapters.redis_store import BackendUnavailable, RedisStore
 from llm_gateway.core.quota import Decision, FailureMode, Outcome
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.errors import GatewayError, QuotaBackendUnavailable, QuotaExceeded, RateLimited
-from llm_gateway.telemetry.metrics import GatewayMetrics
 
 __all__ = ["Admission"]
 
@@ -32,14 +31,12 @@ class Admission:
         *,
         failure_mode: FailureMode,
         configured_replicas: int,
-        metrics: GatewayMetrics,
     ) -> None:
         self._policy = policy
         self._local = local
         self._store = store
         self._failure_mode = failure_mode
         self._configured_replicas = configured_replicas
-        self._metrics = metrics
 
     async def admit(self, tenant: str, rate_key: str) -> Decision:
         """The decision for an admitted request (its headers go on the response); raises on refusal."""
@@ -57,7 +54,6 @@ class Admission:
                     Outcome.ALLOWED, limits.quota, limits.quota, limits.window_secs, metered=False
                 )
             if self._failure_mode == "closed":
-                self._metrics.quota_blocks["backend_unavailable"].inc()
                 raise QuotaBackendUnavailable("quota backend unavailable; try again shortly")
             replicas = (store.replicas if store is not None else 0) or self._configured_replicas
             decision = await self._local.check(tenant, rate_key, limits.divided(replicas))
@@ -68,7 +64,5 @@ class Admission:
     def _refusal(self, decision: Decision) -> GatewayError:
         headers = decision.headers()
         if decision.outcome is Outcome.RATE_LIMITED:
-            self._metrics.quota_blocks["rate_limited"].inc()
             return RateLimited("rate limit exceeded; slow down", headers=headers)
-        self._metrics.quota_blocks["exceeded"].inc()
         return QuotaExceeded("request quota exceeded for this window", headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
+from llm_gateway.core.headers import header
 from llm_gateway.errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
@@ -18,14 +19,6 @@ __all__ = [
 ]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of request header ``name`` (lower-case), or ``None``."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
 
 
 async def read_json_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -9,90 +9,116 @@ nothing was redacted), relay JSON or SSE back, redacted, with the ``x-ratelimit-
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import orjson
 
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.admission import Admission
-from llm_gateway.api.asgi_io import Receive, Scope, Send, header, read_json_body, send_error
+from llm_gateway.api.asgi_io import Receive, Scope, Send, read_json_body, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
-from llm_gateway.api.relay import StreamTimings, relay_buffered, relay_stream
+from llm_gateway.api.relay import StreamTimings, open_upstream, relay_buffered, relay_stream
 from llm_gateway.core.chat_request import parse_chat_request
 from llm_gateway.core.client_ip import Networks, client_ip
 from llm_gateway.core.concurrency import ConcurrencyLimit
-from llm_gateway.core.headers import forwarded_headers
+from llm_gateway.core.headers import forwarded_headers, header
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_messages
 from llm_gateway.core.tenant import tenant_of
-from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded, UpstreamTimeout
-from llm_gateway.telemetry.metrics import GatewayMetrics
+from llm_gateway.core.usage import StreamUsage, ask_for_stream_usage, usage_of
+from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded
+from llm_gateway.telemetry.exchange import Exchange
+from llm_gateway.telemetry.recorder import Telemetry
 
 __all__ = ["ChatCompletions"]
 
+ROUTE = "/v1/chat/completions"
 _ALLOW_POST = [(b"allow", b"POST")]
 
 
 class ChatCompletions:
-    """The chat-completions endpoint; one instance per app, holding no per-request state."""
+    """The chat-completions endpoint; one instance per app, holding no per-request state.
+
+    With ``stream_usage``, streamed requests ask the upstream for their token usage (see
+    :mod:`llm_gateway.core.usage`) so that they are metered like the others.
+    """
 
     def __init__(
         self,
         upstream: Upstream,
         *,
         limit: ConcurrencyLimit,
-        metrics: GatewayMetrics,
+        telemetry: Telemetry,
         admission: Admission,
         allow_anonymous: bool,
         trusted_proxies: Networks,
         max_body_bytes: int,
         first_byte_timeout: float | None,
         stream_timings: StreamTimings,
+        stream_usage: bool,
         upstream_secret: str,
         redactor: Redactor | None,
     ) -> None:
         self._upstream = upstream
         self._limit = limit
-        self._metrics = metrics
+        self._telemetry = telemetry
+        self._metrics = telemetry.metrics
         self._admission = admission
         self._allow_anonymous = allow_anonymous
         self._trusted_proxies = trusted_proxies
         self._max_body_bytes = max_body_bytes
         self._first_byte_timeout = first_byte_timeout
         self._timings = stream_timings
+        self._stream_usage = stream_usage
         self._secret = upstream_secret.encode()
         self._redactor = redactor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "POST":
-            await send_error(send, MethodNotAllowed("use POST for this endpoint", headers=_ALLOW_POST))
-            return
-        if not self._limit.try_acquire():
-            self._metrics.load_shed.inc()
-            await send_error(send, Overloaded("server overloaded"))
-            return
+        exchange = self._telemetry.begin(ROUTE, scope, send)
         try:
-            await self._proxy(scope, receive, send)
+            await self._serve(scope, receive, exchange)
         except GatewayError as error:
-            if isinstance(error, UpstreamTimeout):
-                self._metrics.upstream_timeouts.inc()
-            await send_error(send, error)
+            exchange.error = error
+            await send_error(exchange.send, error)
+        finally:
+            self._telemetry.end(exchange)
+
+    async def _serve(self, scope: Scope, receive: Receive, exchange: Exchange) -> None:
+        if scope["method"] != "POST":
+            raise MethodNotAllowed("use POST for this endpoint", headers=_ALLOW_POST)
+        if not self._limit.try_acquire():
+            raise Overloaded("server overloaded")
+        try:
+            await self._proxy(scope, receive, exchange)
         finally:
             self._limit.release()
 
-    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _proxy(self, scope: Scope, receive: Receive, exchange: Exchange) -> None:
         body = await read_json_body(scope, receive, self._max_body_bytes)
         request = parse_chat_request(body)
-        decision = await self._admit(scope)
+        exchange.model = request.model
+        self._telemetry.describe_request(exchange, request.payload)
+        decision = await self._admit(scope, exchange)
+        changed = False
         redactor = self._redactor
         if redactor is not None:
             found: Counter[Entity] = Counter()
             if redact_messages(request.payload, redactor, found):
-                body = orjson.dumps(request.payload)
+                changed = True
                 self._metrics.count_redactions(found, "request")
+        client_wants_usage = True
+        if request.stream and self._stream_usage:
+            client_wants_usage = ask_for_stream_usage(request.payload)
+            changed = changed or not client_wants_usage
+        if changed:
+            body = orjson.dumps(request.payload)
         limit_headers = decision.headers()
         headers = forwarded_headers(scope["headers"])
+        self._telemetry.start_upstream(exchange, f"chat {request.model}", headers)
         async with CancelOnDisconnect(receive):
-            response = await self._upstream.open(
+            response = await open_upstream(
+                self._upstream,
+                exchange,
                 "POST",
                 "/chat/completions",
                 body=body,
@@ -106,33 +132,47 @@ class ChatCompletions:
                     and response.content_type.startswith("text/event-stream")
                 ):
                     sse = SSERedactor(redactor) if redactor is not None else None
+                    usage = StreamUsage(forward_usage=client_wants_usage)
                     try:
-                        await relay_stream(response, send, self._timings, limit_headers, sse)
+                        await relay_stream(response, exchange, self._timings, limit_headers, sse, usage)
                     finally:
+                        exchange.usage = usage.usage
+                        exchange.response_model = usage.model
                         if sse is not None:
                             self._metrics.count_redactions(sse.found, "response")
                 else:
                     await relay_buffered(
                         response,
-                        send,
+                        exchange,
                         idle_timeout=self._timings.idle,
                         secret=self._secret,
                         headers=limit_headers,
-                        transform=None if redactor is None else self._redact_completion,
+                        transform=self._inspect_completion,
                     )
 
-    def _redact_completion(self, body: bytes) -> bytes:
-        """A successful non-stream body with its completions redacted (only when redaction is on)."""
-        assert self._redactor is not None
+    def _inspect_completion(self, body: bytes, exchange: Exchange) -> bytes:
+        """A successful non-stream body: its usage and model noted, its completions redacted."""
+        payload: Any
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict):
+            exchange.usage = usage_of(payload)
+            model = payload.get("model")
+            if isinstance(model, str):
+                exchange.response_model = model
+        if self._redactor is None:
+            return body
         found: Counter[Entity] = Counter()
-        body = redact_completion(body, self._redactor, found)
+        body = redact_completion(body, payload, self._redactor, found)
         self._metrics.count_redactions(found, "response")
         return body
 
-    async def _admit(self, scope: Scope) -> Decision:
+    async def _admit(self, scope: Scope, exchange: Exchange) -> Decision:
         """Quota and rate limit. Rate limits count per API key, else per client address and path."""
         api_key = header(scope, b"x-api-key")
-        tenant = tenant_of(api_key, allow_anonymous=self._allow_anonymous)
+        tenant = exchange.tenant = tenant_of(api_key, allow_anonymous=self._allow_anonymous)
         if api_key:
             return await self._admission.admit(tenant, tenant)
         peer = scope["client"][0] if scope.get("client") else None

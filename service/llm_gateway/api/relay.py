@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from time import perf_counter
 
-from llm_gateway.adapters.upstream import UpstreamResponse
-from llm_gateway.api.asgi_io import Send, send_response
+from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
+from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.redaction import SSERedactor
 from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, encode_events, format_event
+from llm_gateway.core.usage import StreamUsage
 from llm_gateway.errors import GatewayError, UpstreamError
+from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
 
-__all__ = ["StreamTimings", "relay_buffered", "relay_stream"]
+__all__ = ["StreamTimings", "open_upstream", "relay_buffered", "relay_stream"]
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -31,42 +34,70 @@ class StreamTimings:
         self.idle = idle
 
 
+async def open_upstream(
+    upstream: Upstream,
+    exchange: Exchange,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None,
+    headers: dict[str, str],
+    first_byte_timeout: float | None,
+) -> UpstreamResponse:
+    """:meth:`Upstream.open`, with the wait and the upstream's status noted in ``exchange``."""
+    started = perf_counter()
+    try:
+        response = await upstream.open(
+            method, path, body=body, headers=headers, first_byte_timeout=first_byte_timeout
+        )
+    finally:
+        exchange.waited_for_upstream(started)
+    exchange.upstream_status = response.status
+    return response
+
+
 async def relay_buffered(
     response: UpstreamResponse,
-    send: Send,
+    exchange: Exchange,
     *,
     idle_timeout: float,
     secret: bytes,
     headers: Sequence[tuple[bytes, bytes]] = (),
-    transform: Callable[[bytes], bytes] | None = None,
+    transform: Callable[[bytes, Exchange], bytes] | None = None,
 ) -> None:
     """Read the whole upstream body and answer it with the upstream's status and content type.
 
     Upstream 5xx and 401 (the gateway's own key refused) become a 502 :class:`UpstreamError`; other
     statuses pass through with their body, scrubbed of ``secret`` in case an upstream echoes it.
-    ``headers`` are added to the upstream's content type; ``transform`` rewrites a successful body.
+    ``headers`` are added to the upstream's content type; ``transform`` rewrites a successful body
+    (and may note what it learns in ``exchange``).
     """
     if response.status >= 500 or response.status == 401:
         response.abort()
         raise _upstream_status_error(response.status)
-    body = response.first_chunk + await response.read_rest(idle_timeout)
+    started = perf_counter()
+    try:
+        body = response.first_chunk + await response.read_rest(idle_timeout)
+    finally:
+        exchange.waited_for_upstream(started)
     response.release()
     if response.status >= 400:
         if secret in body:
             body = body.replace(secret, b"[REDACTED]")
     elif transform is not None:
-        body = transform(body)
+        body = transform(body, exchange)
     await send_response(
-        send, response.status, body, [(b"content-type", response.content_type.encode()), *headers]
+        exchange.send, response.status, body, [(b"content-type", response.content_type.encode()), *headers]
     )
 
 
 async def relay_stream(
     response: UpstreamResponse,
-    send: Send,
+    exchange: Exchange,
     timings: StreamTimings,
     headers: Sequence[tuple[bytes, bytes]] = (),
     redactor: SSERedactor | None = None,
+    usage: StreamUsage | None = None,
 ) -> None:
     """Relay an upstream SSE stream event by event as it arrives.
 
@@ -76,14 +107,32 @@ async def relay_stream(
     the upstream fails or ends mid-event, the client gets a final ``data: {"error": ...}`` event.
     ``headers`` are added to the response's own. With ``redactor``, events pass through it: text it
     holds back (a possible entity not yet complete) follows in a later event, and on a failure it is
-    dropped, never released unexamined.
+    dropped, never released unexamined. ``usage`` watches the events for the usage chunk (and may
+    remove it). How the stream ended goes into ``exchange.stream_outcome``.
     """
+    try:
+        exchange.stream_outcome = await _relay_events(response, exchange, timings, headers, redactor, usage)
+    except asyncio.CancelledError:  # the client went away (or shutdown's grace ran out)
+        exchange.stream_outcome = "client_cancelled"
+        raise
+
+
+async def _relay_events(
+    response: UpstreamResponse,
+    exchange: Exchange,
+    timings: StreamTimings,
+    headers: Sequence[tuple[bytes, bytes]],
+    redactor: SSERedactor | None,
+    usage: StreamUsage | None,
+) -> StreamOutcome:
+    send = exchange.send
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     loop = asyncio.get_running_loop()
     decoder = SSEDecoder()
     chunk: bytes | None = response.first_chunk
     last_data = loop.time()
     error: GatewayError | None = None
+    outcome: StreamOutcome = "completed"
     while chunk != b"":
         if chunk is None:
             silent_for = loop.time() - last_data
@@ -91,31 +140,43 @@ async def relay_stream(
                 error = UpstreamError(
                     f"upstream sent nothing for {timings.idle:g} s", code="stream_idle_timeout"
                 )
+                outcome = "idle_timeout"
                 break
             await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
         else:
             last_data = loop.time()
             events = decoder.decode(chunk)
+            if usage is not None and events:
+                events = usage.process(events)
             if redactor is not None and events:
                 events = redactor.process(events)
             if events:
+                if exchange.first_event_at is None:
+                    exchange.first_event_at = perf_counter()
                 await send({"type": "http.response.body", "body": encode_events(events), "more_body": True})
         wait = min(timings.keepalive, timings.idle - (loop.time() - last_data))
+        started = perf_counter()
         try:
             chunk = await response.next_chunk(max(wait, 0.0))
         except GatewayError as exc:
             error = exc
+            outcome = "upstream_error"
             break
+        finally:
+            exchange.waited_for_upstream(started)
     if error is None and decoder.flush():
         error = UpstreamError("upstream stream ended in the middle of an event", code="stream_truncated")
+        outcome = "upstream_error"
     if error is None:
         response.release()
         held = redactor.finish() if redactor is not None else []
         tail = encode_events(held) if held else b""
     else:
+        exchange.error = error
         response.abort()
         tail = format_event(error.body())
     await send({"type": "http.response.body", "body": tail, "more_body": False})
+    return outcome
 
 
 def _upstream_status_error(status: int) -> UpstreamError:

@@ -12,6 +12,11 @@ import re
 _TENANT_ID = re.compile(r"[^\s,=]+")
 
 
+def split_list(text: str) -> list[str]:
+    """Split ``a, b,c,`` into ``["a", "b", "c"]``: whitespace trimmed, empty items dropped."""
+    return [item for item in (part.strip() for part in text.split(",")) if item]
+
+
 def parse_tenant_quotas(text: str) -> dict[str, int]:
     """Parse ``tenantA=5,tenantB=8`` into ``{"tenantA": 5, "tenantB": 8}``.
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["FORWARDED_REQUEST_HEADERS", "forwarded_headers"]
+from starlette.types import Scope
+
+__all__ = ["FORWARDED_REQUEST_HEADERS", "forwarded_headers", "header"]
 
 #: Lower-case names of client headers passed to the upstream unchanged.
 FORWARDED_REQUEST_HEADERS = frozenset(
@@ -20,6 +22,9 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "openai-beta",
         "idempotency-key",
         "x-request-id",
+        # W3C trace context: passed on when tracing is off; the gateway's own span replaces it when on.
+        "traceparent",
+        "tracestate",
     }
 )
 
@@ -31,3 +36,11 @@ def forwarded_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
         for name, value in headers
         if name.decode("latin-1") in FORWARDED_REQUEST_HEADERS
     }
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of request header ``name`` (lower-case) in an ASGI ``scope``, or ``None``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None

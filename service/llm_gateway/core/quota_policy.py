@@ -44,6 +44,10 @@ class QuotaPolicy:
             for tenant, entry in entries.items()
         }
 
+    def declares(self, tenant: str) -> bool:
+        """True for a tenant named in the live map or ``TENANT_QUOTAS``."""
+        return tenant in self._live or tenant in self._configured
+
     @property
     def live_tenants(self) -> int:
         return len(self._live)

@@ -1,49 +1,117 @@
 """Prometheus metrics, on a registry owned by the app (no process-global state).
 
-Names and labels are the ones the replaced gateway documented, so dashboards keep working.
-Label children are bound once here, so the hot path only increments.
+The replaced gateway's names and labels are kept as they were, so dashboards and alerts keep
+working: ``requests_total{route}``, ``http_requests_total{route,model}``, ``inflight_requests``,
+``redactions_total``, ``quota_block_total{reason}``, ``cb_events_total{event}``. LLM series follow
+the OpenTelemetry GenAI conventions as Prometheus spells them (``gen_ai.server.time_to_first_token``
+becomes ``gen_ai_server_time_to_first_token_seconds``). Label values that clients choose (model,
+tenant) arrive here already bounded (see :mod:`llm_gateway.telemetry.labels`).
+
+Label children are bound once and cached, so the hot path only looks up and increments.
 """
 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from typing import Literal
+from collections.abc import Iterable
+from time import perf_counter
+from typing import Generic, Literal, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from llm_gateway.core.redaction import Entity
+from llm_gateway.errors import (
+    GatewayError,
+    Overloaded,
+    QuotaBackendUnavailable,
+    QuotaExceeded,
+    RateLimited,
+    UpstreamTimeout,
+)
+from llm_gateway.telemetry.exchange import Exchange
 
 __all__ = ["GatewayMetrics"]
 
+_T = TypeVar("_T", Counter, Histogram)
+
+# Bucket boundaries recommended by the GenAI semantic conventions.
+_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+# The gateway's own cost per request: tens of microseconds to a few milliseconds.
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+#: Status recorded for a request whose client left before any response began (nginx's convention).
+CLIENT_CLOSED = "499"
+
+
+class _Children(Generic[_T]):
+    """A metric's label children, bound on first use and cached (``labels()`` itself takes a lock and
+    validates on every call). Only bounded label values may be passed in."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: _T) -> None:
+        self._metric: _T = metric
+        self._children: dict[tuple[str, ...], _T] = {}
+
+    def __call__(self, *values: str) -> _T:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
 
 class GatewayMetrics:
-    """The gateway's own series. ``registry`` is what ``GET /metrics`` exposes."""
+    """The gateway's own series. ``registry`` is what ``GET /metrics`` exposes.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+    ``per_tenant`` adds the series labelled by tenant (``gateway_tenant_*``); without it no series
+    carries a tenant at all.
+    """
+
+    def __init__(self, routes: Iterable[str], *, per_tenant: bool) -> None:
+        self.registry = registry = CollectorRegistry()
+        requests = Counter(
+            "requests", "Proxied API requests received, by route.", ["route"], registry=registry
+        )
+        self.requests = {route: requests.labels(route=route) for route in routes}
+        self._http_requests = _Children(
+            Counter(
+                "http_requests",
+                "Proxied API requests answered, by route and requested model (`unknown` without one).",
+                ["route", "model"],
+                registry=registry,
+            )
+        )
+        self.inflight = Gauge(
+            "inflight_requests", "Proxied API requests in progress, streams included.", registry=registry
+        )
         cb_events = Counter(
             "cb_events",
             "Circuit-breaker-lite events: upstream first-byte timeouts and load shedding.",
             ["event"],
-            registry=self.registry,
+            registry=registry,
         )
-        self.upstream_timeouts = cb_events.labels(event="timeout")
-        self.load_shed = cb_events.labels(event="load_shed")
+
         quota_blocks = Counter(
             "quota_block",
             "Requests refused by quotas and rate limits, by reason.",
             ["reason"],
-            registry=self.registry,
+            registry=registry,
         )
-        self.quota_blocks = {
-            reason: quota_blocks.labels(reason=reason)
-            for reason in ("exceeded", "rate_limited", "backend_unavailable")
+        # The counters a failed request adds to, by what it failed with.
+        self._failures: dict[type[GatewayError], Counter] = {
+            UpstreamTimeout: cb_events.labels(event="timeout"),
+            Overloaded: cb_events.labels(event="load_shed"),
+            QuotaExceeded: quota_blocks.labels(reason="exceeded"),
+            RateLimited: quota_blocks.labels(reason="rate_limited"),
+            QuotaBackendUnavailable: quota_blocks.labels(reason="backend_unavailable"),
         }
         redactions = Counter(
             "redactions",
             "Entities redacted, by entity and direction (request: to the upstream; response: to the client).",
             ["entity", "direction"],
-            registry=self.registry,
+            registry=registry,
         )
         self._redactions = {
             (entity, direction): redactions.labels(entity=entity.value, direction=direction)
@@ -53,10 +121,103 @@ class GatewayMetrics:
         self.quota_backend_errors = Counter(
             "quota_backend_errors",
             "Redis calls for quotas and rate limits that failed or timed out.",
-            registry=self.registry,
+            registry=registry,
         )
+        self._ttft = _Children(
+            Histogram(
+                "gen_ai_server_time_to_first_token_seconds",
+                "Streamed requests: time from the request's arrival to the first event sent to the client.",
+                ["gen_ai_request_model"],
+                buckets=_TTFT_BUCKETS,
+                registry=registry,
+            )
+        )
+        self._duration = _Children(
+            Histogram(
+                "gen_ai_server_request_duration_seconds",
+                "Requests that reached the upstream: time from arrival to the end of the response.",
+                ["gen_ai_request_model"],
+                buckets=_DURATION_BUCKETS,
+                registry=registry,
+            )
+        )
+        self._tokens = _Children(
+            Histogram(
+                "gen_ai_client_token_usage",
+                "Tokens per request, as the upstream reported them,, by type (input, output) and model.",
+                ["gen_ai_token_type", "gen_ai_request_model"],
+                buckets=_TOKEN_BUCKETS,
+                registry=registry,
+            )
+        )
+        self._overhead = _Children(
+            Histogram(
+                "gateway_overhead_seconds",
+                "Time spent in the gateway itself per request: total time minus the waits for the upstream "
+                "and for the client.",
+                ["route"],
+                buckets=_OVERHEAD_BUCKETS,
+                registry=registry,
+            )
+        )
+        streams = Counter(
+            "gateway_streams",
+            "Streamed responses by how they ended.",
+            ["outcome"],
+            registry=registry,
+        )
+        self._streams = {
+            outcome: streams.labels(outcome=outcome)
+            for outcome in ("completed", "client_cancelled", "upstream_error", "idle_timeout")
+        }
+        self.per_tenant = per_tenant
+        self._tenant_requests: _Children[Counter] | None = None
+        self._tenant_tokens: _Children[Counter] | None = None
+        if per_tenant:
+            self._tenant_requests = _Children(
+                Counter(
+                    "gateway_tenant_requests",
+                    "Proxied API requests by tenant and response status (429: quota or rate limit).",
+                    ["tenant", "code"],
+                    registry=registry,
+                )
+            )
+            self._tenant_tokens = _Children(
+                Counter(
+                    "gateway_tenant_tokens",
+                    "Tokens the upstream reported, by tenant and type (input, output).",
+                    ["tenant", "gen_ai_token_type"],
+                    registry=registry,
+                )
+            )
 
     def count_redactions(self, found: Tally[Entity], direction: Literal["request", "response"]) -> None:
         """Add what one request's redaction found to ``redactions_total``."""
         for entity, count in found.items():
             self._redactions[(entity, direction)].inc(count)
+
+    def observe(self, exchange: Exchange, model: str, tenant: str | None) -> None:
+        """Record an ended request. ``model`` and ``tenant`` are its (bounded) label values."""
+        now = perf_counter()
+        self._http_requests(exchange.route, model).inc()
+        error = exchange.error
+        if error is not None:
+            counter = self._failures.get(type(error))
+            if counter is not None:
+                counter.inc()
+        if exchange.upstream_status is not None:
+            self._duration(model).observe(now - exchange.start)
+        self._overhead(exchange.route).observe(exchange.overhead(now))
+        if exchange.first_event_at is not None:
+            self._ttft(model).observe(exchange.first_event_at - exchange.start)
+        if exchange.stream_outcome is not None:
+            self._streams[exchange.stream_outcome].inc()
+        usage = exchange.usage
+        if usage is not None:
+            self._tokens("input", model).observe(usage.input_tokens)
+            self._tokens("output", model).observe(usage.output_tokens)
+        if tenant is not None and self._tenant_requests is not None and self._tenant_tokens is not None:
+            self._tenant_requests(tenant, str(exchange.status) if exchange.status else CLIENT_CLOSED).inc()
+            if usage is not None:
+                self._tenant_tokens(tenant, "input").inc(usage.input_tokens)
+                self._tenant_tokens(tenant, "output").inc(usage.output_tokens)

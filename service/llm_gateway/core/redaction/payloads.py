@@ -44,14 +44,13 @@ def redact_messages(payload: dict[str, Any], redactor: Redactor, found: Counter[
     return changed
 
 
-def redact_completion(body: bytes, redactor: Redactor, found: Counter[Entity]) -> bytes:
+def redact_completion(body: bytes, payload: Any, redactor: Redactor, found: Counter[Entity]) -> bytes:
     """A ``chat.completion`` body with ``choices[].message.content`` redacted (``body`` if unchanged).
 
-    A body that is not a JSON object is redacted as plain text: nothing passes unexamined.
+    ``payload`` is ``body`` already parsed, or None when it is not JSON: such a body is redacted as
+    plain text, so nothing passes unexamined.
     """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    if payload is None:
         return redactor.redact(body.decode("utf-8", "replace"), found).encode()
     if not isinstance(payload, dict):
         return body

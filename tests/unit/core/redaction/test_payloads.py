@@ -66,12 +66,16 @@ def test_request_without_pii_reports_no_change() -> None:
 
 def test_completion_content_is_redacted_and_unchanged_bodies_are_kept_byte_for_byte() -> None:
     body = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}'
-    assert redact_completion(body, REDACTOR, Counter()) is body
+    assert redact_completion(body, orjson.loads(body), REDACTOR, Counter()) is body
     pii = orjson.dumps(
         {"choices": [{"message": {"content": "call +14155552671"}}], "usage": {"total_tokens": 3}}
     )
-    redacted = orjson.loads(redact_completion(pii, REDACTOR, Counter()))
+    redacted = orjson.loads(redact_completion(pii, orjson.loads(pii), REDACTOR, Counter()))
     assert redacted == {"choices": [{"message": {"content": "call [PHONE]"}}], "usage": {"total_tokens": 3}}
+
+
+def test_a_completion_body_that_is_not_json_is_redacted_as_text() -> None:
+    assert redact_completion(b"oops: call +14155552671", None, REDACTOR, Counter()) == b"oops: call [PHONE]"
 
 
 def test_stream_email_split_across_events_is_redacted_and_the_structure_kept() -> None:

@@ -1,0 +1,90 @@
+"""What the gateway learns about one proxied request while serving it: timings, model, usage, outcome.
+
+Endpoints fill an :class:`Exchange` in as they go; :class:`~llm_gateway.telemetry.recorder.Telemetry`
+turns it into metrics and span attributes once the request has ended, however it ended.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import TYPE_CHECKING, Literal
+
+from starlette.types import Message, Send
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from llm_gateway.core.usage import Usage
+    from llm_gateway.errors import GatewayError
+
+__all__ = ["OVERHEAD_HEADER", "Exchange", "StreamOutcome"]
+
+OVERHEAD_HEADER = b"x-gateway-overhead-ms"
+
+StreamOutcome = Literal["completed", "client_cancelled", "upstream_error", "idle_timeout"]
+
+
+class Exchange:
+    """One request's record. Times are ``perf_counter()`` seconds.
+
+    The gateway's overhead is the time since the request reached the endpoint minus the time spent
+    waiting for the upstream (``upstream_wait``) and for the client to take what was sent
+    (``client_wait``). Use :meth:`send` in place of the ASGI ``send``: it records the status, adds
+    the overhead so far as the ``x-gateway-overhead-ms`` response header, and times the client.
+    """
+
+    __slots__ = (
+        "_send",
+        "client_span",
+        "client_wait",
+        "error",
+        "first_event_at",
+        "model",
+        "response_model",
+        "route",
+        "server_span",
+        "start",
+        "status",
+        "stream_outcome",
+        "tenant",
+        "upstream_status",
+        "upstream_wait",
+        "usage",
+    )
+
+    def __init__(self, route: str, send: Send) -> None:
+        self.start = perf_counter()
+        self.route = route
+        self._send = send
+        self.upstream_wait = 0.0
+        self.client_wait = 0.0
+        self.status = 0  # no response started (yet)
+        self.model: str | None = None
+        self.tenant: str | None = None
+        self.upstream_status: int | None = None
+        self.response_model: str | None = None
+        self.usage: Usage | None = None
+        self.first_event_at: float | None = None
+        self.stream_outcome: StreamOutcome | None = None
+        self.error: GatewayError | None = None  # what the request failed with, if it failed
+        self.server_span: Span | None = None
+        self.client_span: Span | None = None
+
+    def overhead(self, now: float) -> float:
+        """Seconds the gateway itself has spent on the request up to ``now``."""
+        return max(now - self.start - self.upstream_wait - self.client_wait, 0.0)
+
+    def waited_for_upstream(self, since: float) -> None:
+        """Count the time from ``since`` to now as waiting for the upstream."""
+        self.upstream_wait += perf_counter() - since
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            overhead_ms = f"{self.overhead(perf_counter()) * 1000:.3f}".encode()
+            message = {**message, "headers": [*message.get("headers", ()), (OVERHEAD_HEADER, overhead_ms)]}
+        started = perf_counter()
+        try:
+            await self._send(message)
+        finally:
+            self.client_wait += perf_counter() - started

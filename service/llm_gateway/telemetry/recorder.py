@@ -1,0 +1,162 @@
+"""Per-request telemetry for the proxy endpoints: an :class:`Exchange` in, metrics and spans out.
+
+An endpoint calls :meth:`Telemetry.begin` first, :meth:`Telemetry.end` in a ``finally``, and in
+between fills the exchange in. With tracing off, no span work is done at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
+from starlette.types import Scope, Send
+
+from llm_gateway.core.headers import header
+from llm_gateway.telemetry.exchange import Exchange
+from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
+from llm_gateway.telemetry.metrics import GatewayMetrics
+from llm_gateway.telemetry.tracing import Tracing
+
+__all__ = ["Telemetry"]
+
+#: Request parameters copied onto spans, as GenAI attributes. Never messages or other content.
+_REQUEST_PARAMETERS = {
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "seed": "gen_ai.request.seed",
+}
+_PROVIDER = "openai"
+_UNKNOWN_MODEL = "unknown"
+_FAILED_STREAMS = ("upstream_error", "idle_timeout")
+
+
+class Telemetry:
+    """Metrics always; spans when ``tracing`` is given."""
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        tracing: Tracing | None,
+        *,
+        tenants: TenantNames,
+        models: BoundedLabel,
+        upstream_address: tuple[str, int],
+    ) -> None:
+        self.metrics = metrics
+        self._tracing = tracing
+        self._tenants = tenants
+        self._models = models
+        self._upstream_address = upstream_address
+
+    def begin(self, route: str, scope: Scope, send: Send) -> Exchange:
+        """Start recording a request to ``route``; use the exchange's ``send`` from here on."""
+        exchange = Exchange(route, send)
+        self.metrics.requests[route].inc()
+        self.metrics.inflight.inc()
+        if self._tracing is not None:
+            span = exchange.server_span = self._tracing.start_server_span(
+                f"{scope['method']} {route}",
+                header(scope, b"traceparent"),
+                header(scope, b"tracestate"),
+            )
+            span.set_attributes({"http.request.method": scope["method"], "http.route": route})
+        return exchange
+
+    def describe_request(self, exchange: Exchange, payload: Mapping[str, Any]) -> None:
+        """Put the request's model parameters on its span (never its messages)."""
+        span = exchange.server_span
+        if span is None:
+            return
+        attributes: dict[str, AttributeValue] = {}
+        for field, attribute in _REQUEST_PARAMETERS.items():
+            value = payload.get(field)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                attributes[attribute] = value
+        span.set_attributes(attributes)
+
+    def start_upstream(self, exchange: Exchange, name: str, headers: dict[str, str]) -> None:
+        """Open the client span of the upstream call and put its trace context into ``headers``."""
+        if self._tracing is None or exchange.server_span is None:
+            return
+        host, port = self._upstream_address
+        attributes: dict[str, AttributeValue] = {"server.address": host, "server.port": port}
+        if exchange.model is not None:
+            attributes.update(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": _PROVIDER,
+                    "gen_ai.request.model": exchange.model,
+                }
+            )
+        exchange.client_span = self._tracing.start_client_span(
+            name, exchange.server_span, attributes, headers
+        )
+
+    def end(self, exchange: Exchange) -> None:
+        """Record the ended request: metrics, then its spans' final attributes."""
+        self.metrics.inflight.dec()
+        model = self._models(exchange.model) if exchange.model is not None else _UNKNOWN_MODEL
+        tenant = None
+        if self.metrics.per_tenant and exchange.tenant is not None:
+            tenant = self._tenants.label(exchange.tenant)
+        self.metrics.observe(exchange, model, tenant)
+        if exchange.server_span is not None:
+            self._end_spans(exchange)
+
+    def _end_spans(self, exchange: Exchange) -> None:
+        server = exchange.server_span
+        assert server is not None
+        status = exchange.status
+        attributes: dict[str, AttributeValue] = {}
+        if status:
+            attributes["http.status_code"] = status  # the name the replaced gateway's users filter on
+            attributes["http.response.status_code"] = status
+        if exchange.tenant is not None:
+            attributes["tenant"] = self._tenants.attribute(exchange.tenant)
+        if exchange.model is not None:
+            attributes.update(
+                {
+                    "model": exchange.model,
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.system": _PROVIDER,
+                    "gen_ai.provider.name": _PROVIDER,
+                    "gen_ai.request.model": exchange.model,
+                }
+            )
+        gen_ai = _response_attributes(exchange)
+        attributes.update(gen_ai)
+        if exchange.stream_outcome is not None:
+            attributes["gateway.stream.outcome"] = exchange.stream_outcome
+        failed = status == 429 or status >= 500 or exchange.stream_outcome in _FAILED_STREAMS
+        if failed:
+            attributes["error"] = True
+            if exchange.error is not None:
+                attributes["error.type"] = exchange.error.code
+        server.set_attributes(attributes)
+        if failed:
+            server.set_status(StatusCode.ERROR, exchange.error.code if exchange.error else None)
+        client = exchange.client_span
+        if client is not None:
+            if exchange.upstream_status is not None:
+                gen_ai["http.response.status_code"] = exchange.upstream_status
+                if exchange.upstream_status >= 400:
+                    client.set_status(StatusCode.ERROR)
+            client.set_attributes(gen_ai)
+            client.end()
+        server.end()
+
+
+def _response_attributes(exchange: Exchange) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    if exchange.response_model is not None:
+        attributes["gen_ai.response.model"] = exchange.response_model
+    if exchange.usage is not None:
+        attributes["gen_ai.usage.input_tokens"] = exchange.usage.input_tokens
+        attributes["gen_ai.usage.output_tokens"] = exchange.usage.output_tokens
+    return attributes

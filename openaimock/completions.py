@@ -81,37 +81,34 @@ def stream_events(
     payload: dict[str, Any], text: str, request_id: str, chunk_chars: int | None = None
 ) -> list[bytes]:
     """SSE events for a streamed reply: role, one chunk per word (or per ``chunk_chars`` characters),
-    finish, usage if asked, ``[DONE]``."""
+    finish, usage if asked, ``[DONE]``.
+
+    As OpenAI does, a stream that asked for usage (``stream_options.include_usage``) carries
+    ``"usage": null`` on every chunk and ends with a chunk whose ``choices`` is empty.
+    """
     created = int(time.time())
     model = payload.get("model", "")
     if chunk_chars:
         tokens = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
     else:
         tokens = tokenize(text) if text else []
+    options = payload.get("stream_options")
+    with_usage = isinstance(options, dict) and options.get("include_usage") is True
+    base = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        body = {
-            "id": request_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
+    def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+        body: dict[str, Any] = {**base, "choices": choices}
+        if with_usage:
+            body["usage"] = usage
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events.extend(chunk({"content": token}) for token in tokens)
-    events.append(chunk({}, "stop"))
-    options = payload.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage"):
-        usage = {
-            "id": request_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": _usage(payload, len(tokens)),
-        }
-        events.append(b"data: " + orjson.dumps(usage) + b"\n\n")
+    def delta(content: dict[str, Any], finish: str | None = None) -> bytes:
+        return chunk([{"index": 0, "delta": content, "finish_reason": finish}])
+
+    events = [delta({"role": "assistant", "content": ""})]
+    events.extend(delta({"content": token}) for token in tokens)
+    events.append(delta({}, "stop"))
+    if with_usage:
+        events.append(chunk([], _usage(payload, len(tokens))))
     events.append(b"data: [DONE]\n\n")
     return events

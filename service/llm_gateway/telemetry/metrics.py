@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import Generic, Literal, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from llm_gateway.core.redaction import Entity
 from llm_gateway.errors import (
@@ -70,6 +70,9 @@ class GatewayMetrics:
     """
 
     def __init__(self, routes: Iterable[str], *, per_tenant: bool) -> None:
+        # A `_created` series per counter and histogram doubles what Prometheus stores for no use
+        # here. The switch is the library's own and process-wide; it applies to series made after it.
+        disable_created_metrics()
         self.registry = registry = CollectorRegistry()
         requests = Counter(
             "requests", "Proxied API requests received, by route.", ["route"], registry=registry
@@ -135,7 +138,7 @@ class GatewayMetrics:
         self._duration = _Children(
             Histogram(
                 "gen_ai_server_request_duration_seconds",
-                "Requests that reached the upstream: time from arrival to the end of the response.",
+                "Chat requests that reached the upstream: time from arrival to the end of the response.",
                 ["gen_ai_request_model"],
                 buckets=_DURATION_BUCKETS,
                 registry=registry,
@@ -205,7 +208,7 @@ class GatewayMetrics:
             counter = self._failures.get(type(error))
             if counter is not None:
                 counter.inc()
-        if exchange.upstream_status is not None:
+        if exchange.upstream_status is not None and exchange.model is not None:
             self._duration(model).observe(now - exchange.start)
         self._overhead(exchange.route).observe(exchange.overhead(now))
         if exchange.first_event_at is not None:

@@ -43,7 +43,14 @@ def test_stream_has_role_words_finish_usage_and_done() -> None:
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[1:3]) == "one two"
     assert chunks[3]["choices"][0]["finish_reason"] == "stop"
     assert chunks[4]["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert chunks[4]["choices"] == []
+    assert [c["usage"] for c in chunks[:4]] == [None] * 4  # as OpenAI sends them
     assert events[-1] == b"data: [DONE]\n\n"
+
+
+def test_stream_without_usage_asked_has_no_usage_field() -> None:
+    events = stream_events({"model": "m", "messages": []}, "one", "id-1")
+    assert all("usage" not in orjson.loads(e[6:]) for e in events[:-1])
 
 
 def test_non_stream_completion_has_usage() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.otlp_receiver import OTLPReceiver
 from tests.support import ManagedProcess, RedisServer, start_gateway, start_mock
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
@@ -79,3 +80,11 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
     server = RedisServer(workdir)
     yield server
     server.kill()
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OTLPReceiver]:
+    """A real OTLP/HTTP trace receiver on a free port."""
+    receiver = OTLPReceiver()
+    yield receiver
+    receiver.close()

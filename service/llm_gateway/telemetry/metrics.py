@@ -72,7 +72,7 @@ class GatewayMetrics:
     def __init__(self, routes: Iterable[str], *, per_tenant: bool) -> None:
         # A `_created` series per counter and histogram doubles what Prometheus stores for no use
         # here. The switch is the library's own and process-wide; it applies to series made after it.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry = CollectorRegistry()
         requests = Counter(
             "requests", "Proxied API requests received, by route.", ["route"], registry=registry

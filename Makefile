@@ -1,6 +1,7 @@
 # secure-llm-gateway: `make run` (gateway in front of the mock) and `make test` (the whole suite).
 # Everything a fresh Debian machine needs is installed from here: a .venv for Python, and
-# Debian packages (redis-server) through apt when they are missing.
+# Debian packages (redis-server; prometheus, for promtool and a real Prometheus server) through apt
+# when they are missing.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -27,9 +28,10 @@ run: $(INSTALLED)
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 ## lint: ruff and strict mypy

@@ -185,6 +185,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--redis", action="store_true", help="also run the gateway with a redis-server store")
     parser.add_argument("--env", action="append", default=[], help="extra gateway setting KEY=VALUE")
+    parser.add_argument(
+        "--otlp",
+        action="store_true",
+        help="also run the gateway exporting traces: to an OTLP receiver, and to an absent collector",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
@@ -192,7 +197,16 @@ def main() -> None:
     load_cpu, gateway_cpu = (0, 1) if two_cores else (None, None)
     python = sys.executable
     OUT.mkdir(exist_ok=True)
-    mock_port, gateway_port, redis_port = free_port(), free_port(), free_port()
+    mock_port, gateway_port, redis_port, otlp_port = free_port(), free_port(), free_port(), free_port()
+    collector = None
+    if args.otlp:
+        # The receiver decodes every export (as a collector would), on the load generator's core.
+        collector = start(
+            pinned(load_cpu, [python, str(ROOT / "tests" / "otlp_receiver.py"), str(otlp_port)]),
+            {},
+            f"http://127.0.0.1:{otlp_port}/",
+            OUT / "otlp_receiver.log",
+        )
     mock = start(
         pinned(load_cpu, [python, "-m", "openaimock"]),
         {"PORT": str(mock_port), "INTER_TOKEN_MS": "0", "LATENCY_MS": "0"},
@@ -212,6 +226,15 @@ def main() -> None:
         **dict(item.split("=", 1) for item in args.env),
     }
     variants = {"gateway": gateway_env}
+    if args.otlp:
+        variants["gateway+otlp"] = {
+            **gateway_env,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+        }
+        variants["gateway+otlp-down"] = {
+            **gateway_env,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        }
     redis_server = None
     if args.redis:
         redis_server = subprocess.Popen(
@@ -260,8 +283,9 @@ def main() -> None:
                     stop(gateway)
     finally:
         stop(mock)
-        if redis_server is not None:
-            stop(redis_server)
+        for helper in (redis_server, collector):
+            if helper is not None:
+                stop(helper)
     print(
         f"pinning: {'mock+wrk(+redis) on cpu 0, gateway on cpu 1' if two_cores else 'none (one core)'}; "
         f"{args.duration}s per point; gateway env extras: {args.env or 'none'}\n"

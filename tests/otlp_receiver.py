@@ -1,11 +1,14 @@
 """A real OTLP/HTTP trace receiver for tests: decodes what exporters POST to ``/v1/traces``.
 
 It speaks the protocol for real (HTTP over a socket, protobuf bodies decoded with
-``opentelemetry-proto``), so the gateway's exporter is exercised end to end.
+``opentelemetry-proto``), so the gateway's exporter is exercised end to end. Run as a script
+(``python tests/otlp_receiver.py PORT``), it serves until SIGTERM: the benchmark's collector.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ class ReceivedSpan:
 class OTLPReceiver:
     """Collects spans; ``raw`` keeps every request body as received (for leak checks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.spans: list[ReceivedSpan] = []
         self.raw: list[bytes] = []
         self._lock = threading.Lock()
@@ -54,10 +57,15 @@ class OTLPReceiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
+            def do_GET(self) -> None:  # noqa: N802 - a readiness probe for scripts
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -101,8 +109,21 @@ class OTLPReceiver:
         self._server.server_close()
 
 
+def _serve(port: int) -> None:
+    receiver = OTLPReceiver(port)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    receiver.close()
+    print(f"received {len(receiver.spans)} spans in {len(receiver.raw)} requests")
+
+
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
         return [_value(item) for item in value.array_value.values]
     return getattr(value, kind) if kind else None
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -57,7 +57,7 @@ class OTLPReceiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            def do_GET(self) -> None:  # noqa: N802 - a readiness probe for scripts
+            def do_GET(self) -> None:  # a readiness probe for scripts
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

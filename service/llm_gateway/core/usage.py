@@ -62,6 +62,7 @@ def ask_for_stream_usage(payload: dict[str, Any]) -> bool:
 
 
 _USAGE = b'"usage"'
+_COMPACT_NULL_USAGE = b'"usage":null'  # OpenAI's own spelling: a substring test, no regex needed
 _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
 
 
@@ -85,7 +86,9 @@ class StreamUsage:
         kept = events
         for event in events:
             first = not self._seen_first
-            if not first and (_USAGE not in event or _NULL_USAGE.search(event)):
+            if not first and (
+                _USAGE not in event or _COMPACT_NULL_USAGE in event or _NULL_USAGE.search(event)
+            ):
                 continue
             payload = _payload(event)
             if payload is None:

@@ -39,6 +39,7 @@ class Exchange:
         "client_wait",
         "error",
         "first_event_at",
+        "method",
         "model",
         "response_model",
         "route",
@@ -52,9 +53,10 @@ class Exchange:
         "usage",
     )
 
-    def __init__(self, route: str, send: Send) -> None:
+    def __init__(self, route: str, method: str, send: Send) -> None:
         self.start = perf_counter()
         self.route = route
+        self.method = method
         self._send = send
         self.upstream_wait = 0.0
         self.client_wait = 0.0

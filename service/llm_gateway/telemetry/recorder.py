@@ -56,9 +56,9 @@ class Telemetry:
 
     def begin(self, route: str, scope: Scope, send: Send) -> Exchange:
         """Start recording a request to ``route``; use the exchange's ``send`` from here on."""
-        exchange = Exchange(route, send)
+        exchange = Exchange(route, scope["method"], send)
         self.metrics.requests[route].inc()
-        self.metrics.inflight.inc()
+        self.metrics.inflight += 1
         if self._tracing is not None:
             span = exchange.server_span = self._tracing.start_server_span(
                 f"{scope['method']} {route}",
@@ -100,7 +100,7 @@ class Telemetry:
 
     def end(self, exchange: Exchange) -> None:
         """Record the ended request: metrics, then its spans' final attributes."""
-        self.metrics.inflight.dec()
+        self.metrics.inflight -= 1
         model = self._models(exchange.model) if exchange.model is not None else _UNKNOWN_MODEL
         tenant = None
         if self.metrics.per_tenant and exchange.tenant is not None:

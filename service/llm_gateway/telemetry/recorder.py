@@ -60,12 +60,12 @@ class Telemetry:
         self.metrics.requests[route].inc()
         self.metrics.inflight += 1
         if self._tracing is not None:
-            span = exchange.server_span = self._tracing.start_server_span(
+            exchange.server_span = self._tracing.start_server_span(
                 f"{scope['method']} {route}",
                 header(scope, b"traceparent"),
                 header(scope, b"tracestate"),
+                {"http.request.method": scope["method"], "http.route": route},
             )
-            span.set_attributes({"http.request.method": scope["method"], "http.route": route})
         return exchange
 
     def describe_request(self, exchange: Exchange, payload: Mapping[str, Any]) -> None:
@@ -87,13 +87,7 @@ class Telemetry:
         host, port = self._upstream_address
         attributes: dict[str, AttributeValue] = {"server.address": host, "server.port": port}
         if exchange.model is not None:
-            attributes.update(
-                {
-                    "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": _PROVIDER,
-                    "gen_ai.request.model": exchange.model,
-                }
-            )
+            attributes["gen_ai.request.model"] = exchange.model
         exchange.client_span = self._tracing.start_client_span(
             name, exchange.server_span, attributes, headers
         )
@@ -116,7 +110,6 @@ class Telemetry:
         attributes: dict[str, AttributeValue] = {}
         if status:
             attributes["http.status_code"] = status  # the name the replaced gateway's users filter on
-            attributes["http.response.status_code"] = status
         if exchange.tenant is not None:
             attributes["tenant"] = self._tenants.attribute(exchange.tenant)
         if exchange.model is not None:
@@ -125,12 +118,14 @@ class Telemetry:
                     "model": exchange.model,
                     "gen_ai.operation.name": "chat",
                     "gen_ai.system": _PROVIDER,
-                    "gen_ai.provider.name": _PROVIDER,
                     "gen_ai.request.model": exchange.model,
                 }
             )
-        gen_ai = _response_attributes(exchange)
-        attributes.update(gen_ai)
+        if exchange.response_model is not None:
+            attributes["gen_ai.response.model"] = exchange.response_model
+        if exchange.usage is not None:
+            attributes["gen_ai.usage.input_tokens"] = exchange.usage.input_tokens
+            attributes["gen_ai.usage.output_tokens"] = exchange.usage.output_tokens
         if exchange.stream_outcome is not None:
             attributes["gateway.stream.outcome"] = exchange.stream_outcome
         failed = status == 429 or status >= 500 or exchange.stream_outcome in _FAILED_STREAMS
@@ -144,19 +139,9 @@ class Telemetry:
         client = exchange.client_span
         if client is not None:
             if exchange.upstream_status is not None:
-                gen_ai["http.response.status_code"] = exchange.upstream_status
+                client.set_attribute("http.response.status_code", exchange.upstream_status)
                 if exchange.upstream_status >= 400:
                     client.set_status(StatusCode.ERROR)
-            client.set_attributes(gen_ai)
             client.end()
         server.end()
 
-
-def _response_attributes(exchange: Exchange) -> dict[str, AttributeValue]:
-    attributes: dict[str, AttributeValue] = {}
-    if exchange.response_model is not None:
-        attributes["gen_ai.response.model"] = exchange.response_model
-    if exchange.usage is not None:
-        attributes["gen_ai.usage.input_tokens"] = exchange.usage.input_tokens
-        attributes["gen_ai.usage.output_tokens"] = exchange.usage.output_tokens
-    return attributes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from opentelemetry.context import Context
@@ -32,6 +33,22 @@ log = logging.getLogger(__name__)
 MAX_QUEUED_SPANS = 4096
 
 
+class _AtMostEvery(logging.Filter):
+    """Lets a logger's records through at most once every ``interval`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self._interval = interval
+        self._next = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        return True
+
+
 class Tracing:
     """Starts spans and exports them to ``{endpoint}/v1/traces`` as ``service_name``.
 
@@ -51,9 +68,17 @@ class Tracing:
             )
         )
         self._tracer = self._provider.get_tracer("llm_gateway", __version__)
+        # With the collector away, the SDK warns once per dropped span: thousands of lines a second.
+        logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_AtMostEvery(60.0))
         self._propagator = TraceContextTextMapPropagator()
 
-    def start_server_span(self, name: str, traceparent: bytes | None, tracestate: bytes | None) -> Span:
+    def start_server_span(
+        self,
+        name: str,
+        traceparent: bytes | None,
+        tracestate: bytes | None,
+        attributes: Mapping[str, AttributeValue],
+    ) -> Span:
         """A server span, child of the caller's W3C trace context when it sent a valid one."""
         parent: Context | None = None
         if traceparent is not None:
@@ -61,7 +86,7 @@ class Tracing:
             if tracestate is not None:
                 carrier["tracestate"] = tracestate.decode("latin-1")
             parent = self._propagator.extract(carrier)
-        return self._tracer.start_span(name, parent, SpanKind.SERVER)
+        return self._tracer.start_span(name, parent, SpanKind.SERVER, attributes)
 
     def start_client_span(
         self, name: str, parent: Span, attributes: Mapping[str, AttributeValue], headers: dict[str, str]

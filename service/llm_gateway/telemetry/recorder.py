@@ -71,7 +71,7 @@ class Telemetry:
     def describe_request(self, exchange: Exchange, payload: Mapping[str, Any]) -> None:
         """Put the request's model parameters on its span (never its messages)."""
         span = exchange.server_span
-        if span is None:
+        if span is None or not span.is_recording():
             return
         attributes: dict[str, AttributeValue] = {}
         for field, attribute in _REQUEST_PARAMETERS.items():
@@ -100,8 +100,12 @@ class Telemetry:
         if self.metrics.per_tenant and exchange.tenant is not None:
             tenant = self._tenants.label(exchange.tenant)
         self.metrics.observe(exchange, model, tenant)
-        if exchange.server_span is not None:
-            self._end_spans(exchange)
+        span = exchange.server_span
+        if span is not None:
+            if span.is_recording():
+                self._end_spans(exchange)
+            else:
+                span.end()
 
     def _end_spans(self, exchange: Exchange) -> None:
         server = exchange.server_span
@@ -144,4 +148,3 @@ class Telemetry:
                     client.set_status(StatusCode.ERROR)
             client.end()
         server.end()
-

@@ -12,7 +12,6 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
-    "header",
     "read_json_body",
     "send_error",
     "send_response",

@@ -6,6 +6,8 @@ exceptions into it and the edge renders it once with :func:`error_body`::
     GatewayError                      status  type                   code
     ├── InvalidRequest                400     invalid_request_error  (per case)
     ├── Unauthorized                  401     authentication_error   (per case)
+    ├── Forbidden                     403     permission_error       (per case: tenant_suspended,
+    │                                                                 model_not_allowed)
     ├── NotFound                      404     invalid_request_error  not_found
     ├── MethodNotAllowed              405     invalid_request_error  method_not_allowed
     ├── PayloadTooLarge               413     invalid_request_error  request_too_large
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 import orjson
 
 __all__ = [
+    "Forbidden",
     "GatewayError",
     "InvalidRequest",
     "MethodNotAllowed",
@@ -71,6 +74,10 @@ class InvalidRequest(GatewayError):
 
 class Unauthorized(GatewayError):
     status, type, code = 401, "authentication_error", "invalid_api_key"
+
+
+class Forbidden(GatewayError):
+    status, type, code = 403, "permission_error", "forbidden"
 
 
 class NotFound(GatewayError):

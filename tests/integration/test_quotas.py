@@ -223,3 +223,26 @@ def test_unusable_map_entries_are_ignored(gateway_factory: GatewayFactory, redis
     assert send(gateway, "broken").status_code == 200
     log = gateway.output()
     assert "unsupported schema version 99" in log and "'broken'" in log
+
+
+def test_live_map_rules_suspend_tenants_restrict_models_and_set_windows(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    gateway = gateway_factory(REDIS_URL=redis_server.url, **LOOSE_RATE)
+    write_map_entry(redis_server, "paused", orjson.dumps({"v": 1, "requests": 100, "suspended": True}))
+    write_map_entry(
+        redis_server,
+        "narrow",
+        orjson.dumps({"v": 1, "requests": 100, "window_secs": 3600, "allowed_models": ["gpt-4o-mini"]}),
+    )
+    time.sleep(2.0)
+    assert_openai_error(send(gateway, "paused"), 403, "tenant_suspended")
+    allowed = send(gateway, "narrow")  # send() asks for gpt-4o-mini
+    assert allowed.status_code == 200
+    assert 3590 < redis_server.client().ttl("quota:narrow") <= 3600  # the tenant's own window
+    other = httpx.post(
+        gateway.url + CHAT, json=chat_body(model="gpt-4o"), headers={"X-Api-Key": "narrow"}, timeout=5
+    )
+    assert_openai_error(other, 403, "model_not_allowed")
+    # Refusals for access are not counted against the quota.
+    assert redis_server.client().get("quota:narrow") == b"1"

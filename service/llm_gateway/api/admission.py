@@ -38,8 +38,13 @@ class Admission:
         self._failure_mode = failure_mode
         self._configured_replicas = configured_replicas
 
-    async def admit(self, tenant: str, rate_key: str) -> Decision:
-        """The decision for an admitted request (its headers go on the response); raises on refusal."""
+    async def admit(self, tenant: str, rate_key: str, model: str) -> Decision:
+        """The decision for an admitted request (its headers go on the response); raises on refusal.
+
+        A tenant suspended or a model not allowed by the live map is refused (403) before anything
+        is counted.
+        """
+        self._policy.check_access(tenant, model)
         limits = self._policy.limits_for(tenant)
         store = self._store
         decision: Decision | None = None

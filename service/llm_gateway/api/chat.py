@@ -98,7 +98,7 @@ class ChatCompletions:
         request = parse_chat_request(body)
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
-        decision = await self._admit(scope, exchange)
+        decision = await self._admit(scope, exchange, request.model)
         changed = False
         redactor = self._redactor
         if redactor is not None:
@@ -169,13 +169,13 @@ class ChatCompletions:
         self._metrics.count_redactions(found, "response")
         return body
 
-    async def _admit(self, scope: Scope, exchange: Exchange) -> Decision:
-        """Quota and rate limit. Rate limits count per API key, else per client address and path."""
+    async def _admit(self, scope: Scope, exchange: Exchange, model: str) -> Decision:
+        """Access, quota and rate limit. Rate limits count per API key, else per client address and path."""
         api_key = header(scope, b"x-api-key")
         tenant = exchange.tenant = tenant_of(api_key, allow_anonymous=self._allow_anonymous)
         if api_key:
-            return await self._admission.admit(tenant, tenant)
+            return await self._admission.admit(tenant, tenant, model)
         peer = scope["client"][0] if scope.get("client") else None
         forwarded = header(scope, b"x-forwarded-for")
         address = client_ip(peer, forwarded.decode("latin-1") if forwarded else None, self._trusted_proxies)
-        return await self._admission.admit(tenant, f"{address}:{scope['path']}")
+        return await self._admission.admit(tenant, f"{address}:{scope['path']}", model)

@@ -3,7 +3,10 @@
 Redis layout:
 
 - ``quota_map`` (hash): field = tenant id (the value clients send as ``X-Api-Key``), value = a JSON
-  object ``{"v": 1, "requests": 50}``.
+  object ``{"v": 1, "requests": 50}`` with these optional fields: ``window_secs`` (the quota window,
+  ≥ 1), ``rps`` (> 0) and ``burst`` (≥ 1) (this tenant's rate limit), ``allowed_models`` (a list of
+  model names; others are refused with 403) and ``suspended`` (true: every request refused with 403).
+  An absent optional field means the gateway's own setting.
 - ``quota_map:rev`` (string): an integer the writer increments in the same ``MULTI`` as every change
   to the hash. Gateways poll it every second and reload the hash when it moves (and every 30 s
   regardless), so a change reaches every replica within 2 s without costing requests a round trip.
@@ -32,14 +35,27 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class TenantEntry:
-    """One tenant's settings in the live map."""
+    """One tenant's settings in the live map; ``None`` means the gateway's own setting."""
 
     requests: int
+    window_secs: int | None = None
+    rps: float | None = None
+    burst: int | None = None
+    allowed_models: frozenset[str] | None = None
+    suspended: bool = False
 
 
 def encode_entry(entry: TenantEntry) -> bytes:
-    """The hash value a writer stores for ``entry``."""
-    return orjson.dumps({"v": SCHEMA_VERSION, "requests": entry.requests})
+    """The hash value a writer stores for ``entry`` (optional fields only when set)."""
+    data: dict[str, Any] = {"v": SCHEMA_VERSION, "requests": entry.requests}
+    for name in ("window_secs", "rps", "burst"):
+        if getattr(entry, name) is not None:
+            data[name] = getattr(entry, name)
+    if entry.allowed_models is not None:
+        data["allowed_models"] = sorted(entry.allowed_models)
+    if entry.suspended:
+        data["suspended"] = True
+    return orjson.dumps(data)
 
 
 def decode_entry(raw: bytes | str) -> TenantEntry:
@@ -53,7 +69,29 @@ def decode_entry(raw: bytes | str) -> TenantEntry:
     version = data.get("v")
     if version != SCHEMA_VERSION:
         raise ValueError(f"unsupported schema version {version!r} (this gateway reads {SCHEMA_VERSION})")
-    requests = data.get("requests")
-    if not isinstance(requests, int) or isinstance(requests, bool) or requests < 0:
-        raise ValueError(f"'requests' must be a non-negative integer, got {requests!r}")
-    return TenantEntry(requests=requests)
+    models = data.get("allowed_models")
+    if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
+        raise ValueError(f"'allowed_models' must be a list of strings, got {models!r}")
+    suspended = data.get("suspended", False)
+    if not isinstance(suspended, bool):
+        raise ValueError(f"'suspended' must be true or false, got {suspended!r}")
+    rps = data.get("rps")
+    if rps is not None and (isinstance(rps, bool) or not isinstance(rps, (int, float)) or rps <= 0):
+        raise ValueError(f"'rps' must be a number greater than 0, got {rps!r}")
+    return TenantEntry(
+        requests=_integer(data, "requests", minimum=0, required=True),
+        window_secs=_integer(data, "window_secs", minimum=1),
+        rps=None if rps is None else float(rps),
+        burst=_integer(data, "burst", minimum=1),
+        allowed_models=None if models is None else frozenset(models),
+        suspended=suspended,
+    )
+
+
+def _integer(data: dict[str, Any], name: str, *, minimum: int, required: bool = False) -> Any:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name!r} must be an integer of at least {minimum}, got {value!r}")
+    return value

@@ -1,4 +1,5 @@
-"""Which limits apply to a tenant (pure): live map, then ``TENANT_QUOTAS``, then ``DEFAULT_QUOTA``."""
+"""What applies to a tenant (pure): its limits (live map, then ``TENANT_QUOTAS``, then
+``DEFAULT_QUOTA``) and, from the live map only, its access rules (suspension, allowed models)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 
 from llm_gateway.core.quota import Limits
 from llm_gateway.core.quota_map import TenantEntry
+from llm_gateway.errors import Forbidden
 
 __all__ = ["QuotaPolicy"]
 
@@ -31,17 +33,36 @@ class QuotaPolicy:
             for tenant, quota in tenant_quotas.items()
         }
         self._live: dict[str, Limits] = {}
+        self._restricted: dict[str, TenantEntry] = {}  # live entries with access rules
 
     def limits_for(self, tenant: str) -> Limits:
         return self._live.get(tenant) or self._configured.get(tenant) or self._default
+
+    def check_access(self, tenant: str, model: str) -> None:
+        """Raise :class:`Forbidden` for a suspended tenant or a model its entry does not allow."""
+        entry = self._restricted.get(tenant)
+        if entry is None:
+            return
+        if entry.suspended:
+            raise Forbidden("this tenant is suspended", code="tenant_suspended")
+        if entry.allowed_models is not None and model not in entry.allowed_models:
+            raise Forbidden(f"model {model!r} is not allowed for this tenant", code="model_not_allowed")
 
     def replace_live_map(self, entries: Mapping[str, TenantEntry]) -> None:
         default = self._default
         self._live = {
             tenant: Limits(
-                quota=entry.requests, window_secs=default.window_secs, rps=default.rps, burst=default.burst
+                quota=entry.requests,
+                window_secs=entry.window_secs or default.window_secs,
+                rps=entry.rps or default.rps,
+                burst=entry.burst or default.burst,
             )
             for tenant, entry in entries.items()
+        }
+        self._restricted = {
+            tenant: entry
+            for tenant, entry in entries.items()
+            if entry.suspended or entry.allowed_models is not None
         }
 
     def declares(self, tenant: str) -> bool:

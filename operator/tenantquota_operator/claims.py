@@ -1,0 +1,103 @@
+"""Which TenantQuota speaks for a tenant, and what it says (pure: no API, no Redis).
+
+Several TenantQuotas may name the same tenant; the oldest (by creation time, then namespace and name,
+so every replica of the operator agrees) wins and the others are reported as conflicting. A spec is
+turned into the live map's :class:`~llm_gateway.core.quota_map.TenantEntry`, checked again here so a
+spec the schema let through (an older CRD, a cluster without CEL) is refused with a clear reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llm_gateway.core.quota_map import TenantEntry
+
+__all__ = ["Claim", "InvalidSpec", "entry_from_spec", "env_form", "winner"]
+
+# As the CRD's pattern: printable ASCII without space, ',' or '=' (the TENANT_QUOTAS form uses them).
+_TENANT = re.compile(r"[!-+\--<>-~]{1,256}")
+DEFAULT_WINDOW_SECS = 60  # the CRD's default, for a spec stored before the default existed
+
+
+class InvalidSpec(ValueError):
+    """A spec the gateway cannot apply; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Claim:
+    """One TenantQuota's claim on its tenant. Ordering is precedence: the smallest claim wins."""
+
+    created: str  # RFC 3339 in UTC, so string order is time order
+    namespace: str
+    name: str
+    tenant: str
+    entry: TenantEntry | None  # None when the spec is invalid
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def winner(claims: Iterable[Claim]) -> Claim | None:
+    """The claim that speaks for its tenant: the oldest valid one."""
+    return min((claim for claim in claims if claim.entry is not None), default=None)
+
+
+def entry_from_spec(spec: Mapping[str, Any]) -> TenantEntry:
+    """The live-map entry for a TenantQuota ``spec``; raises :class:`InvalidSpec`."""
+    tenant = spec.get("tenant")
+    if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
+        raise InvalidSpec("spec.tenant must be 1-256 printable ASCII characters without space, ',' or '='")
+    requests = _integer(spec, "requests", 0)
+    if requests is None:
+        raise InvalidSpec("spec.requests is required")
+    window = _integer(spec, "windowSeconds", 1)
+    rate = spec.get("rateLimit")
+    rps = burst = None
+    if rate is not None:
+        if not isinstance(rate, Mapping):
+            raise InvalidSpec("spec.rateLimit must be an object with rps and burst")
+        rps, burst = (
+            _integer(rate, "rps", 1, "spec.rateLimit."),
+            _integer(rate, "burst", 1, "spec.rateLimit."),
+        )
+        if rps is None or burst is None:
+            raise InvalidSpec("spec.rateLimit needs both rps and burst")
+        if burst < rps:
+            raise InvalidSpec("spec.rateLimit.burst must be at least spec.rateLimit.rps")
+    models = spec.get("allowedModels")
+    if models is not None and (
+        not isinstance(models, list) or not models or not all(isinstance(m, str) and m for m in models)
+    ):
+        raise InvalidSpec("spec.allowedModels must be a non-empty list of model names")
+    suspended = spec.get("suspended", False)
+    if not isinstance(suspended, bool):
+        raise InvalidSpec("spec.suspended must be true or false")
+    return TenantEntry(
+        requests=requests,
+        window_secs=DEFAULT_WINDOW_SECS if window is None else window,
+        rps=None if rps is None else float(rps),
+        burst=burst,
+        allowed_models=None if models is None else frozenset(models),
+        suspended=suspended,
+    )
+
+
+def _integer(data: Mapping[str, Any], field: str, minimum: int, prefix: str = "spec.") -> int | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidSpec(f"{prefix}{field} must be an integer of at least {minimum}")
+    return value
+
+
+def env_form(entries: Mapping[str, TenantEntry]) -> str:
+    """``TENANT_QUOTAS`` for gateways run without Redis: ``tenantA=5,tenantB=8``, sorted by tenant.
+
+    The env form carries request quotas only; windows, rate limits and access rules need the live map.
+    """
+    return ",".join(f"{tenant}={entry.requests}" for tenant, entry in sorted(entries.items()))

@@ -1,0 +1,237 @@
+"""kopf handlers: TenantQuota resources in, the live quota map, ConfigMap, ServiceMonitor and status out.
+
+Level-based: every handler derives what should be from the index of all TenantQuotas (which kopf
+keeps current from its watch) and writes only differences. A periodic resync repairs a Redis that
+lost its data and removes entries no TenantQuota backs. Redis and API failures are temporary errors
+(retried with backoff); a spec the gateway cannot apply is a permanent error shown in status.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from redis.exceptions import RedisError
+
+from llm_gateway.core.quota_map import TenantEntry
+from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
+from tenantquota_operator.config import OperatorSettings
+from tenantquota_operator.kube import Kube
+from tenantquota_operator.live_map import LiveMap
+from tenantquota_operator.metrics import OperatorMetrics
+
+__all__ = ["register"]
+
+RESOURCE = ("gateway.secure-llm.dev", "v1alpha1", "tenantquotas")
+FINALIZER = "gateway.secure-llm.dev/live-map"
+RETRY_DELAY_SECS = 5
+
+ClaimIndex = kopf.Index[str, Claim]
+
+
+def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
+    """Register every handler, configured by ``settings``, in ``registry``."""
+
+    @kopf.on.startup(registry=registry)
+    async def start(
+        settings_: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+    ) -> None:
+        settings_.persistence.finalizer = FINALIZER
+        settings_.watching.server_timeout = 30
+        settings_.posting.level = logging.WARNING
+        memo.live_map = LiveMap(settings.redis_url)
+        memo.kube = await Kube.connect()
+        memo.metrics = OperatorMetrics(settings.operator_metrics_port)
+        memo.servicemonitors = await memo.kube.has_servicemonitors()
+        if not memo.servicemonitors:
+            logger.warning(
+                "the monitoring.coreos.com/v1 ServiceMonitor API is not served; no ServiceMonitor is kept"
+            )
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(memo: kopf.Memo, **_: Any) -> None:
+        await memo.live_map.close()
+        await memo.kube.close()
+
+    @kopf.index(*RESOURCE, registry=registry)
+    def claims_by_tenant(
+        namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+    ) -> dict[str, Claim]:
+        try:
+            entry: TenantEntry | None = entry_from_spec(spec)
+        except InvalidSpec:
+            entry = None
+        tenant = str(spec.get("tenant"))
+        return {tenant: Claim(str(meta.get("creationTimestamp")), namespace, name, tenant, entry)}
+
+    @kopf.on.resume(*RESOURCE, registry=registry)
+    @kopf.on.create(*RESOURCE, registry=registry)
+    @kopf.on.update(*RESOURCE, field="spec", registry=registry)
+    async def apply(
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        namespace: str,
+        name: str,
+        patch: kopf.Patch,
+        claims_by_tenant: ClaimIndex,
+        memo: kopf.Memo,
+        **_: Any,
+    ) -> None:
+        await _reconcile(settings, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
+
+    @kopf.timer(*RESOURCE, interval=settings.resync_interval_secs, registry=registry)
+    async def resync(
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        namespace: str,
+        name: str,
+        patch: kopf.Patch,
+        claims_by_tenant: ClaimIndex,
+        memo: kopf.Memo,
+        **_: Any,
+    ) -> None:
+        await _reconcile(settings, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
+        backed = set(_winning_entries(claims_by_tenant))
+        try:
+            stray = await memo.live_map.tenants() - backed
+            if stray and await memo.live_map.remove(*stray):
+                logging.getLogger(__name__).info(
+                    "removed %d live-map entries no TenantQuota backs", len(stray)
+                )
+        except RedisError as error:
+            memo.metrics.errors.labels("redis").inc()
+            raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
+
+    @kopf.timer(*RESOURCE, interval=settings.usage_interval_secs, registry=registry)
+    async def usage(spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        try:
+            counted = await memo.live_map.usage(str(spec.get("tenant")))
+        except RedisError as error:
+            memo.metrics.errors.labels("redis").inc()
+            raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
+        requests = spec.get("requests", 0)
+        patch.status["usage"] = {
+            "used": counted.used,
+            "remaining": max(int(requests) - counted.used, 0),
+            "resetAt": _timestamp(counted.reset_at) if counted.reset_at is not None else None,
+        }
+
+    @kopf.on.delete(*RESOURCE, registry=registry)
+    async def remove(
+        spec: kopf.Spec, namespace: str, name: str, claims_by_tenant: ClaimIndex, memo: kopf.Memo, **_: Any
+    ) -> None:
+        ref = f"{namespace}/{name}"
+        tenant = str(spec.get("tenant"))
+        successor = winner(claim for claim in claims_by_tenant.get(tenant, []) if claim.ref != ref)
+        try:
+            if successor is None:
+                await memo.live_map.remove(tenant)
+            elif successor.entry is not None:  # the next-oldest claim takes over at once
+                await memo.live_map.put(tenant, successor.entry)
+        except RedisError as error:
+            memo.metrics.errors.labels("redis").inc()
+            raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
+        await _sync_side_objects(settings, memo, _winning_entries(claims_by_tenant, without=ref))
+
+
+async def _reconcile(
+    settings: OperatorSettings,
+    memo: kopf.Memo,
+    spec: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    ref: str,
+    patch: kopf.Patch,
+    claims: ClaimIndex,
+) -> None:
+    generation = meta.get("generation")
+    try:
+        entry = entry_from_spec(spec)
+    except InvalidSpec as error:
+        memo.metrics.reconciles.labels("invalid").inc()
+        patch.status["conditions"] = [_condition("Ready", False, "InvalidSpec", str(error), generation)]
+        raise kopf.PermanentError(str(error)) from None
+    tenant = str(spec["tenant"])
+    first = winner(claims.get(tenant, []))
+    if first is not None and first.ref != ref:
+        memo.metrics.reconciles.labels("conflict").inc()
+        message = f"tenant {tenant!r} is already claimed by the older TenantQuota {first.ref}; not applied"
+        patch.status["conditions"] = [
+            _condition("Ready", False, "Conflict", message, generation),
+            _condition("Conflict", True, "TenantClaimed", message, generation),
+        ]
+        return
+    try:
+        await memo.live_map.put(tenant, entry)
+    except RedisError as error:
+        memo.metrics.errors.labels("redis").inc()
+        raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
+    servicemonitor = await _sync_side_objects(settings, memo, _winning_entries(claims))
+    memo.metrics.reconciles.labels("applied").inc()
+    memo.metrics.synced()
+    patch.status["observedGeneration"] = generation
+    patch.status["syncedAt"] = _timestamp(None)
+    patch.status["conditions"] = [
+        _condition("Ready", True, "Applied", "in the live quota map", generation),
+        _condition("Conflict", False, "NoConflict", "", generation),
+        servicemonitor,
+    ]
+
+
+async def _sync_side_objects(
+    settings: OperatorSettings, memo: kopf.Memo, entries: Mapping[str, TenantEntry]
+) -> dict[str, Any]:
+    """Write the ConfigMap and the ServiceMonitor; the ``ServiceMonitor`` condition to report."""
+    try:
+        await memo.kube.apply_configmap(
+            settings.operator_namespace, settings.configmap_name, {"TENANT_QUOTAS": env_form(entries)}
+        )
+        if not memo.servicemonitors:
+            return _condition(
+                "ServiceMonitor", False, "APINotServed", "monitoring.coreos.com/v1 is not installed", None
+            )
+        await memo.kube.apply_servicemonitor(
+            settings.operator_namespace,
+            settings.servicemonitor_name,
+            dict(pair.split("=", 1) for pair in settings.gateway_service_selector.split(",") if pair),
+            settings.metrics_port_name,
+            entries,
+        )
+    except Exception as error:  # the API client raises its own tree; all of it is retryable here
+        memo.metrics.errors.labels("kubernetes").inc()
+        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=RETRY_DELAY_SECS) from None
+    return _condition("ServiceMonitor", True, "Applied", settings.servicemonitor_name, None)
+
+
+def _winning_entries(claims: ClaimIndex, without: str | None = None) -> dict[str, TenantEntry]:
+    """Tenant → the entry that speaks for it, over every TenantQuota (except ``without``)."""
+    entries = {}
+    for tenant in claims:
+        first = winner(claim for claim in claims[tenant] if claim.ref != without)
+        if first is not None and first.entry is not None:
+            entries[tenant] = first.entry
+    return entries
+
+
+def _condition(kind: str, status: bool, reason: str, message: str, generation: int | None) -> dict[str, Any]:
+    condition: dict[str, Any] = {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": _timestamp(None),
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def _timestamp(epoch: float | None) -> str:
+    moment = (
+        datetime.datetime.now(datetime.UTC)
+        if epoch is None
+        else datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,71 @@
+"""The operator's side of the live quota map in Redis (the contract is ``llm_gateway.core.quota_map``).
+
+Every change writes the hash field and bumps the revision in one ``MULTI``, and only when the stored
+value differs, so a resync that finds everything in place costs reads only and wakes no gateway.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from llm_gateway.core.quota import quota_key
+from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, encode_entry
+
+__all__ = ["LiveMap", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A tenant's current window: requests counted, and when the window ends (epoch seconds)."""
+
+    used: int
+    reset_at: float | None
+
+
+class LiveMap:
+    """Writes tenants' entries; reads what the gateways counted."""
+
+    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def put(self, tenant: str, entry: TenantEntry) -> bool:
+        """Store ``entry`` for ``tenant``; True when it changed anything."""
+        value = encode_entry(entry)
+        if await self._redis.hget(MAP_KEY, tenant) == value:
+            return False
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hset(MAP_KEY, tenant, value)
+            tx.incr(REV_KEY)
+            await tx.execute()
+        return True
+
+    async def remove(self, *tenants: str) -> bool:
+        """Drop ``tenants``' entries; True when any existed."""
+        if not tenants:
+            return False
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hdel(MAP_KEY, *tenants)
+            tx.incr(REV_KEY)
+            removed, _ = await tx.execute()
+        return bool(removed)
+
+    async def tenants(self) -> set[str]:
+        """Every tenant the map holds."""
+        fields = await self._redis.hkeys(MAP_KEY)
+        return {field.decode() if isinstance(field, bytes) else field for field in fields}
+
+    async def usage(self, tenant: str) -> Usage:
+        """Requests counted in ``tenant``'s current window (0 and no reset when none was counted)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(quota_key(tenant))
+            pipe.pttl(quota_key(tenant))
+            used, ttl_ms = await pipe.execute()
+        if used is None:
+            return Usage(0, None)
+        return Usage(int(used), time.time() + ttl_ms / 1000 if ttl_ms > 0 else None)

@@ -1,0 +1,39 @@
+"""The operator's own Prometheus metrics: reconciles by result, errors by backend, last sync age."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+__all__ = ["OperatorMetrics"]
+
+
+class OperatorMetrics:
+    """Series on a registry of their own, served on ``port`` (0: not served)."""
+
+    def __init__(self, port: int) -> None:
+        self.registry = CollectorRegistry()
+        self.reconciles = Counter(
+            "tenantquota_reconciles",
+            "TenantQuota reconciliations by result: applied, conflict, invalid.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "tenantquota_errors",
+            "Failed calls by backend (redis, kubernetes); retried with backoff.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self._last_sync = time.time()
+        Gauge(
+            "tenantquota_last_sync_age_seconds",
+            "Seconds since a TenantQuota was last written to the live map.",
+            registry=self.registry,
+        ).set_function(lambda: time.time() - self._last_sync)
+        if port:
+            start_http_server(port, addr="0.0.0.0", registry=self.registry)
+
+    def synced(self) -> None:
+        self._last_sync = time.time()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -127,8 +128,9 @@ def start_cluster(workdir: Path) -> Cluster:
 def _wait_ready(apiserver: ManagedProcess, pki: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     url = apiserver.url.replace("http://", "https://") + "/readyz"
-    cert = (str(pki / "admin.crt"), str(pki / "admin.key"))
-    with httpx.Client(verify=str(pki / "ca.crt"), cert=cert, timeout=2) as client:
+    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    tls.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    with httpx.Client(verify=tls, timeout=2) as client:
         while time.monotonic() < deadline:
             if apiserver.proc.poll() is not None:
                 raise RuntimeError(f"kube-apiserver exited:\n{apiserver.output()}")

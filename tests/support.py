@@ -59,7 +59,8 @@ class ManagedProcess:
         raise RuntimeError(f"process not ready after {START_TIMEOUT_S} s:\n{self.output()}")
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def terminate(self) -> None:

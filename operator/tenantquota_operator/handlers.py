@@ -32,19 +32,24 @@ RETRY_DELAY_SECS = 5
 ClaimIndex = kopf.Index[str, Claim]
 
 
-def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
-    """Register every handler, configured by ``settings``, in ``registry``."""
+def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
+    """Register every handler, configured by ``config``, in ``registry``."""
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # kopf's own readers: the pod's service account in a cluster, else the kubeconfig.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def start(
-        settings_: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+        settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
     ) -> None:
-        settings_.persistence.finalizer = FINALIZER
-        settings_.watching.server_timeout = 30
-        settings_.posting.level = logging.WARNING
-        memo.live_map = LiveMap(settings.redis_url)
+        settings.persistence.finalizer = FINALIZER
+        settings.watching.server_timeout = 30
+        settings.posting.level = logging.WARNING
+        memo.live_map = LiveMap(config.redis_url)
         memo.kube = await Kube.connect()
-        memo.metrics = OperatorMetrics(settings.operator_metrics_port)
+        memo.metrics = OperatorMetrics(config.operator_metrics_port)
         memo.servicemonitors = await memo.kube.has_servicemonitors()
         if not memo.servicemonitors:
             logger.warning(
@@ -56,7 +61,7 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         await memo.live_map.close()
         await memo.kube.close()
 
-    @kopf.index(*RESOURCE, registry=registry)
+    @kopf.index(*RESOURCE, id="claims_by_tenant", registry=registry)
     def claims_by_tenant(
         namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
     ) -> dict[str, Claim]:
@@ -80,9 +85,9 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         memo: kopf.Memo,
         **_: Any,
     ) -> None:
-        await _reconcile(settings, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
+        await _reconcile(config, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
 
-    @kopf.timer(*RESOURCE, interval=settings.resync_interval_secs, registry=registry)
+    @kopf.timer(*RESOURCE, interval=config.resync_interval_secs, registry=registry)
     async def resync(
         spec: kopf.Spec,
         meta: kopf.Meta,
@@ -93,7 +98,7 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         memo: kopf.Memo,
         **_: Any,
     ) -> None:
-        await _reconcile(settings, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
+        await _reconcile(config, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
         backed = set(_winning_entries(claims_by_tenant))
         try:
             stray = await memo.live_map.tenants() - backed
@@ -105,7 +110,7 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
             memo.metrics.errors.labels("redis").inc()
             raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
 
-    @kopf.timer(*RESOURCE, interval=settings.usage_interval_secs, registry=registry)
+    @kopf.timer(*RESOURCE, interval=config.usage_interval_secs, registry=registry)
     async def usage(spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         try:
             counted = await memo.live_map.usage(str(spec.get("tenant")))
@@ -134,7 +139,7 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry) -> Non
         except RedisError as error:
             memo.metrics.errors.labels("redis").inc()
             raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
-        await _sync_side_objects(settings, memo, _winning_entries(claims_by_tenant, without=ref))
+        await _sync_side_objects(config, memo, _winning_entries(claims_by_tenant, without=ref))
 
 
 async def _reconcile(

@@ -1,0 +1,215 @@
+"""The operator as a real process against a real kube-apiserver, Redis and gateway."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from tests.conftest import GatewayFactory
+from tests.integration.chat import CHAT, chat_body
+from tests.k8s.cluster import Cluster
+from tests.support import ManagedProcess, RedisServer, free_port
+
+OperatorFactory = Callable[..., ManagedProcess]
+
+
+def tenantquota(name: str, **spec: Any) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "gateway.secure-llm.dev/v1alpha1",
+            "kind": "TenantQuota",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def eventually(check: Callable[[], Any], timeout: float = 2.0, what: str = "condition") -> Any:
+    """``check()``'s first truthy result within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s (last: {result!r})")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def start_operator(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Any
+) -> Iterator[OperatorFactory]:
+    started: list[ManagedProcess] = []
+
+    def start(**env: str) -> ManagedProcess:
+        port = free_port()
+        settings = {
+            **cluster.env,
+            "REDIS_URL": redis_server.url,
+            "OPERATOR_NAMESPACE": namespace,
+            "WATCH_NAMESPACE": namespace,
+            "USAGE_INTERVAL_SECS": "1",
+            "RESYNC_INTERVAL_SECS": "1",
+            "OPERATOR_METRICS_PORT": str(port),
+            **env,
+        }
+        process = ManagedProcess(
+            "operator", [sys.executable, "-m", "tenantquota_operator"], settings, tmp_path, port
+        )
+        started.append(process)
+        process.wait_ready("/metrics")
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def live_entry(redis_server: RedisServer, tenant: str) -> dict[str, Any] | None:
+    raw = redis_server.client().hget("quota_map", tenant)
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+def limit_seen(gateway: ManagedProcess, tenant: str) -> str:
+    response = httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": tenant}, timeout=5)
+    return response.headers.get("x-ratelimit-limit-requests", str(response.status_code))
+
+
+def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    status = cluster.get(f"tq/{name}", "-n", namespace).get("status", {})
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(
+    cluster: Cluster,
+    namespace: str,
+    redis_server: RedisServer,
+    start_operator: OperatorFactory,
+    gateway_factory: GatewayFactory,
+) -> None:
+    start_operator()
+    gateway = gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="1000")
+    assert limit_seen(gateway, "alpha") == "1000"
+
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=tenantquota("alpha", tenant="alpha", requests=3)
+    )
+    eventually(lambda: limit_seen(gateway, "alpha") == "3", what="the gateway enforcing 3")
+    assert live_entry(redis_server, "alpha") == {"v": 1, "requests": 3, "window_secs": 60}
+
+    cluster.kubectl("patch", "tq/alpha", "-n", namespace, "--type=merge", "-p", '{"spec":{"requests":5}}')
+    eventually(lambda: limit_seen(gateway, "alpha") == "5", what="the gateway enforcing 5")
+
+    ready = eventually(lambda: condition(cluster, namespace, "alpha", "Ready"), what="a Ready condition")
+    assert (ready["status"], ready["reason"]) == ("True", "Applied")
+    status = eventually(
+        lambda: (s := cluster.get("tq/alpha", "-n", namespace)["status"]).get("usage", {}).get("used") and s,
+        timeout=5,
+        what="usage in status",
+    )
+    assert status["observedGeneration"] == 2
+    assert status["usage"]["used"] >= 2
+    assert status["usage"]["remaining"] == max(5 - status["usage"]["used"], 0)
+    row = cluster.kubectl("get", "tq", "alpha", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:5] == ["alpha", "alpha", "5", "60", str(status["usage"]["used"])] and row[5] == "True"
+
+    configmap = cluster.get("configmap/secure-llm-gateway-tenant-quotas", "-n", namespace)
+    assert configmap["data"] == {"TENANT_QUOTAS": "alpha=5"}
+
+    cluster.kubectl("delete", "tq/alpha", "-n", namespace, "--wait=true", "--timeout=10s")
+    eventually(lambda: limit_seen(gateway, "alpha") == "1000", what="the gateway back on the default")
+    assert live_entry(redis_server, "alpha") is None
+    assert cluster.get("configmap/secure-llm-gateway-tenant-quotas", "-n", namespace)["data"] == {
+        "TENANT_QUOTAS": ""
+    }
+
+
+def test_access_rules_reach_the_gateway(
+    cluster: Cluster,
+    namespace: str,
+    redis_server: RedisServer,
+    start_operator: OperatorFactory,
+    gateway_factory: GatewayFactory,
+) -> None:
+    start_operator()
+    gateway = gateway_factory(REDIS_URL=redis_server.url)
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=tenantquota("beta", tenant="beta", requests=10, allowedModels=["gpt-4o"], suspended=True),
+    )
+
+    def refusal() -> str:
+        response = httpx.post(
+            gateway.url + CHAT, json=chat_body(model="gpt-4o"), headers={"X-Api-Key": "beta"}
+        )
+        return str(response.json().get("error", {}).get("code")) if response.status_code == 403 else ""
+
+    assert eventually(refusal, what="a 403") == "tenant_suspended"
+    cluster.kubectl("patch", "tq/beta", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspended":false}}')
+    eventually(lambda: refusal() == "", what="the suspension lifted")
+    other = httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o-mini"), headers={"X-Api-Key": "beta"})
+    assert other.status_code == 403 and other.json()["error"]["code"] == "model_not_allowed"
+
+
+def test_resync_repairs_a_flushed_redis(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
+) -> None:
+    start_operator()
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=tenantquota("gamma", tenant="gamma", requests=7)
+    )
+    eventually(lambda: live_entry(redis_server, "gamma"), what="the entry")
+    redis_server.client().hset("quota_map", "stray", b'{"v":1,"requests":1}')
+    redis_server.client().flushall()
+    redis_server.client().hset("quota_map", "stray", b'{"v":1,"requests":1}')
+    eventually(lambda: live_entry(redis_server, "gamma"), timeout=5, what="the entry restored")
+    eventually(lambda: live_entry(redis_server, "stray") is None, timeout=5, what="the stray entry removed")
+
+
+def test_a_second_claim_on_a_tenant_is_reported_and_not_applied(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
+) -> None:
+    start_operator()
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=tenantquota("first", tenant="delta", requests=4)
+    )
+    eventually(lambda: live_entry(redis_server, "delta"), what="the first claim applied")
+    time.sleep(1.1)  # creation timestamps have one-second resolution
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=tenantquota("second", tenant="delta", requests=99)
+    )
+    conflict = eventually(
+        lambda: condition(cluster, namespace, "second", "Conflict"), what="a Conflict condition"
+    )
+    assert conflict["status"] == "True" and f"{namespace}/first" in conflict["message"]
+    assert live_entry(redis_server, "delta") == {"v": 1, "requests": 4, "window_secs": 60}
+    # The older claim gone, the newer one takes over.
+    cluster.kubectl("delete", "tq/first", "-n", namespace, "--wait=true", "--timeout=10s")
+    eventually(
+        lambda: (live_entry(redis_server, "delta") or {}).get("requests") == 99,
+        what="the second claim applied",
+    )
+
+
+def test_without_the_servicemonitor_api_the_operator_reports_it_and_keeps_working(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
+) -> None:
+    operator = start_operator()
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("eps", tenant="eps", requests=2))
+    eventually(lambda: live_entry(redis_server, "eps"), what="the entry")
+    monitor = eventually(lambda: condition(cluster, namespace, "eps", "ServiceMonitor"), what="the condition")
+    assert (monitor["status"], monitor["reason"]) == ("False", "APINotServed")
+    assert operator.proc.poll() is None
+    assert operator.output().count("ServiceMonitor API is not served") == 1

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.k8s.cluster import Cluster, start_cluster
+from tests.k8s.operator_support import OperatorFactory
+from tests.support import ManagedProcess, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "k8s" / "crd" / "tenantquotas.gateway.secure-llm.dev.yaml"
@@ -32,3 +36,33 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     name = "t-" + request.node.name.lower().replace("_", "-")[:40].rstrip("-") + f"-{id(request) % 10000}"
     cluster.kubectl("create", "namespace", name)
     return name
+
+
+@pytest.fixture
+def start_operator(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Any
+) -> Iterator[OperatorFactory]:
+    started: list[ManagedProcess] = []
+
+    def start(**env: str) -> ManagedProcess:
+        port = free_port()
+        settings = {
+            **cluster.env,
+            "REDIS_URL": redis_server.url,
+            "OPERATOR_NAMESPACE": namespace,
+            "WATCH_NAMESPACE": namespace,
+            "USAGE_INTERVAL_SECS": "1",
+            "RESYNC_INTERVAL_SECS": "1",
+            "OPERATOR_METRICS_PORT": str(port),
+            **env,
+        }
+        process = ManagedProcess(
+            "operator", [sys.executable, "-m", "tenantquota_operator"], settings, tmp_path, port
+        )
+        started.append(process)
+        process.wait_ready("/metrics")
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

@@ -2,90 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
-import orjson
-import pytest
-import yaml
 
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body
 from tests.k8s.cluster import Cluster
-from tests.support import ManagedProcess, RedisServer, free_port
-
-OperatorFactory = Callable[..., ManagedProcess]
-
-
-def tenantquota(name: str, **spec: Any) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "gateway.secure-llm.dev/v1alpha1",
-            "kind": "TenantQuota",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
-
-
-def eventually(check: Callable[[], Any], timeout: float = 2.0, what: str = "condition") -> Any:
-    """``check()``'s first truthy result within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s (last: {result!r})")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def start_operator(
-    cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Any
-) -> Iterator[OperatorFactory]:
-    started: list[ManagedProcess] = []
-
-    def start(**env: str) -> ManagedProcess:
-        port = free_port()
-        settings = {
-            **cluster.env,
-            "REDIS_URL": redis_server.url,
-            "OPERATOR_NAMESPACE": namespace,
-            "WATCH_NAMESPACE": namespace,
-            "USAGE_INTERVAL_SECS": "1",
-            "RESYNC_INTERVAL_SECS": "1",
-            "OPERATOR_METRICS_PORT": str(port),
-            **env,
-        }
-        process = ManagedProcess(
-            "operator", [sys.executable, "-m", "tenantquota_operator"], settings, tmp_path, port
-        )
-        started.append(process)
-        process.wait_ready("/metrics")
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-def live_entry(redis_server: RedisServer, tenant: str) -> dict[str, Any] | None:
-    raw = redis_server.client().hget("quota_map", tenant)
-    return None if raw is None else dict(orjson.loads(raw))
-
-
-def limit_seen(gateway: ManagedProcess, tenant: str) -> str:
-    response = httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": tenant}, timeout=5)
-    return response.headers.get("x-ratelimit-limit-requests", str(response.status_code))
-
-
-def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
-    status = cluster.get(f"tq/{name}", "-n", namespace).get("status", {})
-    return next((c for c in status.get("conditions", []) if c["type"] == kind), None)
+from tests.k8s.operator_support import (
+    OperatorFactory,
+    condition,
+    eventually,
+    limit_seen,
+    live_entry,
+    tenantquota,
+)
+from tests.support import RedisServer
 
 
 def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(

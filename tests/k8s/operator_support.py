@@ -1,0 +1,55 @@
+"""Helpers for the operator tests: manifests, polling, reading Redis and status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+
+from tests.integration.chat import CHAT, chat_body
+from tests.k8s.cluster import Cluster
+from tests.support import ManagedProcess, RedisServer
+
+OperatorFactory = Callable[..., ManagedProcess]
+
+
+def tenantquota(name: str, **spec: Any) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "gateway.secure-llm.dev/v1alpha1",
+            "kind": "TenantQuota",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def eventually(check: Callable[[], Any], timeout: float = 2.0, what: str = "condition") -> Any:
+    """``check()``'s first truthy result within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s (last: {result!r})")
+        time.sleep(0.05)
+
+
+def live_entry(redis_server: RedisServer, tenant: str) -> dict[str, Any] | None:
+    raw = redis_server.client().hget("quota_map", tenant)
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+def limit_seen(gateway: ManagedProcess, tenant: str) -> str:
+    response = httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": tenant}, timeout=5)
+    return response.headers.get("x-ratelimit-limit-requests", str(response.status_code))
+
+
+def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    status = cluster.get(f"tq/{name}", "-n", namespace).get("status", {})
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), None)

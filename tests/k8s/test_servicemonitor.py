@@ -1,0 +1,64 @@
+"""The ServiceMonitor the operator keeps, with the Prometheus Operator's CRD installed for real.
+
+The CRD is installed for this module only and removed afterwards: the operator tests in
+test_operator.py check the behaviour without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_gateway.telemetry.labels import tenant_hash
+from tests.k8s.cluster import Cluster
+from tests.k8s.operator_support import OperatorFactory, condition, eventually, tenantquota
+
+SERVICEMONITOR_CRD = Path(__file__).resolve().parent / "crds" / "monitoring.coreos.com_servicemonitors.yaml"
+
+
+@pytest.fixture
+def servicemonitor_api(cluster: Cluster) -> Iterator[None]:
+    cluster.kubectl("apply", "--server-side", "-f", str(SERVICEMONITOR_CRD))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=30s", "crd/servicemonitors.monitoring.coreos.com"
+    )
+    yield
+    cluster.kubectl("delete", "-f", str(SERVICEMONITOR_CRD), "--wait=true", "--timeout=30s")
+
+
+def known_tenants(cluster: Cluster, namespace: str) -> str | None:
+    found = cluster.kubectl(
+        "get", "servicemonitor/secure-llm-gateway", "-n", namespace, "-o", "json", check=False
+    )
+    if found.returncode != 0:
+        return None
+    monitor: dict[str, Any] = json.loads(found.stdout)
+    [endpoint] = monitor["spec"]["endpoints"]
+    return str(endpoint["metricRelabelings"][0]["regex"])
+
+
+def test_the_servicemonitor_follows_the_tenants(
+    cluster: Cluster, namespace: str, servicemonitor_api: None, start_operator: OperatorFactory
+) -> None:
+    start_operator()
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("a", tenant="team-a", requests=3))
+    regex = eventually(lambda: known_tenants(cluster, namespace), timeout=5, what="the ServiceMonitor")
+    assert re.fullmatch(regex, "team-a") and re.fullmatch(regex, tenant_hash("team-a"))
+    assert not re.fullmatch(regex, "team-b")
+    monitor = cluster.get("servicemonitor/secure-llm-gateway", "-n", namespace)
+    assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "secure-llm-gateway"}}
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    ready = eventually(lambda: condition(cluster, namespace, "a", "ServiceMonitor"), what="the condition")
+    assert ready["status"] == "True"
+
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("b", tenant="team-b", requests=3))
+    eventually(lambda: re.fullmatch(known_tenants(cluster, namespace) or "", "team-b"), what="team-b known")
+    cluster.kubectl("delete", "tq/a", "-n", namespace, "--wait=true", "--timeout=10s")
+    eventually(
+        lambda: not re.fullmatch(known_tenants(cluster, namespace) or "", "team-a"), what="team-a gone"
+    )

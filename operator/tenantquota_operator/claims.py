@@ -98,6 +98,9 @@ def _integer(data: Mapping[str, Any], field: str, minimum: int, prefix: str = "s
 def env_form(entries: Mapping[str, TenantEntry]) -> str:
     """``TENANT_QUOTAS`` for gateways run without Redis: ``tenantA=5,tenantB=8``, sorted by tenant.
 
-    The env form carries request quotas only; windows, rate limits and access rules need the live map.
+    The env form carries request quotas only (windows, rate limits and model rules need the live map);
+    a suspended tenant gets 0, so such gateways refuse it too (with 429 rather than 403).
     """
-    return ",".join(f"{tenant}={entry.requests}" for tenant, entry in sorted(entries.items()))
+    return ",".join(
+        f"{tenant}={0 if entry.suspended else entry.requests}" for tenant, entry in sorted(entries.items())
+    )

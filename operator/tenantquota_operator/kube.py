@@ -28,8 +28,14 @@ _APPLY: dict[str, Any] = {
 
 
 def tenant_relabelings(tenants: Iterable[str]) -> list[dict[str, Any]]:
-    """``metricRelabelings`` that keep ``tenant`` label values of declared tenants (their id, or the
-    hash the gateway shows by default) and fold every other value into ``other``."""
+    """``metricRelabelings`` that keep per-tenant series of declared tenants only.
+
+    A ``tenant`` label value is kept when it is a declared tenant's id or the hash the gateway shows
+    by default, or the gateway's own ``other``; series of any other tenant are dropped. (Rewriting
+    them to ``other`` instead would give several series the same labels in one scrape, which
+    Prometheus rejects as duplicates: a gateway run with ``TENANT_LABEL=name`` sums them into its own
+    ``other`` correctly.) Series without a tenant label pass untouched.
+    """
     known = sorted({value for tenant in tenants for value in (tenant, tenant_hash(tenant))} | {OTHER})
     return [
         {
@@ -39,14 +45,7 @@ def tenant_relabelings(tenants: Iterable[str]) -> list[dict[str, Any]]:
             "replacement": "true",
             "action": "replace",
         },
-        {
-            # A tenant label that is set and not known: one series set for all of them.
-            "sourceLabels": ["__tmp_tenant_known", "tenant"],
-            "regex": ";.+",
-            "targetLabel": "tenant",
-            "replacement": OTHER,
-            "action": "replace",
-        },
+        {"sourceLabels": ["__tmp_tenant_known", "tenant"], "regex": ";.+", "action": "drop"},
         {"regex": "__tmp_tenant_known", "action": "labeldrop"},
     ]
 

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from llm_gateway.core.quota_map import TenantEntry
+from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
+
+
+def claim(created: str, name: str, entry: TenantEntry | None = TenantEntry(requests=1)) -> Claim:
+    return Claim(created, "ns", name, "t", entry)
+
+
+def test_the_oldest_valid_claim_wins_and_ties_break_by_name() -> None:
+    older, newer = claim("2026-01-01T00:00:00Z", "b"), claim("2026-01-02T00:00:00Z", "a")
+    assert winner([newer, older]) == older
+    same_time = claim("2026-01-01T00:00:00Z", "a")
+    assert winner([older, same_time]) == same_time
+    assert winner([claim("2025-01-01T00:00:00Z", "invalid", None), newer]) == newer
+    assert winner([]) is None
+
+
+def test_a_spec_becomes_the_live_map_entry() -> None:
+    spec = {
+        "tenant": "team-a",
+        "requests": 5,
+        "windowSeconds": 3600,
+        "rateLimit": {"rps": 2, "burst": 4},
+        "allowedModels": ["gpt-4o"],
+        "suspended": True,
+    }
+    assert entry_from_spec(spec) == TenantEntry(
+        requests=5, window_secs=3600, rps=2.0, burst=4, allowed_models=frozenset({"gpt-4o"}), suspended=True
+    )
+    assert entry_from_spec({"tenant": "t", "requests": 0}) == TenantEntry(requests=0, window_secs=60)
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"requests": 1}, "spec.tenant"),
+        ({"tenant": "a,b", "requests": 1}, "spec.tenant"),
+        ({"tenant": "a"}, "spec.requests is required"),
+        ({"tenant": "a", "requests": -1}, "spec.requests must be an integer of at least 0"),
+        ({"tenant": "a", "requests": 1, "windowSeconds": 0}, "spec.windowSeconds"),
+        ({"tenant": "a", "requests": 1, "rateLimit": {"rps": 3}}, "needs both rps and burst"),
+        ({"tenant": "a", "requests": 1, "rateLimit": {"rps": 3, "burst": 2}}, "burst must be at least"),
+        ({"tenant": "a", "requests": 1, "allowedModels": []}, "spec.allowedModels"),
+        ({"tenant": "a", "requests": 1, "suspended": "no"}, "spec.suspended"),
+    ],
+)
+def test_specs_the_gateway_cannot_apply_are_refused_with_the_field(
+    spec: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidSpec, match=problem):
+        entry_from_spec(spec)
+
+
+def test_env_form_is_the_tenant_quotas_setting_sorted_with_suspended_tenants_at_zero() -> None:
+    entries = {"tenantB": TenantEntry(requests=8), "tenantA": TenantEntry(requests=5, suspended=True)}
+    assert env_form(entries) == "tenantA=0,tenantB=8"  # a suspended tenant is blocked
+    assert env_form({}) == ""

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.k8s.cluster import Cluster
+from tests.k8s.conftest import ROOT
 
 
 def manifest(spec: dict[str, Any], name: str = "tq") -> str:
@@ -152,3 +153,10 @@ def test_printer_columns_and_short_name(cluster: Cluster, namespace: str) -> Non
     table = cluster.kubectl("get", "tq", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "TENANT", "REQUESTS", "WINDOW", "USED", "READY", "AGE"]
     assert table[1].split()[:4] == ["tq", "cols", "5", "60"]
+
+
+def test_the_readme_example_is_accepted(cluster: Cluster, namespace: str) -> None:
+    example = (ROOT / "k8s" / "examples" / "tenantquota.yaml").read_text()
+    accepted, output = create(cluster, namespace, example)
+    assert accepted, output
+    assert json.loads(output)["spec"]["tenant"] == "tenantA"

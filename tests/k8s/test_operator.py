@@ -8,6 +8,7 @@ import httpx
 
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body
+from tests.integration.scrape import scrape as _scrape
 from tests.k8s.cluster import Cluster
 from tests.k8s.operator_support import (
     OperatorFactory,
@@ -27,7 +28,7 @@ def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(
     start_operator: OperatorFactory,
     gateway_factory: GatewayFactory,
 ) -> None:
-    start_operator()
+    operator = start_operator()
     gateway = gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="1000")
     assert limit_seen(gateway, "alpha") == "1000"
 
@@ -55,6 +56,9 @@ def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(
 
     configmap = cluster.get("configmap/secure-llm-gateway-tenant-quotas", "-n", namespace)
     assert configmap["data"] == {"TENANT_QUOTAS": "alpha=5"}
+    own = {s.name: s for s in _scrape(operator.url) if s.labels.get("result", "applied") == "applied"}
+    assert own["tenantquota_reconciles_total"].value >= 2
+    assert 0 <= own["tenantquota_last_sync_age_seconds"].value < 5
 
     cluster.kubectl("delete", "tq/alpha", "-n", namespace, "--wait=true", "--timeout=10s")
     eventually(lambda: limit_seen(gateway, "alpha") == "1000", what="the gateway back on the default")

@@ -7,8 +7,10 @@ import pytest
 from llm_gateway.core.quota_map import TenantEntry
 from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
 
+ONE = TenantEntry(requests=1)
 
-def claim(created: str, name: str, entry: TenantEntry | None = TenantEntry(requests=1)) -> Claim:
+
+def claim(created: str, name: str, entry: TenantEntry | None = ONE) -> Claim:
     return Claim(created, "ns", name, "t", entry)
 
 

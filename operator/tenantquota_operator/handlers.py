@@ -8,7 +8,6 @@ lost its data and removes entries no TenantQuota backs. Redis and API failures a
 
 from __future__ import annotations
 
-import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from redis.exceptions import RedisError
 
 from llm_gateway.core.quota_map import TenantEntry
 from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
+from tenantquota_operator.conditions import condition, timestamp, with_transitions
 from tenantquota_operator.config import OperatorSettings
 from tenantquota_operator.kube import Kube
 from tenantquota_operator.live_map import LiveMap
@@ -78,6 +78,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
     async def apply(
         spec: kopf.Spec,
         meta: kopf.Meta,
+        status: kopf.Status,
         namespace: str,
         name: str,
         patch: kopf.Patch,
@@ -85,12 +86,13 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         memo: kopf.Memo,
         **_: Any,
     ) -> None:
-        await _reconcile(config, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
+        await _reconcile(config, memo, spec, meta, status, f"{namespace}/{name}", patch, claims_by_tenant)
 
     @kopf.timer(*RESOURCE, interval=config.resync_interval_secs, registry=registry)
     async def resync(
         spec: kopf.Spec,
         meta: kopf.Meta,
+        status: kopf.Status,
         namespace: str,
         name: str,
         patch: kopf.Patch,
@@ -98,7 +100,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         memo: kopf.Memo,
         **_: Any,
     ) -> None:
-        await _reconcile(config, memo, spec, meta, f"{namespace}/{name}", patch, claims_by_tenant)
+        await _reconcile(config, memo, spec, meta, status, f"{namespace}/{name}", patch, claims_by_tenant)
         backed = set(_winning_entries(claims_by_tenant))
         try:
             stray = await memo.live_map.tenants() - backed
@@ -121,7 +123,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         patch.status["usage"] = {
             "used": counted.used,
             "remaining": max(int(requests) - counted.used, 0),
-            "resetAt": _timestamp(counted.reset_at) if counted.reset_at is not None else None,
+            "resetAt": timestamp(counted.reset_at) if counted.reset_at is not None else None,
         }
 
     @kopf.on.delete(*RESOURCE, registry=registry)
@@ -147,26 +149,33 @@ async def _reconcile(
     memo: kopf.Memo,
     spec: Mapping[str, Any],
     meta: Mapping[str, Any],
+    status: Mapping[str, Any],
     ref: str,
     patch: kopf.Patch,
     claims: ClaimIndex,
 ) -> None:
     generation = meta.get("generation")
+    previous = status.get("conditions") or []
     try:
         entry = entry_from_spec(spec)
     except InvalidSpec as error:
         memo.metrics.reconciles.labels("invalid").inc()
-        patch.status["conditions"] = [_condition("Ready", False, "InvalidSpec", str(error), generation)]
+        patch.status["conditions"] = with_transitions(
+            previous, [condition("Ready", False, "InvalidSpec", str(error), generation)]
+        )
         raise kopf.PermanentError(str(error)) from None
     tenant = str(spec["tenant"])
     first = winner(claims.get(tenant, []))
     if first is not None and first.ref != ref:
         memo.metrics.reconciles.labels("conflict").inc()
         message = f"tenant {tenant!r} is already claimed by the older TenantQuota {first.ref}; not applied"
-        patch.status["conditions"] = [
-            _condition("Ready", False, "Conflict", message, generation),
-            _condition("Conflict", True, "TenantClaimed", message, generation),
-        ]
+        patch.status["conditions"] = with_transitions(
+            previous,
+            [
+                condition("Ready", False, "Conflict", message, generation),
+                condition("Conflict", True, "TenantClaimed", message, generation),
+            ],
+        )
         return
     try:
         await memo.live_map.put(tenant, entry)
@@ -177,12 +186,15 @@ async def _reconcile(
     memo.metrics.reconciles.labels("applied").inc()
     memo.metrics.synced()
     patch.status["observedGeneration"] = generation
-    patch.status["syncedAt"] = _timestamp(None)
-    patch.status["conditions"] = [
-        _condition("Ready", True, "Applied", "in the live quota map", generation),
-        _condition("Conflict", False, "NoConflict", "", generation),
-        servicemonitor,
-    ]
+    patch.status["syncedAt"] = timestamp()
+    patch.status["conditions"] = with_transitions(
+        previous,
+        [
+            condition("Ready", True, "Applied", "in the live quota map", generation),
+            condition("Conflict", False, "NoConflict", "", generation),
+            servicemonitor,
+        ],
+    )
 
 
 async def _sync_side_objects(
@@ -194,7 +206,7 @@ async def _sync_side_objects(
             settings.operator_namespace, settings.configmap_name, {"TENANT_QUOTAS": env_form(entries)}
         )
         if not memo.servicemonitors:
-            return _condition(
+            return condition(
                 "ServiceMonitor", False, "APINotServed", "monitoring.coreos.com/v1 is not installed", None
             )
         await memo.kube.apply_servicemonitor(
@@ -207,7 +219,7 @@ async def _sync_side_objects(
     except Exception as error:  # the API client raises its own tree; all of it is retryable here
         memo.metrics.errors.labels("kubernetes").inc()
         raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=RETRY_DELAY_SECS) from None
-    return _condition("ServiceMonitor", True, "Applied", settings.servicemonitor_name, None)
+    return condition("ServiceMonitor", True, "Applied", settings.servicemonitor_name, None)
 
 
 def _winning_entries(claims: ClaimIndex, without: str | None = None) -> dict[str, TenantEntry]:
@@ -218,25 +230,3 @@ def _winning_entries(claims: ClaimIndex, without: str | None = None) -> dict[str
         if first is not None and first.entry is not None:
             entries[tenant] = first.entry
     return entries
-
-
-def _condition(kind: str, status: bool, reason: str, message: str, generation: int | None) -> dict[str, Any]:
-    condition: dict[str, Any] = {
-        "type": kind,
-        "status": "True" if status else "False",
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": _timestamp(None),
-    }
-    if generation is not None:
-        condition["observedGeneration"] = generation
-    return condition
-
-
-def _timestamp(epoch: float | None) -> str:
-    moment = (
-        datetime.datetime.now(datetime.UTC)
-        if epoch is None
-        else datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    )
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

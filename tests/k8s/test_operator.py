@@ -149,3 +149,20 @@ def test_without_the_servicemonitor_api_the_operator_reports_it_and_keeps_workin
     assert (monitor["status"], monitor["reason"]) == ("False", "APINotServed")
     assert operator.proc.poll() is None
     assert operator.output().count("ServiceMonitor API is not served") == 1
+
+
+def test_a_redis_outage_is_retried_until_redis_is_back(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
+) -> None:
+    operator = start_operator()
+    redis_server.kill()
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("zeta", tenant="zeta", requests=6))
+    time.sleep(2)  # the first attempts fail and are scheduled again
+    redis_server.start()
+    entry = eventually(
+        lambda: live_entry(redis_server, "zeta"), timeout=15, what="the entry after the outage"
+    )
+    assert entry["requests"] == 6
+    assert operator.proc.poll() is None
+    ready = eventually(lambda: condition(cluster, namespace, "zeta", "Ready"), what="Ready")
+    assert ready["status"] == "True"

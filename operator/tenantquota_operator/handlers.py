@@ -8,8 +8,9 @@ lost its data and removes entries no TenantQuota backs. Redis and API failures a
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -102,23 +103,17 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
     ) -> None:
         await _reconcile(config, memo, spec, meta, status, f"{namespace}/{name}", patch, claims_by_tenant)
         backed = set(_winning_entries(claims_by_tenant))
-        try:
+        with _retried(memo, "redis"):
             stray = await memo.live_map.tenants() - backed
             if stray and await memo.live_map.remove(*stray):
                 logging.getLogger(__name__).info(
                     "removed %d live-map entries no TenantQuota backs", len(stray)
                 )
-        except RedisError as error:
-            memo.metrics.errors.labels("redis").inc()
-            raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
 
     @kopf.timer(*RESOURCE, interval=config.usage_interval_secs, registry=registry)
     async def usage(spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-        try:
+        with _retried(memo, "redis"):
             counted = await memo.live_map.usage(str(spec.get("tenant")))
-        except RedisError as error:
-            memo.metrics.errors.labels("redis").inc()
-            raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
         requests = spec.get("requests", 0)
         patch.status["usage"] = {
             "used": counted.used,
@@ -133,14 +128,11 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         ref = f"{namespace}/{name}"
         tenant = str(spec.get("tenant"))
         successor = winner(claim for claim in claims_by_tenant.get(tenant, []) if claim.ref != ref)
-        try:
+        with _retried(memo, "redis"):
             if successor is None:
                 await memo.live_map.remove(tenant)
             elif successor.entry is not None:  # the next-oldest claim takes over at once
                 await memo.live_map.put(tenant, successor.entry)
-        except RedisError as error:
-            memo.metrics.errors.labels("redis").inc()
-            raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
         await _sync_side_objects(config, memo, _winning_entries(claims_by_tenant, without=ref))
 
 
@@ -177,11 +169,8 @@ async def _reconcile(
             ],
         )
         return
-    try:
+    with _retried(memo, "redis"):
         await memo.live_map.put(tenant, entry)
-    except RedisError as error:
-        memo.metrics.errors.labels("redis").inc()
-        raise kopf.TemporaryError(f"Redis: {error}", delay=RETRY_DELAY_SECS) from None
     servicemonitor = await _sync_side_objects(settings, memo, _winning_entries(claims))
     memo.metrics.reconciles.labels("applied").inc()
     memo.metrics.synced()
@@ -201,7 +190,8 @@ async def _sync_side_objects(
     settings: OperatorSettings, memo: kopf.Memo, entries: Mapping[str, TenantEntry]
 ) -> dict[str, Any]:
     """Write the ConfigMap and the ServiceMonitor; the ``ServiceMonitor`` condition to report."""
-    try:
+    # The API client raises its own exception tree; every failure here is worth a retry.
+    with _retried(memo, "kubernetes", Exception):
         await memo.kube.apply_configmap(
             settings.operator_namespace, settings.configmap_name, {"TENANT_QUOTAS": env_form(entries)}
         )
@@ -216,10 +206,17 @@ async def _sync_side_objects(
             settings.metrics_port_name,
             entries,
         )
-    except Exception as error:  # the API client raises its own tree; all of it is retryable here
-        memo.metrics.errors.labels("kubernetes").inc()
-        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=RETRY_DELAY_SECS) from None
     return condition("ServiceMonitor", True, "Applied", settings.servicemonitor_name, None)
+
+
+@contextlib.contextmanager
+def _retried(memo: kopf.Memo, backend: str, errors: type[Exception] = RedisError) -> Iterator[None]:
+    """Turn ``errors`` into a kopf temporary error (retried after a delay), counted by ``backend``."""
+    try:
+        yield
+    except errors as error:
+        memo.metrics.errors.labels(backend).inc()
+        raise kopf.TemporaryError(f"{backend}: {error}", delay=RETRY_DELAY_SECS) from None
 
 
 def _winning_entries(claims: ClaimIndex, without: str | None = None) -> dict[str, TenantEntry]:

@@ -1,0 +1,69 @@
+{{/* Chart name, truncated to the 63 characters a label value may hold. */}}
+{{- define "slg.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-qualified name; components append their own suffix. */}}
+{{- define "slg.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "slg.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "slg.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "slg.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "slg.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "gateway"). */}}
+{{- define "slg.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "slg.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "slg.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "slg.upstreamSecret" -}}
+{{- .Values.gateway.upstream.existingSecret | default (printf "%s-upstream" (include "slg.fullname" .)) -}}
+{{- end -}}
+
+{{- define "slg.redisSecret" -}}
+{{- .Values.redis.auth.existingSecret | default (printf "%s-redis" (include "slg.fullname" .)) -}}
+{{- end -}}
+
+{{/* Container security context shared by every container of the chart. */}}
+{{- define "slg.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* REDIS_PASSWORD then REDIS_URL (which expands it): the built-in Redis or redis.external.url. */}}
+{{- define "slg.redisEnv" -}}
+{{- if .Values.redis.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "slg.redisSecret" . }}
+      key: redis-password
+- name: REDIS_URL
+  value: "redis://:$(REDIS_PASSWORD)@{{ include "slg.fullname" . }}-redis:6379/0"
+{{- else }}
+- name: REDIS_URL
+  value: {{ required "redis.external.url is required when redis.enabled is false" .Values.redis.external.url | quote }}
+{{- end }}
+{{- end -}}

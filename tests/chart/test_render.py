@@ -1,0 +1,133 @@
+"""The chart rendered and linted by the real Helm CLI, over the value profiles people use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.chart.helm import BASE_VALUES, CHART, ROOT, helm, kinds, render
+
+PROFILES = {
+    "defaults": [],
+    "external redis": ["--set", "redis.enabled=false", "--set", "redis.external.url=rediss://redis.example:6380/0"],
+    "operator off, monitoring on": [
+        "--set", "operator.enabled=false", "--set", "serviceMonitor.enabled=true",
+        "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
+    ],
+    "operator off, monitoring off": ["--set", "operator.enabled=false"],
+    "hpa and network policy on": [
+        "--set", "gateway.autoscaling.enabled=true", "--set", "gateway.networkPolicy.enabled=true",
+    ],
+    "existing secrets, persistence": [
+        "--set", "gateway.upstream.existingSecret=upstream", "--set", "redis.auth.existingSecret=redis",
+        "--set", "redis.persistence.enabled=true",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("values", PROFILES.values(), ids=PROFILES.keys())
+def test_lint_strict_passes(values: list[str]) -> None:
+    settings = [
+        arg for pair in zip(values[::2], values[1::2], strict=True) if pair[0] == "--set" for arg in pair
+    ]
+    helm("lint", "--strict", str(CHART), *BASE_VALUES, *settings)
+
+
+def test_defaults_render_the_whole_product() -> None:
+    found = kinds(render())
+    assert found["Deployment"] == ["rel-secure-llm-gateway", "rel-secure-llm-gateway-operator"]
+    assert found["StatefulSet"] == ["rel-secure-llm-gateway-redis"]
+    assert "PodDisruptionBudget" in found and "HorizontalPodAutoscaler" not in found
+    assert "ServiceMonitor" not in found  # the operator keeps it
+    assert set(found["Secret"]) == {"rel-secure-llm-gateway-upstream", "rel-secure-llm-gateway-redis"}
+
+
+def test_profiles_switch_their_parts() -> None:
+    external = kinds(render(*PROFILES["external redis"]))
+    assert "StatefulSet" not in external
+    monitoring = kinds(render(*PROFILES["operator off, monitoring on"]))
+    assert monitoring["ServiceMonitor"] == ["rel-secure-llm-gateway"]
+    assert monitoring["Deployment"] == ["rel-secure-llm-gateway"]
+    assert "ClusterRole" not in monitoring
+    assert "ServiceMonitor" not in kinds(
+        render("--set", "operator.enabled=false", "--set", "serviceMonitor.enabled=true")
+    )
+    scaled = render(*PROFILES["hpa and network policy on"])
+    assert "replicas" not in next(o for o in scaled if o["kind"] == "Deployment")["spec"]
+    assert len(kinds(scaled)["NetworkPolicy"]) == 2
+    secrets = kinds(render(*PROFILES["existing secrets, persistence"]))
+    assert "Secret" not in secrets
+
+
+def test_the_redis_url_reaches_both_components() -> None:
+    for values, expected in (([], "redis://:$(REDIS_PASSWORD)@rel-secure-llm-gateway-redis:6379/0"),
+                             (PROFILES["external redis"], "rediss://redis.example:6380/0")):  # fmt: skip
+        for obj in render(*values):
+            if obj["kind"] == "Deployment":
+                env = {
+                    e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]
+                }
+                assert env["REDIS_URL"] == expected, obj["metadata"]["name"]
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    specs = [o["spec"]["template"]["spec"] for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    return specs + [o["spec"] for o in objects if o["kind"] == "Pod"]
+
+
+@pytest.mark.parametrize("values", PROFILES.values(), ids=PROFILES.keys())
+def test_every_container_runs_locked_down(values: list[str]) -> None:
+    for spec in pod_specs(render(*values)):
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, container["name"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_only_the_operator_gets_a_service_account_token() -> None:
+    for spec in pod_specs(render()):
+        mounted = spec.get("automountServiceAccountToken", True)
+        assert mounted == (spec.get("serviceAccountName", "").endswith("-operator"))
+
+
+def test_the_gateway_outlives_its_own_shutdown_grace() -> None:
+    gateway = next(o for o in render("--set", "gateway.shutdownGraceSeconds=45") if o["kind"] == "Deployment")
+    spec = gateway["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] > 45
+    config = next(o for o in render("--set", "gateway.shutdownGraceSeconds=45") if o["kind"] == "ConfigMap")
+    assert config["data"]["SHUTDOWN_GRACE_SECS"] == "45"
+
+
+def test_the_chart_crd_is_the_projects_crd_byte_for_byte() -> None:
+    name = "tenantquotas.gateway.secure-llm.dev.yaml"
+    assert (CHART / "crds" / name).read_bytes() == (ROOT / "k8s" / "crd" / name).read_bytes()
+
+
+BAD = {
+    "replicas 0": (
+        ["--set", "gateway.replicaCount=0"],
+        "gateway.replicaCount: Must be greater than or equal to 1",
+    ),
+    "unknown value": (["--set", "gatway.replicaCount=2"], "Additional property gatway is not allowed"),
+    "no upstream key": (
+        ["--set", "gateway.upstream.apiKey="],
+        "gateway.upstream.apiKey (or gateway.upstream.existingSecret) is required",
+    ),
+    "external redis without url": (
+        ["--set", "redis.enabled=false"],
+        "redis.external.url is required when redis.enabled is false",
+    ),
+    "bad pull policy": (["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
+    "settings overriding the secret": (["--set", "gateway.settings.OPENAI_API_KEY=x"], "gateway.settings"),
+}
+
+
+@pytest.mark.parametrize(("values", "message"), BAD.values(), ids=BAD.keys())
+def test_bad_values_are_refused(values: list[str], message: str) -> None:
+    result = helm("template", "rel", str(CHART), *BASE_VALUES, *values, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr

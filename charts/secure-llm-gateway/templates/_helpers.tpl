@@ -67,3 +67,9 @@ seccompProfile:
   value: {{ required "redis.external.url is required when redis.enabled is false" .Values.redis.external.url | quote }}
 {{- end }}
 {{- end -}}
+
+
+{{/* Cluster-scoped objects are shared by every namespace: their names carry the release's namespace. */}}
+{{- define "slg.clusterScopedName" -}}
+{{- printf "%s-%s-operator" .Release.Namespace (include "slg.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

@@ -1,0 +1,130 @@
+"""The Helm chart against the real API server: install, upgrade, uninstall; the operator at work with
+the chart's own ServiceAccount token; the gateway's ServiceAccount allowed nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.chart.helm import BASE_VALUES, CHART, helm
+from tests.k8s.cluster import Cluster
+from tests.k8s.operator_support import condition, eventually, live_entry, tenantquota
+from tests.support import ManagedProcess, RedisServer, free_port
+
+RELEASE = "rel"
+FULLNAME = "rel-secure-llm-gateway"
+
+
+def install(cluster: Cluster, namespace: str, *values: str, action: str = "install") -> None:
+    helm(action, RELEASE, str(CHART), "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig),
+         *BASE_VALUES, *values)  # fmt: skip
+
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ``account`` with a token from the TokenRequest API."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    config: dict[str, Any] = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": "admin", "user": {"token": token}}]
+    path.write_text(json.dumps(config))
+    return path
+
+
+def can_i(cluster: Cluster, namespace: str, account: str, verb: str, resource: str) -> bool:
+    result = cluster.kubectl(
+        "auth", "can-i", verb, resource, "-n", namespace,
+        f"--as=system:serviceaccount:{namespace}:{account}", check=False,
+    )  # fmt: skip
+    return result.stdout.strip() == "yes"
+
+
+def test_install_upgrade_and_uninstall_are_accepted(cluster: Cluster, namespace: str) -> None:
+    install(cluster, namespace)
+    deployments = cluster.get("deployments", "-n", namespace)["items"]
+    assert sorted(d["metadata"]["name"] for d in deployments) == [FULLNAME, f"{FULLNAME}-operator"]
+    password = cluster.get(f"secret/{FULLNAME}-redis", "-n", namespace)["data"]["redis-password"]
+    upgrade = ["--set", "gateway.replicaCount=3", "--set", "gateway.autoscaling.enabled=true"]
+    install(cluster, namespace, *upgrade, action="upgrade")
+    assert cluster.get(f"hpa/{FULLNAME}", "-n", namespace)["spec"]["maxReplicas"] == 10
+    # A generated Redis password survives upgrades.
+    assert cluster.get(f"secret/{FULLNAME}-redis", "-n", namespace)["data"]["redis-password"] == password
+    helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
+    assert cluster.get("deployments", "-n", namespace)["items"] == []
+
+
+def test_the_operator_does_its_whole_job_with_the_charts_rbac(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    install(cluster, namespace)
+    kubeconfig = service_account_kubeconfig(cluster, namespace, f"{FULLNAME}-operator", tmp_path / "operator")
+    port = free_port()
+    operator = ManagedProcess(
+        "operator-sa",
+        [sys.executable, "-m", "tenantquota_operator"],
+        {
+            "KUBECONFIG": str(kubeconfig),
+            "REDIS_URL": redis_server.url,
+            "OPERATOR_NAMESPACE": namespace,
+            "CONFIGMAP_NAME": f"{FULLNAME}-tenant-quotas",
+            "SERVICEMONITOR_NAME": FULLNAME,
+            "USAGE_INTERVAL_SECS": "1",
+            "RESYNC_INTERVAL_SECS": "1",
+            "OPERATOR_METRICS_PORT": str(port),
+        },
+        tmp_path,
+        port,
+    )
+    try:
+        operator.wait_ready("/metrics")
+        cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", input=tenantquota("ta", tenant="tenantA", requests=5)
+        )
+        eventually(lambda: live_entry(redis_server, "tenantA"), what="the live-map entry")
+        ready = eventually(lambda: condition(cluster, namespace, "ta", "Ready"), what="Ready")
+        assert ready["status"] == "True"
+        eventually(
+            lambda: (
+                "tenantA=5"
+                in cluster.get(f"configmap/{FULLNAME}-tenant-quotas", "-n", namespace)["data"].get(
+                    "TENANT_QUOTAS", ""
+                )
+            ),
+            what="the ConfigMap",
+        )
+        eventually(
+            lambda: cluster.get("tq/ta", "-n", namespace).get("status", {}).get("usage"),
+            timeout=5,
+            what="usage",
+        )
+        cluster.kubectl("delete", "tq/ta", "-n", namespace, "--wait=true", "--timeout=15s")
+        assert live_entry(redis_server, "tenantA") is None
+        log = operator.output()
+        assert "Forbidden" not in log and not re.search(r"\b403\b", log), log[-3000:]
+    finally:
+        operator.stop()
+
+
+def test_service_accounts_are_allowed_only_what_they_use(cluster: Cluster, namespace: str) -> None:
+    install(cluster, namespace)
+    gateway = f"{FULLNAME}-gateway"
+    for verb, resource in [
+        ("get", "secrets"), ("list", "pods"), ("get", "configmaps"), ("list", "tenantquotas"),
+        ("patch", "tenantquotas"), ("create", "events"), ("get", "services"), ("list", "namespaces"),
+    ]:  # fmt: skip
+        assert not can_i(cluster, namespace, gateway, verb, resource), (verb, resource)
+    operator = f"{FULLNAME}-operator"
+    for verb, resource in [
+        ("list", "tenantquotas"),
+        ("patch", "tenantquotas/status"),
+        ("create", "configmaps"),
+    ]:
+        assert can_i(cluster, namespace, operator, verb, resource), (verb, resource)
+    for verb, resource in [
+        ("get", "secrets"), ("delete", "configmaps"), ("create", "tenantquotas"), ("delete", "tenantquotas"),
+        ("create", "deployments"), ("patch", "configmaps/unrelated"), ("list", "pods"),
+    ]:  # fmt: skip
+        assert not can_i(cluster, namespace, operator, verb, resource), (verb, resource)

@@ -26,6 +26,11 @@ class OperatorMetrics:
             ["backend"],
             registry=self.registry,
         )
+        # Every series exists from the start (at 0), so rates and alerts see them before the first event.
+        for result in ("applied", "conflict", "invalid"):
+            self.reconciles.labels(result)
+        for backend in ("redis", "kubernetes"):
+            self.errors.labels(backend)
         self._last_sync = time.time()
         Gauge(
             "tenantquota_last_sync_age_seconds",
@@ -36,4 +41,9 @@ class OperatorMetrics:
             start_http_server(port, addr="0.0.0.0", registry=self.registry)
 
     def synced(self) -> None:
+        # Every series exists from the start (at 0), so rates and alerts see them before the first event.
+        for result in ("applied", "conflict", "invalid"):
+            self.reconciles.labels(result)
+        for backend in ("redis", "kubernetes"):
+            self.errors.labels(backend)
         self._last_sync = time.time()

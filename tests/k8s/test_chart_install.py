@@ -16,6 +16,7 @@ from tests.k8s.cluster import Cluster
 from tests.k8s.operator_support import condition, eventually, live_entry, tenantquota
 from tests.support import ManagedProcess, RedisServer, free_port
 
+CRDS = Path(__file__).resolve().parent / "crds"
 RELEASE = "rel"
 FULLNAME = "rel-secure-llm-gateway"
 
@@ -128,3 +129,28 @@ def test_service_accounts_are_allowed_only_what_they_use(cluster: Cluster, names
         ("create", "deployments"), ("patch", "configmaps/unrelated"), ("list", "pods"),
     ]:  # fmt: skip
         assert not can_i(cluster, namespace, operator, verb, resource), (verb, resource)
+
+
+def test_monitoring_objects_are_accepted_by_the_prometheus_operator_crds(
+    cluster: Cluster, namespace: str
+) -> None:
+    crds = [
+        CRDS / "monitoring.coreos.com_servicemonitors.yaml",
+        CRDS / "monitoring.coreos.com_prometheusrules.yaml",
+    ]
+    for crd in crds:
+        cluster.kubectl("apply", "--server-side", "-f", str(crd))
+    try:
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=30s",
+            "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com",
+        )  # fmt: skip
+        monitoring = ["--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+                      "--set", "grafanaDashboard.enabled=true"]  # fmt: skip
+        install(cluster, namespace, *monitoring)
+        assert cluster.get(f"prometheusrule/{FULLNAME}", "-n", namespace)["spec"]["groups"][0]["rules"]
+        assert cluster.get(f"servicemonitor/{FULLNAME}-operator", "-n", namespace)["spec"]["endpoints"]
+        helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
+    finally:
+        for crd in crds:
+            cluster.kubectl("delete", "-f", str(crd), "--wait=true", "--timeout=30s")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.chart.helm import BASE_VALUES, CHART, ROOT, helm, kinds, render
 
@@ -131,3 +135,21 @@ def test_bad_values_are_refused(values: list[str], message: str) -> None:
     result = helm("template", "rel", str(CHART), *BASE_VALUES, *values, check=False)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+@pytest.mark.parametrize("values", PROFILES.values(), ids=PROFILES.keys())
+def test_built_in_objects_pass_kubernetes_validate_strict(values: list[str], tmp_path: Path) -> None:
+    objects = [o for o in render(*values) if o["kind"] not in CUSTOM_KINDS]
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    tool = Path(sys.executable).with_name("kubernetes-validate")
+    result = subprocess.run(
+        [str(tool), "--strict", "--quiet", "-k", "1.36.0", str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

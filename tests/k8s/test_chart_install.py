@@ -82,14 +82,14 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
     try:
         operator.wait_ready("/metrics")
         cluster.kubectl(
-            "apply", "-n", namespace, "-f", "-", input=tenantquota("ta", tenant="tenantA", requests=5)
+            "apply", "-n", namespace, "-f", "-", input=tenantquota("ta", tenant="chart-tenant", requests=5)
         )
-        eventually(lambda: live_entry(redis_server, "tenantA"), what="the live-map entry")
+        eventually(lambda: live_entry(redis_server, "chart-tenant"), what="the live-map entry")
         ready = eventually(lambda: condition(cluster, namespace, "ta", "Ready"), what="Ready")
         assert ready["status"] == "True"
         eventually(
             lambda: (
-                "tenantA=5"
+                "chart-tenant=5"
                 in cluster.get(f"configmap/{FULLNAME}-tenant-quotas", "-n", namespace)["data"].get(
                     "TENANT_QUOTAS", ""
                 )
@@ -102,7 +102,7 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
             what="usage",
         )
         cluster.kubectl("delete", "tq/ta", "-n", namespace, "--wait=true", "--timeout=15s")
-        assert live_entry(redis_server, "tenantA") is None
+        assert live_entry(redis_server, "chart-tenant") is None
         log = operator.output()
         assert "Forbidden" not in log and not re.search(r"\b403\b", log), log[-3000:]
     finally:

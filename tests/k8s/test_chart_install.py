@@ -4,7 +4,9 @@ the chart's own ServiceAccount token; the gateway's ServiceAccount allowed nothi
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,10 @@ RELEASE = "rel"
 FULLNAME = "rel-secure-llm-gateway"
 
 
-def install(cluster: Cluster, namespace: str, *values: str, action: str = "install") -> None:
-    helm(action, RELEASE, str(CHART), "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig),
-         *BASE_VALUES, *values)  # fmt: skip
+def install(cluster: Cluster, namespace: str, *values: str, action: str = "install") -> str:
+    """``helm install`` (or ``upgrade``); what it printed (the NOTES)."""
+    target = ["--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig)]
+    return helm(action, RELEASE, str(CHART), *target, *BASE_VALUES, *values).stdout
 
 
 def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
@@ -43,8 +46,24 @@ def can_i(cluster: Cluster, namespace: str, account: str, verb: str, resource: s
     return result.stdout.strip() == "yes"
 
 
-def test_install_upgrade_and_uninstall_are_accepted(cluster: Cluster, namespace: str) -> None:
-    install(cluster, namespace)
+def test_install_upgrade_and_uninstall_are_accepted(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    notes = install(cluster, namespace)
+    # The NOTES' TenantQuota command works as printed (port-forward needs running pods: not here).
+    command = notes[
+        notes.index("kubectl -n " + namespace + " apply -f - <<'YAML'") : notes.index("\nYAML\n") + 6
+    ]
+    shell = subprocess.run(
+        ["bash", "-c", command],
+        env={**os.environ, **cluster.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shell.returncode == 0, shell.stdout + shell.stderr
+    assert cluster.get("tq/demo", "-n", namespace)["spec"] == {
+        "tenant": "demo",
+        "requests": 5,
+        "windowSeconds": 60,
+        "suspended": False,
+    }
     deployments = cluster.get("deployments", "-n", namespace)["items"]
     assert sorted(d["metadata"]["name"] for d in deployments) == [FULLNAME, f"{FULLNAME}-operator"]
     password = cluster.get(f"secret/{FULLNAME}-redis", "-n", namespace)["data"]["redis-password"]

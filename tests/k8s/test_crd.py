@@ -31,31 +31,22 @@ def create(cluster: Cluster, namespace: str, text: str) -> tuple[bool, str]:
     return result.returncode == 0, result.stdout if result.returncode == 0 else result.stderr.strip()
 
 
+EVERYTHING = {
+    "tenant": "sk-proj_abc.123",
+    "requests": 0,
+    "windowSeconds": 3600,
+    "rateLimit": {"rps": 2, "burst": 4},
+    "allowedModels": ["gpt-4o", "gpt-4o-mini"],
+    "suspended": True,
+    "apiKeySecretRef": {"name": "tenant-a", "key": "api-key"},
+}
+
 GOOD = {
     "minimal, with defaults": (
         {"tenant": "tenantA", "requests": 5},
         {"tenant": "tenantA", "requests": 5, "windowSeconds": 60, "suspended": False},
     ),
-    "everything": (
-        {
-            "tenant": "sk-proj_abc.123",
-            "requests": 0,
-            "windowSeconds": 3600,
-            "rateLimit": {"rps": 2, "burst": 4},
-            "allowedModels": ["gpt-4o", "gpt-4o-mini"],
-            "suspended": True,
-            "apiKeySecretRef": {"name": "tenant-a", "key": "api-key"},
-        },
-        {
-            "tenant": "sk-proj_abc.123",
-            "requests": 0,
-            "windowSeconds": 3600,
-            "rateLimit": {"rps": 2, "burst": 4},
-            "allowedModels": ["gpt-4o", "gpt-4o-mini"],
-            "suspended": True,
-            "apiKeySecretRef": {"name": "tenant-a", "key": "api-key"},
-        },
-    ),
+    "everything": (EVERYTHING, EVERYTHING),  # stored exactly as sent
 }
 
 BAD = {

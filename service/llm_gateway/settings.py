@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         default_factory=dict, description="Per-tenant quota overrides: `tenantA=5,tenantB=8`."
     )
     allow_anonymous: bool = Field(
-        True, description="Admit requests without `X-Api-Key` as tenant `anonymous` (else 401)."
+        True, description="Admit requests without an API key as tenant `anonymous` (else 401)."
     )
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,

@@ -246,3 +246,18 @@ def test_live_map_rules_suspend_tenants_restrict_models_and_set_windows(
     assert_openai_error(other, 403, "model_not_allowed")
     # Refusals for access are not counted against the quota.
     assert redis_server.client().get("quota:narrow") == b"1"
+
+
+def test_a_bearer_token_names_the_tenant_as_openai_sdks_send_it(
+    gateway_factory: GatewayFactory, mock: ManagedProcess
+) -> None:
+    gateway = gateway_factory(TENANT_QUOTAS="sk-client=1", ALLOW_ANONYMOUS="false")
+
+    def bearer() -> httpx.Response:
+        headers = {"Authorization": "Bearer sk-client"}
+        return httpx.post(gateway.url + CHAT, json=chat_body(), headers=headers, timeout=10)
+
+    assert bearer().headers["x-ratelimit-limit-requests"] == "1"
+    assert_openai_error(bearer(), 429, "quota_exceeded")
+    upstream = httpx.get(mock.url + "/_mock/last-request").json()["headers"]
+    assert upstream["authorization"] == "Bearer sk-upstream-secret-0123456789"  # never the client's

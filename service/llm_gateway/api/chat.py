@@ -24,7 +24,7 @@ from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers, header
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_messages
-from llm_gateway.core.tenant import tenant_of
+from llm_gateway.core.tenant import api_key_of, tenant_of
 from llm_gateway.core.usage import StreamUsage, ask_for_stream_usage, usage_of
 from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded
 from llm_gateway.telemetry.exchange import Exchange
@@ -171,7 +171,7 @@ class ChatCompletions:
 
     async def _admit(self, scope: Scope, exchange: Exchange, model: str) -> Decision:
         """Access, quota and rate limit. Rate limits count per API key, else per client address and path."""
-        api_key = header(scope, b"x-api-key")
+        api_key = api_key_of(header(scope, b"x-api-key"), header(scope, b"authorization"))
         tenant = exchange.tenant = tenant_of(api_key, allow_anonymous=self._allow_anonymous)
         if api_key:
             return await self._admission.admit(tenant, tenant, model)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, encode_events, format_event
 
@@ -71,3 +73,43 @@ def test_encode_round_trips_decoded_events() -> None:
 def test_format_event_and_keepalive_are_single_well_formed_events() -> None:
     assert decode_in_pieces(format_event(b'{"error":{}}'), []) == ([b'data: {"error":{}}'], b"")
     assert decode_in_pieces(KEEPALIVE, []) == ([b": keep-alive"], b"")
+
+
+def _decode_in_pieces(data: bytes, cuts: list[int]) -> tuple[list[bytes], bytes]:
+    decoder = SSEDecoder()
+    events: list[bytes] = []
+    start = 0
+    for cut in sorted(cuts):
+        events += decoder.decode(data[start:cut])
+        start = cut
+    events += decoder.decode(data[start:])
+    return events, decoder.flush()
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.binary(max_size=300), raw_cuts=st.lists(st.integers(0, 300), max_size=12))
+def test_any_bytes_cut_anywhere_decode_like_one_piece(data: bytes, raw_cuts: list[int]) -> None:
+    cuts = [cut for cut in raw_cuts if cut <= len(data)]
+    assert _decode_in_pieces(data, cuts) == _decode_in_pieces(data, [])
+
+
+EVENT_LINES = st.lists(
+    st.text(
+        st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), min_size=1, max_size=20
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(EVENT_LINES, min_size=1, max_size=6), raw_cuts=st.lists(st.integers(0, 400), max_size=10)
+)
+def test_well_formed_events_come_out_exactly_once_and_unchanged(
+    events: list[list[str]], raw_cuts: list[int]
+) -> None:
+    wire = [("\n".join(f"data: {line}" for line in lines)).encode() for lines in events]
+    data = b"".join(event + b"\n\n" for event in wire)
+    cuts = [cut for cut in raw_cuts if cut <= len(data)]
+    assert _decode_in_pieces(data, cuts) == (wire, b"")

@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_gateway.core.redaction import (
     Entity,
@@ -12,6 +14,7 @@ from llm_gateway.core.redaction import (
     redact_completion,
     redact_messages,
 )
+from llm_gateway.core.sse import SSEDecoder
 
 REDACTOR = Redactor(Replacer("placeholder"))
 
@@ -129,3 +132,31 @@ def test_plain_text_events_are_forwarded_as_they_came() -> None:
 def test_non_json_data_is_redacted_as_text() -> None:
     sse = SSERedactor(REDACTOR)
     assert sse.process([b"data: mail jane@example.com"]) == [b"data: mail [EMAIL]"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=400), cuts=st.lists(st.integers(0, 400), max_size=8))
+def test_the_stream_redactor_takes_any_bytes_without_failing(raw: bytes, cuts: list[int]) -> None:
+    decoder, sse = SSEDecoder(), SSERedactor(REDACTOR)
+    start = 0
+    for cut in sorted(c for c in cuts if c <= len(raw)):
+        sse.process(decoder.decode(raw[start:cut]))
+        start = cut
+    out = sse.process(decoder.decode(raw[start:])) + sse.finish()
+    assert all(isinstance(event, bytes) for event in out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(st.text("abcdefghij ", min_size=1, max_size=8), min_size=1, max_size=15))
+def test_text_without_entities_streams_through_exactly(words: list[str]) -> None:
+    sse = SSERedactor(REDACTOR)
+    events = [chunk(word) for word in words] + [chunk(None, finish="stop"), b"data: [DONE]"]
+    out = sse.process(events[:3]) + sse.process(events[3:])
+    text = "".join(
+        choice["delta"].get("content") or ""
+        for event in out
+        if event != b"data: [DONE]"
+        for choice in orjson.loads(event[6:])["choices"]
+    )
+    assert text == "".join(words)
+    assert out[-1] == b"data: [DONE]"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["OperatorSettings"]
@@ -27,6 +27,9 @@ class OperatorSettings(BaseSettings):
     gateway_service_selector: str = Field(
         "app.kubernetes.io/name=secure-llm-gateway",
         description="Labels (`k=v,k2=v2`) of the gateway Service the ServiceMonitor selects.",
+    )
+    tenant_hash_key: SecretStr | None = Field(
+        None, description="The gateways' TENANT_HASH_KEY, so relabelings know declared tenants' pseudonyms."
     )
     metrics_port_name: str = Field("http", description="Name of the gateway Service port serving /metrics.")
     usage_interval_secs: float = Field(

@@ -194,6 +194,7 @@ async def _sync_side_objects(
             dict(pair.split("=", 1) for pair in settings.gateway_service_selector.split(",") if pair),
             settings.metrics_port_name,
             entries,
+            settings.tenant_hash_key.get_secret_value().encode() if settings.tenant_hash_key else None,
         )
     return condition("ServiceMonitor", True, "Applied", settings.servicemonitor_name, None)
 

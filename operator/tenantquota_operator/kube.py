@@ -27,16 +27,19 @@ _APPLY: dict[str, Any] = {
 }
 
 
-def tenant_relabelings(tenants: Iterable[str]) -> list[dict[str, Any]]:
+def tenant_relabelings(tenants: Iterable[str], hash_key: bytes | None = None) -> list[dict[str, Any]]:
     """``metricRelabelings`` that keep per-tenant series of declared tenants only.
 
-    A ``tenant`` label value is kept when it is a declared tenant's id or the hash the gateway shows
-    by default, or the gateway's own ``other``; series of any other tenant are dropped. (Rewriting
-    them to ``other`` instead would give several series the same labels in one scrape, which
-    Prometheus rejects as duplicates: a gateway run with ``TENANT_LABEL=name`` sums them into its own
-    ``other`` correctly.) Series without a tenant label pass untouched.
+    A ``tenant`` label value is kept when it is a declared tenant's id, the hash the gateway shows by
+    default (keyed with ``hash_key``: the gateways' ``TENANT_HASH_KEY``), or the gateway's own
+    ``other``; series of any other tenant are dropped. (Rewriting them to ``other`` instead would give
+    several series the same labels in one scrape, which Prometheus rejects as duplicates: a gateway
+    run with ``TENANT_LABEL=name`` sums them into its own ``other`` correctly.) Series without a
+    tenant label pass untouched.
     """
-    known = sorted({value for tenant in tenants for value in (tenant, tenant_hash(tenant))} | {OTHER})
+    known = sorted(
+        {value for tenant in tenants for value in (tenant, tenant_hash(tenant, hash_key))} | {OTHER}
+    )
     return [
         {
             "sourceLabels": ["tenant"],
@@ -96,7 +99,13 @@ class Kube:
         return any(resource.name == plural for resource in resources.resources)
 
     async def apply_servicemonitor(
-        self, namespace: str, name: str, selector: Mapping[str, str], port: str, tenants: Iterable[str]
+        self,
+        namespace: str,
+        name: str,
+        selector: Mapping[str, str],
+        port: str,
+        tenants: Iterable[str],
+        hash_key: bytes | None,
     ) -> None:
         group, version, plural = MONITORING
         body = {
@@ -106,7 +115,11 @@ class Kube:
             "spec": {
                 "selector": {"matchLabels": dict(selector)},
                 "endpoints": [
-                    {"port": port, "path": "/metrics", "metricRelabelings": tenant_relabelings(tenants)}
+                    {
+                        "port": port,
+                        "path": "/metrics",
+                        "metricRelabelings": tenant_relabelings(tenants, hash_key),
+                    }
                 ],
             },
         }

@@ -109,7 +109,12 @@ def create_app(settings: Settings) -> HotPathRouter:
     telemetry = Telemetry(
         metrics,
         tracing,
-        tenants=TenantNames(settings.tenant_label, policy.declares, settings.metrics_max_tenants),
+        tenants=TenantNames(
+            settings.tenant_label,
+            policy.declares,
+            settings.metrics_max_tenants,
+            settings.tenant_hash_key.get_secret_value().encode() if settings.tenant_hash_key else None,
+        ),
         models=BoundedLabel(settings.metrics_models, settings.metrics_max_models),
         upstream_address=(base_url.host or "", base_url.port or 0),
     )

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         "key's SHA-256) or `name` (tenant ids from the live map or `TENANT_QUOTAS`; others hashed in "
         "spans, `other` in metrics).",
     )
+    tenant_hash_key: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC that pseudonymises tenants in metrics and spans (set it: without one, "
+        "an unkeyed SHA-256 prefix anyone can recompute for a guessed tenant id).",
+    )
     metrics_per_tenant: bool = Field(
         True, description="Export the per-tenant series (`gateway_tenant_*`); `off` drops every tenant label."
     )
@@ -210,7 +215,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
-_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY", "REDACTION_HASH_KEY"})
+_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY", "REDACTION_HASH_KEY", "TENANT_HASH_KEY"})
 
 
 def _describe(exc: ValidationError) -> str:

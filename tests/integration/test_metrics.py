@@ -152,6 +152,17 @@ def test_non_stream_usage_and_per_tenant_series_use_the_key_hash(
     assert KEY["X-Api-Key"] not in httpx.get(gateway.url + "/metrics").text
 
 
+def test_a_tenant_hash_key_keys_the_pseudonyms_and_stays_secret(
+    gateway_factory: GatewayFactory, mock: ManagedProcess
+) -> None:
+    gateway = gateway_factory(TENANT_HASH_KEY="hash-key-9f2c")
+    httpx.post(gateway.url + CHAT, json=chat_body(), headers=KEY)
+    assert label_values(scrape(gateway.url), "gateway_tenant_requests_total", "tenant") == {
+        tenant_hash(KEY["X-Api-Key"], b"hash-key-9f2c")
+    }
+    assert "hash-key-9f2c" not in gateway.output()
+
+
 def test_tenant_names_and_switching_per_tenant_series_off(
     gateway_factory: GatewayFactory, mock: ManagedProcess
 ) -> None:

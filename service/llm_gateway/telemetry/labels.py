@@ -7,6 +7,7 @@ client create unbounded series in Prometheus. Everything here maps an open set o
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Collection
 from typing import Literal
 
@@ -45,12 +46,16 @@ class BoundedLabel:
         return OTHER
 
 
-def tenant_hash(tenant: str) -> str:
-    """A stable pseudonym for a tenant id: the first 12 hex digits of its SHA-256.
+def tenant_hash(tenant: str, key: bytes | None = None) -> str:
+    """A stable pseudonym for a tenant id: the first 12 hex digits of its HMAC-SHA256 under ``key``.
 
-    Operators find a key's pseudonym with ``printf %s "$KEY" | sha256sum | cut -c1-12``.
+    Without a key, of its plain SHA-256 (``printf %s "$KEY" | sha256sum | cut -c1-12``), which anyone
+    can recompute for a guessed id; a key (``TENANT_HASH_KEY``) makes low-entropy ids unguessable and
+    is rotated by changing it (the pseudonyms change with it).
     """
-    return hashlib.sha256(tenant.encode()).hexdigest()[:12]
+    if key is None:
+        return hashlib.sha256(tenant.encode()).hexdigest()[:12]
+    return hmac.new(key, tenant.encode(), hashlib.sha256).hexdigest()[:12]
 
 
 class TenantNames:
@@ -60,23 +65,31 @@ class TenantNames:
     live map or ``TENANT_QUOTAS``: ``declared(tenant)``) by their id, others hashed. ``anonymous``
     stays as it is. Metric labels are bounded further: in ``hash`` mode the first
     ``max_labels`` distinct tenants, in ``name`` mode the declared ones; the rest are ``other``.
+    Hashes are keyed with ``hash_key`` when one is given (see :func:`tenant_hash`).
     """
 
-    __slots__ = ("_bounded", "_declared", "_mode")
+    __slots__ = ("_bounded", "_declared", "_key", "_mode")
 
-    def __init__(self, mode: TenantLabelMode, declared: Callable[[str], bool], max_labels: int) -> None:
+    def __init__(
+        self,
+        mode: TenantLabelMode,
+        declared: Callable[[str], bool],
+        max_labels: int,
+        hash_key: bytes | None = None,
+    ) -> None:
         self._mode = mode
         self._declared = declared
+        self._key = hash_key
         self._bounded = BoundedLabel((ANONYMOUS,), 0) if mode == "name" else BoundedLabel((), max_labels)
 
     def attribute(self, tenant: str) -> str:
         """The tenant as a span attribute: never the raw key of an undeclared tenant."""
         if tenant == ANONYMOUS or (self._mode == "name" and self._declared(tenant)):
             return tenant
-        return tenant_hash(tenant)
+        return tenant_hash(tenant, self._key)
 
     def label(self, tenant: str) -> str:
         """The tenant as a metric label value, from a bounded set."""
         if self._mode == "name":
             return tenant if self._declared(tenant) else self._bounded(tenant)
-        return self._bounded(ANONYMOUS if tenant == ANONYMOUS else tenant_hash(tenant))
+        return self._bounded(ANONYMOUS if tenant == ANONYMOUS else tenant_hash(tenant, self._key))

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from llm_gateway.core.quota_map import TenantEntry
+from llm_gateway.telemetry.labels import tenant_hash
 from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
+from tenantquota_operator.kube import tenant_relabelings
 
 ONE = TenantEntry(requests=1)
 
@@ -63,3 +66,10 @@ def test_env_form_is_the_tenant_quotas_setting_sorted_with_suspended_tenants_at_
     entries = {"tenantB": TenantEntry(requests=8), "tenantA": TenantEntry(requests=5, suspended=True)}
     assert env_form(entries) == "tenantA=0,tenantB=8"  # a suspended tenant is blocked
     assert env_form({}) == ""
+
+
+def test_relabelings_know_the_keyed_pseudonyms_of_declared_tenants() -> None:
+    regex = tenant_relabelings(["team-a"], b"k")[0]["regex"]
+    assert re.fullmatch(regex, tenant_hash("team-a", b"k"))
+    assert not re.fullmatch(regex, tenant_hash("team-a"))
+    assert re.fullmatch(regex, "team-a") and re.fullmatch(regex, "other")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from llm_gateway.telemetry.labels import OTHER, BoundedLabel, TenantNames, tenant_hash
 
@@ -40,3 +41,11 @@ def test_name_mode_names_declared_tenants_only() -> None:
     assert names.label("team-a") == "team-a"
     assert names.label("sk-undeclared") == OTHER
     assert names.label("anonymous") == "anonymous"
+
+
+def test_a_hash_key_makes_the_pseudonym_a_keyed_hmac() -> None:
+    keyed = tenant_hash("demo", b"secret-1")
+    assert keyed == hmac.new(b"secret-1", b"demo", hashlib.sha256).hexdigest()[:12]
+    assert keyed != tenant_hash("demo") and keyed != tenant_hash("demo", b"secret-2")  # rotation changes it
+    names = TenantNames("hash", lambda tenant: False, max_labels=10, hash_key=b"secret-1")
+    assert names.attribute("demo") == names.label("demo") == keyed

@@ -3,9 +3,10 @@
     python scripts/render_manifests.py --write   # after changing the chart
     python scripts/render_manifests.py --check   # exit 1 when the committed file is stale (a test runs it)
 
-Rendered as release ``secure-llm-gateway`` in namespace ``secure-llm-gateway``, with both Secrets
-expected to exist (``secure-llm-gateway-upstream`` with key ``openai-api-key``, and
-``secure-llm-gateway-redis`` with key ``redis-password``), without the ``helm test`` pod, and without
+Rendered as release ``secure-llm-gateway`` in namespace ``secure-llm-gateway``, with its Secrets
+expected to exist (``secure-llm-gateway-upstream`` with key ``openai-api-key``,
+``secure-llm-gateway-redis`` with key ``redis-password``, ``secure-llm-gateway-tenant-hash`` with
+key ``tenant-hash-key``), without the ``helm test`` pod, and without
 the labels that would claim Helm manages the objects.
 """
 
@@ -33,6 +34,7 @@ def render() -> str:
             helm, "template", NAME, str(ROOT / "charts" / NAME), "--namespace", NAME, "--skip-tests",
             "--set", f"gateway.upstream.existingSecret={NAME}-upstream",
             "--set", f"redis.auth.existingSecret={NAME}-redis",
+            "--set", f"tenantHashKey.existingSecret={NAME}-tenant-hash",
         ],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip

@@ -25,7 +25,7 @@ PROFILES = {
     ],
     "existing secrets, persistence": [
         "--set", "gateway.upstream.existingSecret=upstream", "--set", "redis.auth.existingSecret=redis",
-        "--set", "redis.persistence.enabled=true",
+        "--set", "redis.persistence.enabled=true", "--set", "tenantHashKey.existingSecret=tenant-hash",
     ],
 }  # fmt: skip
 
@@ -44,7 +44,11 @@ def test_defaults_render_the_whole_product() -> None:
     assert found["StatefulSet"] == ["rel-secure-llm-gateway-redis"]
     assert "PodDisruptionBudget" in found and "HorizontalPodAutoscaler" not in found
     assert "ServiceMonitor" not in found  # the operator keeps it
-    assert set(found["Secret"]) == {"rel-secure-llm-gateway-upstream", "rel-secure-llm-gateway-redis"}
+    assert set(found["Secret"]) == {
+        "rel-secure-llm-gateway-upstream",
+        "rel-secure-llm-gateway-redis",
+        "rel-secure-llm-gateway-tenant-hash",
+    }
 
 
 def test_profiles_switch_their_parts() -> None:
@@ -62,6 +66,14 @@ def test_profiles_switch_their_parts() -> None:
     assert len(kinds(scaled)["NetworkPolicy"]) == 2
     secrets = kinds(render(*PROFILES["existing secrets, persistence"]))
     assert "Secret" not in secrets
+
+
+def test_gateway_and_operator_share_the_tenant_hash_key() -> None:
+    for obj in render():
+        if obj["kind"] == "Deployment":
+            env = {e["name"]: e for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+            reference = env["TENANT_HASH_KEY"]["valueFrom"]["secretKeyRef"]
+            assert reference == {"name": "rel-secure-llm-gateway-tenant-hash", "key": "tenant-hash-key"}
 
 
 def test_the_redis_url_reaches_both_components() -> None:

@@ -67,11 +67,15 @@ def test_install_upgrade_and_uninstall_are_accepted(cluster: Cluster, namespace:
     deployments = cluster.get("deployments", "-n", namespace)["items"]
     assert sorted(d["metadata"]["name"] for d in deployments) == [FULLNAME, f"{FULLNAME}-operator"]
     password = cluster.get(f"secret/{FULLNAME}-redis", "-n", namespace)["data"]["redis-password"]
+    hash_key = cluster.get(f"secret/{FULLNAME}-tenant-hash", "-n", namespace)["data"]["tenant-hash-key"]
     upgrade = ["--set", "gateway.replicaCount=3", "--set", "gateway.autoscaling.enabled=true"]
     install(cluster, namespace, *upgrade, action="upgrade")
     assert cluster.get(f"hpa/{FULLNAME}", "-n", namespace)["spec"]["maxReplicas"] == 10
-    # A generated Redis password survives upgrades.
+    # Generated secrets survive upgrades (a new tenant hash key would rename every tenant's series).
     assert cluster.get(f"secret/{FULLNAME}-redis", "-n", namespace)["data"]["redis-password"] == password
+    assert (
+        cluster.get(f"secret/{FULLNAME}-tenant-hash", "-n", namespace)["data"]["tenant-hash-key"] == hash_key
+    )
     helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
     assert cluster.get("deployments", "-n", namespace)["items"] == []
 

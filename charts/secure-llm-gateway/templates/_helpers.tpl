@@ -73,3 +73,16 @@ seccompProfile:
 {{- define "slg.clusterScopedName" -}}
 {{- printf "%s-%s-operator" .Release.Namespace (include "slg.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{- define "slg.tenantHashSecret" -}}
+{{- .Values.tenantHashKey.existingSecret | default (printf "%s-tenant-hash" (include "slg.fullname" .)) -}}
+{{- end -}}
+
+{{/* TENANT_HASH_KEY for the gateway and the operator: both must pseudonymise tenants alike. */}}
+{{- define "slg.tenantHashEnv" -}}
+- name: TENANT_HASH_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "slg.tenantHashSecret" . }}
+      key: tenant-hash-key
+{{- end -}}

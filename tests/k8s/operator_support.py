@@ -28,6 +28,11 @@ def tenantquota(name: str, **spec: Any) -> str:
     )
 
 
+def apply_tenantquota(cluster: Cluster, namespace: str, name: str, **spec: Any) -> None:
+    """``kubectl apply`` a TenantQuota ``name`` with ``spec`` in ``namespace``."""
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota(name, **spec))
+
+
 def eventually(check: Callable[[], Any], timeout: float = 2.0, what: str = "condition") -> Any:
     """``check()``'s first truthy result within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

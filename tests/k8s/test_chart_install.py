@@ -15,7 +15,7 @@ import yaml
 
 from tests.chart.helm import BASE_VALUES, CHART, helm
 from tests.k8s.cluster import Cluster
-from tests.k8s.operator_support import condition, eventually, live_entry, tenantquota
+from tests.k8s.operator_support import apply_tenantquota, condition, eventually, live_entry
 from tests.support import ManagedProcess, RedisServer, free_port
 
 CRDS = Path(__file__).resolve().parent / "crds"
@@ -104,9 +104,7 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
     )
     try:
         operator.wait_ready("/metrics")
-        cluster.kubectl(
-            "apply", "-n", namespace, "-f", "-", input=tenantquota("ta", tenant="chart-tenant", requests=5)
-        )
+        apply_tenantquota(cluster, namespace, "ta", tenant="chart-tenant", requests=5)
         eventually(lambda: live_entry(redis_server, "chart-tenant"), what="the live-map entry")
         ready = eventually(lambda: condition(cluster, namespace, "ta", "Ready"), what="Ready")
         assert ready["status"] == "True"

@@ -12,11 +12,11 @@ from tests.integration.scrape import scrape as _scrape
 from tests.k8s.cluster import Cluster
 from tests.k8s.operator_support import (
     OperatorFactory,
+    apply_tenantquota,
     condition,
     eventually,
     limit_seen,
     live_entry,
-    tenantquota,
 )
 from tests.support import RedisServer
 
@@ -32,9 +32,7 @@ def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(
     gateway = gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="1000")
     assert limit_seen(gateway, "alpha") == "1000"
 
-    cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-", input=tenantquota("alpha", tenant="alpha", requests=3)
-    )
+    apply_tenantquota(cluster, namespace, "alpha", tenant="alpha", requests=3)
     eventually(lambda: limit_seen(gateway, "alpha") == "3", what="the gateway enforcing 3")
     assert live_entry(redis_server, "alpha") == {"v": 1, "requests": 3, "window_secs": 60}
 
@@ -77,13 +75,8 @@ def test_access_rules_reach_the_gateway(
 ) -> None:
     start_operator()
     gateway = gateway_factory(REDIS_URL=redis_server.url)
-    cluster.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=tenantquota("beta", tenant="beta", requests=10, allowedModels=["gpt-4o"], suspended=True),
+    apply_tenantquota(
+        cluster, namespace, "beta", tenant="beta", requests=10, allowedModels=["gpt-4o"], suspended=True
     )
 
     def refusal() -> str:
@@ -103,9 +96,7 @@ def test_resync_repairs_a_flushed_redis(
     cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
 ) -> None:
     start_operator()
-    cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-", input=tenantquota("gamma", tenant="gamma", requests=7)
-    )
+    apply_tenantquota(cluster, namespace, "gamma", tenant="gamma", requests=7)
     eventually(lambda: live_entry(redis_server, "gamma"), what="the entry")
     redis_server.client().hset("quota_map", "stray", b'{"v":1,"requests":1}')
     redis_server.client().flushall()
@@ -118,14 +109,10 @@ def test_a_second_claim_on_a_tenant_is_reported_and_not_applied(
     cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
 ) -> None:
     start_operator()
-    cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-", input=tenantquota("first", tenant="delta", requests=4)
-    )
+    apply_tenantquota(cluster, namespace, "first", tenant="delta", requests=4)
     eventually(lambda: live_entry(redis_server, "delta"), what="the first claim applied")
     time.sleep(1.1)  # creation timestamps have one-second resolution
-    cluster.kubectl(
-        "apply", "-n", namespace, "-f", "-", input=tenantquota("second", tenant="delta", requests=99)
-    )
+    apply_tenantquota(cluster, namespace, "second", tenant="delta", requests=99)
     conflict = eventually(
         lambda: condition(cluster, namespace, "second", "Conflict"), what="a Conflict condition"
     )
@@ -143,7 +130,7 @@ def test_without_the_servicemonitor_api_the_operator_reports_it_and_keeps_workin
     cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
 ) -> None:
     operator = start_operator()
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("eps", tenant="eps", requests=2))
+    apply_tenantquota(cluster, namespace, "eps", tenant="eps", requests=2)
     eventually(lambda: live_entry(redis_server, "eps"), what="the entry")
     monitor = eventually(lambda: condition(cluster, namespace, "eps", "ServiceMonitor"), what="the condition")
     assert (monitor["status"], monitor["reason"]) == ("False", "APINotServed")
@@ -156,7 +143,7 @@ def test_a_redis_outage_is_retried_until_redis_is_back(
 ) -> None:
     operator = start_operator()
     redis_server.kill()
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("zeta", tenant="zeta", requests=6))
+    apply_tenantquota(cluster, namespace, "zeta", tenant="zeta", requests=6)
     time.sleep(2)  # the first attempts fail and are scheduled again
     redis_server.start()
     entry = eventually(

@@ -16,7 +16,7 @@ import pytest
 
 from llm_gateway.telemetry.labels import tenant_hash
 from tests.k8s.cluster import Cluster
-from tests.k8s.operator_support import OperatorFactory, condition, eventually, tenantquota
+from tests.k8s.operator_support import OperatorFactory, apply_tenantquota, condition, eventually
 
 SERVICEMONITOR_CRD = Path(__file__).resolve().parent / "crds" / "monitoring.coreos.com_servicemonitors.yaml"
 
@@ -46,7 +46,7 @@ def test_the_servicemonitor_follows_the_tenants(
     cluster: Cluster, namespace: str, servicemonitor_api: None, start_operator: OperatorFactory
 ) -> None:
     start_operator()
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("a", tenant="team-a", requests=3))
+    apply_tenantquota(cluster, namespace, "a", tenant="team-a", requests=3)
     regex = eventually(lambda: known_tenants(cluster, namespace), timeout=5, what="the ServiceMonitor")
     assert re.fullmatch(regex, "team-a") and re.fullmatch(regex, tenant_hash("team-a"))
     assert not re.fullmatch(regex, "team-b")
@@ -56,7 +56,7 @@ def test_the_servicemonitor_follows_the_tenants(
     ready = eventually(lambda: condition(cluster, namespace, "a", "ServiceMonitor"), what="the condition")
     assert ready["status"] == "True"
 
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota("b", tenant="team-b", requests=3))
+    apply_tenantquota(cluster, namespace, "b", tenant="team-b", requests=3)
     eventually(lambda: re.fullmatch(known_tenants(cluster, namespace) or "", "team-b"), what="team-b known")
     cluster.kubectl("delete", "tq/a", "-n", namespace, "--wait=true", "--timeout=10s")
     eventually(

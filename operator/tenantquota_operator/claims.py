@@ -13,9 +13,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llm_gateway.core.api_keys import key_digest
 from llm_gateway.core.quota_map import TenantEntry
+from llm_gateway.core.tenant import MAX_KEY_LENGTH
 
-__all__ = ["Claim", "InvalidSpec", "entry_from_spec", "env_form", "winner"]
+__all__ = [
+    "Claim",
+    "InvalidSpec",
+    "KeyRef",
+    "digests_of",
+    "entry_from_spec",
+    "env_form",
+    "key_ref_of",
+    "winner",
+]
 
 # As the CRD's pattern: printable ASCII without space, ',' or '=' (the TENANT_QUOTAS form uses them).
 _TENANT = re.compile(r"[!-+\--<>-~]{1,256}")
@@ -27,6 +38,15 @@ class InvalidSpec(ValueError):
 
 
 @dataclass(frozen=True, slots=True, order=True)
+class KeyRef:
+    """Where a tenant's API keys are: a key of a Secret in the TenantQuota's namespace."""
+
+    namespace: str
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class Claim:
     """One TenantQuota's claim on its tenant. Ordering is precedence: the smallest claim wins."""
 
@@ -35,6 +55,7 @@ class Claim:
     name: str
     tenant: str
     entry: TenantEntry | None  # None when the spec is invalid
+    keys: KeyRef | None = None
 
     @property
     def ref(self) -> str:
@@ -84,6 +105,32 @@ def entry_from_spec(spec: Mapping[str, Any]) -> TenantEntry:
         allowed_models=None if models is None else frozenset(models),
         suspended=suspended,
     )
+
+
+def key_ref_of(spec: Mapping[str, Any], namespace: str) -> KeyRef | None:
+    """The spec's ``apiKeySecretRef`` (None when absent); raises :class:`InvalidSpec` when malformed."""
+    ref = spec.get("apiKeySecretRef")
+    if ref is None:
+        return None
+    if not isinstance(ref, Mapping) or not all(
+        isinstance(ref.get(f), str) and ref.get(f) for f in ("name", "key")
+    ):
+        raise InvalidSpec("spec.apiKeySecretRef needs a Secret name and key")
+    return KeyRef(namespace, ref["name"], ref["key"])
+
+
+def digests_of(value: bytes, key_hash_secret: bytes) -> set[str]:
+    """The key-map fields for a Secret value holding API keys, one per line (several while rotating).
+
+    Raises :class:`InvalidSpec` when the value holds no key, or a key the gateway would refuse.
+    """
+    keys = [line.strip() for line in value.splitlines() if line.strip()]
+    if not keys:
+        raise InvalidSpec("the API key Secret holds no key")
+    for key in keys:
+        if len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.decode("ascii").isprintable():
+            raise InvalidSpec(f"API keys must be at most {MAX_KEY_LENGTH} printable ASCII characters")
+    return {key_digest(key_hash_secret, key) for key in keys}
 
 
 def _integer(data: Mapping[str, Any], field: str, minimum: int, prefix: str = "spec.") -> int | None:

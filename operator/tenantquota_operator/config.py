@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from llm_gateway.core.privacy import PrivacyMode
+
 __all__ = ["OperatorSettings"]
 
 
@@ -30,6 +32,14 @@ class OperatorSettings(BaseSettings):
     )
     tenant_hash_key: SecretStr | None = Field(
         None, description="The gateways' TENANT_HASH_KEY, so relabelings know declared tenants' pseudonyms."
+    )
+    key_hash_secret: SecretStr | None = Field(
+        None,
+        description="The gateways' KEY_HASH_SECRET: API keys from TenantQuotas' `apiKeySecretRef` are "
+        "stored in the key map as HMACs under it. Unset: no key map is kept.",
+    )
+    privacy_mode: PrivacyMode = Field(
+        "standard", description="The gateways' PRIVACY_MODE, so usage is read from the right Redis keys."
     )
     metrics_port_name: str = Field("http", description="Name of the gateway Service port serving /metrics.")
     usage_interval_secs: float = Field(

@@ -16,8 +16,18 @@ from typing import Any
 import kopf
 from redis.exceptions import RedisError
 
+from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_map import TenantEntry
-from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
+from tenantquota_operator.claims import (
+    Claim,
+    InvalidSpec,
+    KeyRef,
+    digests_of,
+    entry_from_spec,
+    env_form,
+    key_ref_of,
+    winner,
+)
 from tenantquota_operator.conditions import condition, timestamp, with_transitions
 from tenantquota_operator.config import OperatorSettings
 from tenantquota_operator.kube import Kube
@@ -29,6 +39,12 @@ __all__ = ["register"]
 RESOURCE = ("gateway.secure-llm.dev", "v1alpha1", "tenantquotas")
 FINALIZER = "gateway.secure-llm.dev/live-map"
 RETRY_DELAY_SECS = 5
+MISSING_SECRET_RETRY_SECS = 15
+
+
+class SecretMissing(Exception):
+    """A TenantQuota's API key Secret (or its key) does not exist (yet)."""
+
 
 ClaimIndex = kopf.Index[str, Claim]
 
@@ -48,7 +64,8 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         settings.persistence.finalizer = FINALIZER
         settings.watching.server_timeout = 30
         settings.posting.level = logging.WARNING
-        memo.live_map = LiveMap(config.redis_url)
+        hash_key = config.tenant_hash_key.get_secret_value().encode() if config.tenant_hash_key else None
+        memo.live_map = LiveMap(config.redis_url, storage_id=storage_id(config.privacy_mode, hash_key))
         memo.kube = await Kube.connect()
         memo.metrics = OperatorMetrics(config.operator_metrics_port)
         memo.servicemonitors = await memo.kube.has_servicemonitors()
@@ -68,10 +85,11 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
     ) -> dict[str, Claim]:
         try:
             entry: TenantEntry | None = entry_from_spec(spec)
+            keys = key_ref_of(spec, namespace)
         except InvalidSpec:
-            entry = None
+            entry = keys = None
         tenant = str(spec.get("tenant"))
-        return {tenant: Claim(str(meta.get("creationTimestamp")), namespace, name, tenant, entry)}
+        return {tenant: Claim(str(meta.get("creationTimestamp")), namespace, name, tenant, entry, keys)}
 
     # The same reconciliation on every change and as the periodic resync, which also repairs what
     # drifted in Redis (a restart without persistence) and removes entries no TenantQuota backs.
@@ -90,7 +108,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         memo: kopf.Memo,
         **_: Any,
     ) -> None:
-        await _reconcile(config, memo, spec, meta, status, f"{namespace}/{name}", patch, claims_by_tenant)
+        await _reconcile(config, memo, spec, meta, status, namespace, name, patch, claims_by_tenant)
         backed = set(_winning_entries(claims_by_tenant))
         with _retried(memo, "redis"):
             stray = await memo.live_map.tenants() - backed
@@ -98,6 +116,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
                 logging.getLogger(__name__).info(
                     "removed %d live-map entries no TenantQuota backs", len(stray)
                 )
+            await memo.live_map.remove_keys_of_others(backed)
 
     @kopf.timer(*RESOURCE, interval=config.usage_interval_secs, registry=registry)
     async def usage(spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
@@ -117,11 +136,16 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         ref = f"{namespace}/{name}"
         tenant = str(spec.get("tenant"))
         successor = winner(claim for claim in claims_by_tenant.get(tenant, []) if claim.ref != ref)
+        digests: set[str] = set()
+        if successor is not None:  # the next-oldest claim takes over at once, keys included
+            with contextlib.suppress(InvalidSpec, SecretMissing):  # its own reconcile reports those
+                digests = await _digests(config, memo, successor.keys)
         with _retried(memo, "redis"):
             if successor is None:
                 await memo.live_map.remove(tenant)
-            elif successor.entry is not None:  # the next-oldest claim takes over at once
+            elif successor.entry is not None:
                 await memo.live_map.put(tenant, successor.entry)
+            await memo.live_map.put_keys(tenant, digests)
         await _sync_side_objects(config, memo, _winning_entries(claims_by_tenant, without=ref))
 
 
@@ -131,19 +155,26 @@ async def _reconcile(
     spec: Mapping[str, Any],
     meta: Mapping[str, Any],
     status: Mapping[str, Any],
-    ref: str,
+    namespace: str,
+    name: str,
     patch: kopf.Patch,
     claims: ClaimIndex,
 ) -> None:
+    ref = f"{namespace}/{name}"
     generation = meta.get("generation")
     previous = status.get("conditions") or []
+
+    def not_ready(reason: str, message: str) -> None:
+        patch.status["conditions"] = with_transitions(
+            previous, [condition("Ready", False, reason, message, generation)]
+        )
+
     try:
         entry = entry_from_spec(spec)
+        key_ref = key_ref_of(spec, namespace)
     except InvalidSpec as error:
         memo.metrics.reconciles.labels("invalid").inc()
-        patch.status["conditions"] = with_transitions(
-            previous, [condition("Ready", False, "InvalidSpec", str(error), generation)]
-        )
+        not_ready("InvalidSpec", str(error))
         raise kopf.PermanentError(str(error)) from None
     tenant = str(spec["tenant"])
     first = winner(claims.get(tenant, []))
@@ -158,8 +189,18 @@ async def _reconcile(
             ],
         )
         return
+    try:
+        digests = await _digests(settings, memo, key_ref)
+    except InvalidSpec as error:
+        memo.metrics.reconciles.labels("invalid").inc()
+        not_ready("InvalidApiKeys", str(error))
+        raise kopf.PermanentError(str(error)) from None
+    except SecretMissing as error:
+        not_ready("SecretNotFound", str(error))
+        raise kopf.TemporaryError(str(error), delay=MISSING_SECRET_RETRY_SECS) from None
     with _retried(memo, "redis"):
         await memo.live_map.put(tenant, entry)
+        await memo.live_map.put_keys(tenant, digests)
     servicemonitor = await _sync_side_objects(settings, memo, _winning_entries(claims))
     memo.metrics.reconciles.labels("applied").inc()
     memo.metrics.synced()
@@ -168,11 +209,28 @@ async def _reconcile(
     patch.status["conditions"] = with_transitions(
         previous,
         [
-            condition("Ready", True, "Applied", "in the live quota map", generation),
+            condition("Ready", True, "Applied", _applied(len(digests)), generation),
             condition("Conflict", False, "NoConflict", "", generation),
             servicemonitor,
         ],
     )
+
+
+def _applied(keys: int) -> str:
+    return "in the live quota map" + (f" with {keys} API key{'s' * (keys != 1)}" if keys else "")
+
+
+async def _digests(settings: OperatorSettings, memo: kopf.Memo, ref: KeyRef | None) -> set[str]:
+    """The key-map fields for the keys ``ref`` points at (none without a ref)."""
+    if ref is None:
+        return set()
+    if settings.key_hash_secret is None:
+        raise InvalidSpec("spec.apiKeySecretRef is set but the operator has no KEY_HASH_SECRET")
+    with _retried(memo, "kubernetes", Exception):
+        value = await memo.kube.secret_value(ref.namespace, ref.name, ref.key)
+    if value is None:
+        raise SecretMissing(f"Secret {ref.namespace}/{ref.name} with key {ref.key!r} not found")
+    return digests_of(value, settings.key_hash_secret.get_secret_value().encode())
 
 
 async def _sync_side_objects(

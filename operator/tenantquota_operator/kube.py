@@ -1,10 +1,12 @@
 """The Kubernetes objects the operator keeps besides TenantQuota status: the ConfigMap with the env form
 of the quota map, and the ServiceMonitor that scrapes the gateways (when the Prometheus Operator's API
 exists). Server-side apply with the operator as field manager: idempotent, and it only owns its fields.
+It also reads the Secrets that hold tenants' API keys.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,7 +14,8 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from llm_gateway.telemetry.labels import OTHER, tenant_hash
+from llm_gateway.core.privacy import tenant_hash
+from llm_gateway.telemetry.labels import OTHER
 
 __all__ = ["Kube", "tenant_relabelings"]
 
@@ -86,6 +89,17 @@ class Kube:
             body,
             **_APPLY,
         )
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> bytes | None:
+        """The decoded value of ``key`` in Secret ``namespace/name``; None when either is missing."""
+        try:
+            secret = await self._core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        encoded = (secret.data or {}).get(key)
+        return None if encoded is None else base64.b64decode(encoded)
 
     async def has_servicemonitors(self) -> bool:
         """Whether the ``monitoring.coreos.com/v1`` ServiceMonitor API is served."""

@@ -1,4 +1,5 @@
-"""The operator's side of the live quota map in Redis (the contract is ``llm_gateway.core.quota_map``).
+"""The operator's side of the live quota and key maps in Redis (the contracts are
+``llm_gateway.core.quota_map`` and ``llm_gateway.core.api_keys``).
 
 Every change writes the hash field and bumps the revision in one ``MULTI``, and only when the stored
 value differs, so a resync that finds everything in place costs reads only and wakes no gateway.
@@ -7,10 +8,12 @@ value differs, so a resync that finds everything in place costs reads only and w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as redis
 
+from llm_gateway.core.api_keys import KEYS_KEY
 from llm_gateway.core.quota import quota_key
 from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, encode_entry
 
@@ -28,8 +31,9 @@ class Usage:
 class LiveMap:
     """Writes tenants' entries; reads what the gateways counted."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, *, storage_id: Callable[[str], str], timeout: float = 2.0) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._storage_id = storage_id  # as the gateways name tenants in Redis keys (PRIVACY_MODE)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -55,6 +59,39 @@ class LiveMap:
             removed, _ = await tx.execute()
         return bool(removed)
 
+    async def put_keys(self, tenant: str, digests: set[str]) -> bool:
+        """Make ``digests`` exactly ``tenant``'s keys in the key map; True when it changed anything."""
+        current = await self._key_map()
+        mine = {field for field, owner in current.items() if owner == tenant}
+        stale = mine - digests
+        added = digests - mine
+        if not stale and not added:
+            return False
+        async with self._redis.pipeline(transaction=True) as tx:
+            if stale:
+                tx.hdel(KEYS_KEY, *stale)
+            if added:
+                tx.hset(KEYS_KEY, mapping=dict.fromkeys(added, tenant))
+            tx.incr(REV_KEY)
+            await tx.execute()
+        return True
+
+    async def remove_keys_of_others(self, tenants: set[str]) -> bool:
+        """Drop the keys of every tenant not in ``tenants``; True when any existed."""
+        current = await self._key_map()
+        stray = [field for field, owner in current.items() if owner not in tenants]
+        if not stray:
+            return False
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.hdel(KEYS_KEY, *stray)
+            tx.incr(REV_KEY)
+            await tx.execute()
+        return True
+
+    async def _key_map(self) -> dict[str, str]:
+        raw: dict[bytes, bytes] = await self._redis.hgetall(KEYS_KEY)  # type: ignore[assignment]  # bytes: no decode_responses
+        return {field.decode(): owner.decode() for field, owner in raw.items()}
+
     async def tenants(self) -> set[str]:
         """Every tenant the map holds."""
         fields = await self._redis.hkeys(MAP_KEY)
@@ -62,9 +99,10 @@ class LiveMap:
 
     async def usage(self, tenant: str) -> Usage:
         """Requests counted in ``tenant``'s current window (0 and no reset when none was counted)."""
+        key = quota_key(self._storage_id(tenant))
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(quota_key(tenant))
-            pipe.pttl(quota_key(tenant))
+            pipe.get(key)
+            pipe.pttl(key)
             used, ttl_ms = await pipe.execute()
         if used is None:
             return Usage(0, None)

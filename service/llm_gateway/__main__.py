@@ -1,15 +1,16 @@
-"""``secure-llm-gateway``: read settings, then serve the app with uvicorn (uvloop + httptools)."""
+"""``secure-llm-gateway``: read settings, then serve the app with uvicorn (uvloop + httptools, guarded)."""
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 
 import uvicorn
 
+from llm_gateway.api.connection_guard import ConnectionLimits, guarded_protocol
 from llm_gateway.app import create_app
 from llm_gateway.settings import ConfigError, load_settings
+from llm_gateway.telemetry.logs import configure_logging
 
 
 def main() -> None:
@@ -20,21 +21,27 @@ def main() -> None:
         for line in str(exc).splitlines():
             print(f"secure-llm-gateway: invalid configuration: {line}", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level)
     host, port = settings.listen
     config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(
+            ConnectionLimits(
+                read_timeout_secs=settings.request_read_timeout_secs,
+                max_header_bytes=settings.max_header_bytes,
+                max_connections=settings.max_connections,
+            )
+        ),
         lifespan="on",
         access_log=False,  # access logging belongs to the gateway, which keeps prompts and keys out
         server_header=False,
         proxy_headers=False,  # client addresses are resolved by the gateway against TRUSTED_PROXIES
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go through the gateway's JSON handler
+        timeout_keep_alive=settings.keepalive_timeout_secs,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_secs),
     )
     uvicorn.Server(config).run()

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
@@ -37,10 +38,13 @@ from llm_gateway.api.admission import Admission
 from llm_gateway.api.chat import ROUTE as CHAT_ROUTE
 from llm_gateway.api.chat import ChatCompletions
 from llm_gateway.api.health import health_router
+from llm_gateway.api.identity import Identify
 from llm_gateway.api.models import ROUTE as MODELS_ROUTE
 from llm_gateway.api.models import ListModels
 from llm_gateway.api.relay import StreamTimings
+from llm_gateway.core.api_keys import KeyRing
 from llm_gateway.core.concurrency import ConcurrencyLimit
+from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.core.redaction import Redactor, Replacer
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
@@ -83,12 +87,17 @@ def create_app(settings: Settings) -> HotPathRouter:
         rps=settings.rps,
         burst=settings.burst,
     )
+    tenant_hash_key = _secret_bytes(settings.tenant_hash_key)
+    key_hash_secret = _secret_bytes(settings.key_hash_secret)
+    key_ring = KeyRing(key_hash_secret) if settings.auth_mode == "keys" and key_hash_secret else None
     store = (
         RedisStore(
             settings.redis_url,
             timeout=settings.redis_timeout_ms / 1000,
             policy=policy,
             on_error=metrics.quota_backend_errors.inc,
+            storage_id=storage_id(settings.privacy_mode, tenant_hash_key),
+            key_ring=key_ring,
         )
         if settings.redis_url
         else None
@@ -113,10 +122,14 @@ def create_app(settings: Settings) -> HotPathRouter:
             settings.tenant_label,
             policy.declares,
             settings.metrics_max_tenants,
-            settings.tenant_hash_key.get_secret_value().encode() if settings.tenant_hash_key else None,
+            tenant_hash_key,
         ),
         models=BoundedLabel(settings.metrics_models, settings.metrics_max_models),
         upstream_address=(base_url.host or "", base_url.port or 0),
+        access_log=settings.access_log,
+    )
+    identify = Identify(
+        key_ring, allow_anonymous=settings.allow_anonymous, trusted_proxies=settings.trusted_proxies
     )
 
     @asynccontextmanager
@@ -147,9 +160,9 @@ def create_app(settings: Settings) -> HotPathRouter:
         limit=ConcurrencyLimit(settings.max_concurrency),
         telemetry=telemetry,
         admission=admission,
-        allow_anonymous=settings.allow_anonymous,
-        trusted_proxies=settings.trusted_proxies,
+        identify=identify,
         max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
         first_byte_timeout=settings.timeout_secs,
         stream_timings=StreamTimings(
             keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
@@ -161,6 +174,7 @@ def create_app(settings: Settings) -> HotPathRouter:
     models = ListModels(
         upstream,
         telemetry=telemetry,
+        identify=identify,
         first_byte_timeout=settings.timeout_secs,
         idle_timeout=settings.stream_idle_timeout_secs,
         upstream_secret=api_key,
@@ -185,10 +199,14 @@ def create_app(settings: Settings) -> HotPathRouter:
     return HotPathRouter({CHAT_ROUTE: chat, MODELS_ROUTE: models}, fallback=app)
 
 
+def _secret_bytes(secret: SecretStr | None) -> bytes | None:
+    return secret.get_secret_value().encode() if secret is not None else None
+
+
 def _redactor(settings: Settings) -> Redactor | None:
     if not settings.redaction:
         return None
-    key = settings.redaction_hash_key.get_secret_value().encode() if settings.redaction_hash_key else None
+    key = _secret_bytes(settings.redaction_hash_key)
     return Redactor(Replacer(settings.redact_mode, key), settings.redact_entities)
 
 

@@ -8,7 +8,7 @@ variable (``RPS: must be greater than 0 (got '0')``).
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,6 +16,7 @@ from yarl import URL
 
 from llm_gateway.core.client_ip import parse_networks
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas, split_list
+from llm_gateway.core.privacy import PrivacyMode
 from llm_gateway.core.quota import FailureMode
 from llm_gateway.core.redaction import Entity, Mode
 from llm_gateway.telemetry.labels import TenantLabelMode
@@ -62,6 +63,27 @@ class Settings(BaseSettings):
     allow_anonymous: bool = Field(
         True, description="Admit requests without an API key as tenant `anonymous` (else 401)."
     )
+    auth_mode: Literal["open", "keys"] = Field(
+        "open",
+        description="`open`: any API key names its tenant (the replaced gateway's behaviour). `keys`: "
+        "only keys in the live key map (`api_keys` in Redis, filled by the operator) are admitted; "
+        "others get 401.",
+    )
+    key_hash_secret: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC-SHA256 under which the key map stores API keys; required with "
+        "`AUTH_MODE=keys`.",
+    )
+    privacy_mode: PrivacyMode = Field(
+        "standard",
+        description="`strict`: tenants appear only as keyed pseudonyms (`TENANT_HASH_KEY`, required) in "
+        "Redis keys, logs, metrics and spans. `standard`: Redis keys name the tenant (`quota:{tenant}`).",
+    )
+    access_log: bool = Field(
+        True,
+        description="One JSON line per proxied request on stderr: request id, tenant pseudonym, model, "
+        "status, latency, tokens. Never prompts, completions or keys.",
+    )
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
         description="Proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` names the client.",
@@ -85,6 +107,24 @@ class Settings(BaseSettings):
         1024, ge=1, description="In-flight proxy requests per replica; beyond it, 503 at once."
     )
     max_body_bytes: int = Field(1_048_576, ge=1, description="Largest accepted request body (413 above).")
+    max_json_depth: int = Field(
+        64, ge=1, le=254, description="Deepest nesting of arrays and objects in a request body (400 above)."
+    )
+    max_header_bytes: int = Field(
+        32_768, ge=1024, description="Largest request line plus headers (431 above, connection closed)."
+    )
+    request_read_timeout_secs: float = Field(
+        30, gt=0, description="Time a client has to send a request's headers and body (408 after it)."
+    )
+    keepalive_timeout_secs: int = Field(
+        5, ge=1, description="How long an idle keep-alive connection stays open."
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Open client connections per replica; beyond it the longest-idle keep-alive connection "
+        "is closed, or the new one refused with 503 when none is idle.",
+    )
     stream_idle_timeout_secs: float = Field(
         60, gt=0, description="Longest silence from the upstream before the request is ended."
     )
@@ -191,9 +231,19 @@ class Settings(BaseSettings):
         return [Entity[name] for name in names]
 
     @model_validator(mode="after")
-    def _hash_mode_has_a_key(self) -> Settings:
+    def _modes_have_what_they_need(self) -> Settings:
         if self.redaction and self.redact_mode == "hash" and self.redaction_hash_key is None:
             raise ValueError("REDACTION_HASH_KEY: required when REDACT_MODE=hash")
+        if self.auth_mode == "keys" and self.key_hash_secret is None:
+            raise ValueError("KEY_HASH_SECRET: required when AUTH_MODE=keys")
+        if self.auth_mode == "keys" and self.redis_url is None:
+            raise ValueError("REDIS_URL: required when AUTH_MODE=keys (the key map lives in Redis)")
+        if self.privacy_mode == "strict" and self.tenant_hash_key is None:
+            raise ValueError("TENANT_HASH_KEY: required when PRIVACY_MODE=strict")
+        if self.privacy_mode == "strict" and self.tenant_label == "name":
+            raise ValueError(
+                "TENANT_LABEL=name: not allowed when PRIVACY_MODE=strict (tenants are pseudonyms)"
+            )
         return self
 
     @field_validator("tenant_quotas", mode="before")
@@ -215,7 +265,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
-_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY", "REDACTION_HASH_KEY", "TENANT_HASH_KEY"})
+_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY", "REDACTION_HASH_KEY", "TENANT_HASH_KEY", "KEY_HASH_SECRET"})
 
 
 def _describe(exc: ValidationError) -> str:

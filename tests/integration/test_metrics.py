@@ -10,7 +10,7 @@ import time
 import httpx
 import orjson
 
-from llm_gateway.telemetry.labels import tenant_hash
+from llm_gateway.core.privacy import tenant_hash
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body, sse_data
 from tests.integration.scrape import label_values, scrape, value

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
-from llm_gateway.telemetry.labels import tenant_hash
+from llm_gateway.core.privacy import tenant_hash
 from tenantquota_operator.kube import tenant_relabelings
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body

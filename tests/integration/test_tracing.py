@@ -6,7 +6,7 @@ import signal
 
 import httpx
 
-from llm_gateway.telemetry.labels import tenant_hash
+from llm_gateway.core.privacy import tenant_hash
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body, sse_data
 from tests.otlp_receiver import OTLPReceiver, ReceivedSpan

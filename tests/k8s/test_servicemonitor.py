@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from llm_gateway.telemetry.labels import tenant_hash
+from llm_gateway.core.privacy import tenant_hash
 from tests.k8s.cluster import Cluster
 from tests.k8s.operator_support import OperatorFactory, apply_tenantquota, condition, eventually
 

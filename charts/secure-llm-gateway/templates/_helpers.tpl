@@ -78,11 +78,20 @@ seccompProfile:
 {{- .Values.tenantHashKey.existingSecret | default (printf "%s-tenant-hash" (include "slg.fullname" .)) -}}
 {{- end -}}
 
-{{/* TENANT_HASH_KEY for the gateway and the operator: both must pseudonymise tenants alike. */}}
+{{/* The HMAC keys for the gateway and the operator: both must pseudonymise tenants and hash API keys
+alike. KEY_HASH_SECRET is optional so that an existing Secret made for the open auth mode still works. */}}
 {{- define "slg.tenantHashEnv" -}}
 - name: TENANT_HASH_KEY
   valueFrom:
     secretKeyRef:
       name: {{ include "slg.tenantHashSecret" . }}
       key: tenant-hash-key
+- name: KEY_HASH_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "slg.tenantHashSecret" . }}
+      key: key-hash-secret
+      optional: {{ ne .Values.auth.mode "keys" }}
+- name: PRIVACY_MODE
+  value: {{ .Values.privacy.mode | quote }}
 {{- end -}}

@@ -27,6 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
 from llm_gateway.core.quota import ADMIT_SCRIPT, Decision, Limits, Outcome, quota_key, rate_key
 from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, decode_entry
 from llm_gateway.core.quota_policy import QuotaPolicy
@@ -54,7 +55,12 @@ class BackendUnavailable(Exception):
 
 
 class RedisStore:
-    """Redis-backed admission for all replicas. ``on_error`` is called once per failed Redis call."""
+    """Redis-backed admission for all replicas. ``on_error`` is called once per failed Redis call.
+
+    ``storage_id`` turns tenant ids and rate-limit keys into what Redis key names and log lines
+    carry (see :func:`llm_gateway.core.privacy.storage_id`). With a ``key_ring``, the key map is
+    reloaded together with the quota map.
+    """
 
     HEARTBEAT_SECS = 1.0
     PRESENCE_TTL_MS = 5_000
@@ -67,6 +73,8 @@ class RedisStore:
         timeout: float,
         policy: QuotaPolicy,
         on_error: Callable[[], None],
+        storage_id: Callable[[str], str],
+        key_ring: KeyRing | None = None,
         max_connections: int = 32,
     ) -> None:
         # A bounded pool: a burst of requests waits briefly for a connection instead of opening one
@@ -82,6 +90,8 @@ class RedisStore:
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
         self._on_error = on_error
+        self._storage_id = storage_id
+        self._key_ring = key_ring
         self._id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
         self._revision: bytes | None = None
@@ -115,7 +125,7 @@ class RedisStore:
         try:
             async with asyncio.timeout(self._timeout):
                 outcome, used, left_ms, retry_ms = await self._admit(
-                    keys=[quota_key(tenant), rate_key(key)],
+                    keys=[quota_key(self._storage_id(tenant)), rate_key(self._storage_id(key))],
                     args=[limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst],
                 )
         except _ERRORS as exc:
@@ -154,18 +164,30 @@ class RedisStore:
             log.info("quota backend available: enforcing through Redis (%d replicas)", self.replicas)
 
     async def _reload_map(self) -> None:
-        raw = await self._client.hgetall(MAP_KEY)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(MAP_KEY)
+            if self._key_ring is not None:
+                pipe.hgetall(KEYS_KEY)
+            raw, *keys = await pipe.execute()
         entries: dict[str, TenantEntry] = {}
         bad: dict[str, str] = {}
         for field, value in raw.items():
-            tenant = field.decode("utf-8", "replace") if isinstance(field, bytes) else field
+            tenant = field.decode("utf-8", "replace")
             try:
                 entries[tenant] = decode_entry(value)
             except ValueError as exc:
-                bad[tenant] = str(exc)
+                bad[self._storage_id(tenant)] = str(exc)
+        if self._key_ring is not None:
+            skipped = self._key_ring.replace(
+                {
+                    field.decode("latin-1"): value.decode("utf-8", "replace")
+                    for field, value in keys[0].items()
+                }
+            )
+            bad.update({f"{KEYS_KEY}:{field}": "not an HMAC-SHA256 hex digest" for field in skipped})
         if bad != self._bad_entries:
             for tenant, problem in bad.items():
-                log.warning("quota map entry for tenant %r ignored: %s", tenant, problem)
+                log.warning("live map entry %r ignored: %s", tenant, problem)
             self._bad_entries = bad
         self._policy.replace_live_map(entries)
 

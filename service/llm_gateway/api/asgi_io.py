@@ -9,6 +9,7 @@ from llm_gateway.errors import GatewayError, PayloadTooLarge, UnsupportedMediaTy
 
 __all__ = [
     "JSON_HEADERS",
+    "ClientDisconnected",
     "Receive",
     "Scope",
     "Send",
@@ -20,11 +21,16 @@ __all__ = [
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete; there is no one to answer."""
+
+
 async def read_json_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """Read the whole request body, refusing non-JSON (415) and anything over ``limit`` bytes (413).
 
     A declared ``Content-Length`` over the limit is refused before a byte of the body is read; a
-    chunked body is counted as it arrives and refused as soon as it passes the limit.
+    chunked body is counted as it arrives and refused as soon as it passes the limit. Raises
+    :class:`ClientDisconnected` when the client leaves (or is cut off) before the body is complete.
     """
     content_type = header(scope, b"content-type")
     if content_type is None or content_type.split(b";", 1)[0].strip().lower() != b"application/json":
@@ -43,7 +49,7 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -15,16 +15,15 @@ import orjson
 
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.admission import Admission
-from llm_gateway.api.asgi_io import Receive, Scope, Send, read_json_body, send_error
+from llm_gateway.api.asgi_io import ClientDisconnected, Receive, Scope, Send, read_json_body, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
+from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import StreamTimings, open_upstream, relay_buffered, relay_stream
 from llm_gateway.core.chat_request import parse_chat_request
-from llm_gateway.core.client_ip import Networks, client_ip
 from llm_gateway.core.concurrency import ConcurrencyLimit
-from llm_gateway.core.headers import forwarded_headers, header
+from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_messages
-from llm_gateway.core.tenant import api_key_of, tenant_of
 from llm_gateway.core.usage import StreamUsage, ask_for_stream_usage, usage_of
 from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded
 from llm_gateway.telemetry.exchange import Exchange
@@ -50,9 +49,9 @@ class ChatCompletions:
         limit: ConcurrencyLimit,
         telemetry: Telemetry,
         admission: Admission,
-        allow_anonymous: bool,
-        trusted_proxies: Networks,
+        identify: Identify,
         max_body_bytes: int,
+        max_json_depth: int,
         first_byte_timeout: float | None,
         stream_timings: StreamTimings,
         stream_usage: bool,
@@ -64,9 +63,9 @@ class ChatCompletions:
         self._telemetry = telemetry
         self._metrics = telemetry.metrics
         self._admission = admission
-        self._allow_anonymous = allow_anonymous
-        self._trusted_proxies = trusted_proxies
+        self._identify = identify
         self._max_body_bytes = max_body_bytes
+        self._max_json_depth = max_json_depth
         self._first_byte_timeout = first_byte_timeout
         self._timings = stream_timings
         self._stream_usage = stream_usage
@@ -80,6 +79,8 @@ class ChatCompletions:
         except GatewayError as error:
             exchange.error = error
             await send_error(exchange.send, error)
+        except ClientDisconnected:
+            pass  # nobody to answer; recorded as 499
         finally:
             self._telemetry.end(exchange)
 
@@ -95,7 +96,7 @@ class ChatCompletions:
 
     async def _proxy(self, scope: Scope, receive: Receive, exchange: Exchange) -> None:
         body = await read_json_body(scope, receive, self._max_body_bytes)
-        request = parse_chat_request(body)
+        request = parse_chat_request(body, self._max_json_depth)
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
         decision = await self._admit(scope, exchange, request.model)
@@ -170,12 +171,7 @@ class ChatCompletions:
         return body
 
     async def _admit(self, scope: Scope, exchange: Exchange, model: str) -> Decision:
-        """Access, quota and rate limit. Rate limits count per API key, else per client address and path."""
-        api_key = api_key_of(header(scope, b"x-api-key"), header(scope, b"authorization"))
-        tenant = exchange.tenant = tenant_of(api_key, allow_anonymous=self._allow_anonymous)
-        if api_key:
-            return await self._admission.admit(tenant, tenant, model)
-        peer = scope["client"][0] if scope.get("client") else None
-        forwarded = header(scope, b"x-forwarded-for")
-        address = client_ip(peer, forwarded.decode("latin-1") if forwarded else None, self._trusted_proxies)
-        return await self._admission.admit(tenant, f"{address}:{scope['path']}", model)
+        """Identity, access, quota and rate limit."""
+        tenant, rate_key = self._identify(scope)
+        exchange.tenant = tenant
+        return await self._admission.admit(tenant, rate_key, model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
+from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import open_upstream, relay_buffered
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.errors import GatewayError, MethodNotAllowed
@@ -16,19 +17,24 @@ ROUTE = "/v1/models"
 
 
 class ListModels:
-    """Relays the upstream's model list; errors map exactly as for chat completions."""
+    """Relays the upstream's model list; errors map exactly as for chat completions.
+
+    In the ``keys`` auth mode the caller's key is checked first (nothing is counted against it).
+    """
 
     def __init__(
         self,
         upstream: Upstream,
         *,
         telemetry: Telemetry,
+        identify: Identify,
         first_byte_timeout: float | None,
         idle_timeout: float,
         upstream_secret: str,
     ) -> None:
         self._upstream = upstream
         self._telemetry = telemetry
+        self._identify = identify
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = idle_timeout
         self._secret = upstream_secret.encode()
@@ -46,6 +52,8 @@ class ListModels:
     async def _serve(self, scope: Scope, exchange: Exchange) -> None:
         if scope["method"] not in ("GET", "HEAD"):
             raise MethodNotAllowed("use GET for this endpoint", headers=[(b"allow", b"GET")])
+        if self._identify.requires_key:
+            exchange.tenant = self._identify(scope)[0]
         headers = forwarded_headers(scope["headers"])
         self._telemetry.start_upstream(exchange, "GET /models", headers)
         response = await open_upstream(

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from llm_gateway.core.json_depth import nested_deeper_than
 from llm_gateway.errors import InvalidRequest
 
 __all__ = ["ChatRequest", "parse_chat_request"]
@@ -26,8 +27,15 @@ class ChatRequest:
     payload: dict[str, Any]
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
-    """Parse and check ``body``; raise :class:`InvalidRequest` naming the first problem found."""
+def parse_chat_request(body: bytes, max_depth: int) -> ChatRequest:
+    """Parse and check ``body``; raise :class:`InvalidRequest` naming the first problem found.
+
+    A body nested more than ``max_depth`` levels is refused before it is parsed.
+    """
+    if nested_deeper_than(body, max_depth):
+        raise InvalidRequest(
+            f"request body is nested more than {max_depth} levels deep", code="json_too_deep"
+        )
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:

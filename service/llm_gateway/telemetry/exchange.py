@@ -6,6 +6,7 @@ turns it into metrics and span attributes once the request has ended, however it
 
 from __future__ import annotations
 
+from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Literal
 
@@ -17,9 +18,10 @@ if TYPE_CHECKING:
     from llm_gateway.core.usage import Usage
     from llm_gateway.errors import GatewayError
 
-__all__ = ["OVERHEAD_HEADER", "Exchange", "StreamOutcome"]
+__all__ = ["OVERHEAD_HEADER", "REQUEST_ID_HEADER", "Exchange", "StreamOutcome"]
 
 OVERHEAD_HEADER = b"x-gateway-overhead-ms"
+REQUEST_ID_HEADER = b"x-request-id"
 
 StreamOutcome = Literal["completed", "client_cancelled", "upstream_error", "idle_timeout"]
 
@@ -30,7 +32,8 @@ class Exchange:
     The gateway's overhead is the time since the request reached the endpoint minus the time spent
     waiting for the upstream (``upstream_wait``) and for the client to take what was sent
     (``client_wait``). Use :meth:`send` in place of the ASGI ``send``: it records the status, adds
-    the overhead so far as the ``x-gateway-overhead-ms`` response header, and times the client.
+    the overhead so far as the ``x-gateway-overhead-ms`` response header and the request's id as
+    ``x-request-id`` (the id its access line and span carry), and times the client.
     """
 
     __slots__ = (
@@ -41,6 +44,7 @@ class Exchange:
         "first_event_at",
         "method",
         "model",
+        "request_id",
         "response_model",
         "route",
         "server_span",
@@ -55,6 +59,8 @@ class Exchange:
 
     def __init__(self, route: str, method: str, send: Send) -> None:
         self.start = perf_counter()
+        # Not a secret, only unique: the fast generator is enough.
+        self.request_id = f"{getrandbits(64):016x}"
         self.route = route
         self.method = method
         self._send = send
@@ -84,7 +90,14 @@ class Exchange:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             overhead_ms = f"{self.overhead(perf_counter()) * 1000:.3f}".encode()
-            message = {**message, "headers": [*message.get("headers", ()), (OVERHEAD_HEADER, overhead_ms)]}
+            message = {
+                **message,
+                "headers": [
+                    *message.get("headers", ()),
+                    (OVERHEAD_HEADER, overhead_ms),
+                    (REQUEST_ID_HEADER, self.request_id.encode()),
+                ],
+            }
         started = perf_counter()
         try:
             await self._send(message)

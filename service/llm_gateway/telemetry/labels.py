@@ -6,14 +6,13 @@ client create unbounded series in Prometheus. Everything here maps an open set o
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Collection
 from typing import Literal
 
+from llm_gateway.core.privacy import tenant_hash
 from llm_gateway.core.tenant import ANONYMOUS
 
-__all__ = ["OTHER", "BoundedLabel", "TenantLabelMode", "TenantNames", "tenant_hash"]
+__all__ = ["OTHER", "BoundedLabel", "TenantLabelMode", "TenantNames"]
 
 #: The label value everything beyond the bound is folded into.
 OTHER = "other"
@@ -44,18 +43,6 @@ class BoundedLabel:
             self._known[value] = value
             return value
         return OTHER
-
-
-def tenant_hash(tenant: str, key: bytes | None = None) -> str:
-    """A stable pseudonym for a tenant id: the first 12 hex digits of its HMAC-SHA256 under ``key``.
-
-    Without a key, of its plain SHA-256 (``printf %s "$KEY" | sha256sum | cut -c1-12``), which anyone
-    can recompute for a guessed id; a key (``TENANT_HASH_KEY``) makes low-entropy ids unguessable and
-    is rotated by changing it (the pseudonyms change with it).
-    """
-    if key is None:
-        return hashlib.sha256(tenant.encode()).hexdigest()[:12]
-    return hmac.new(key, tenant.encode(), hashlib.sha256).hexdigest()[:12]
 
 
 class TenantNames:

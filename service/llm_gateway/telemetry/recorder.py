@@ -6,6 +6,7 @@ between fills the exchange in. With tracing off, no span work is done at all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.types import Scope, Send
 from llm_gateway.core.headers import header
 from llm_gateway.telemetry.exchange import Exchange
 from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
+from llm_gateway.telemetry.logs import ACCESS_LOGGER, access_record
 from llm_gateway.telemetry.metrics import GatewayMetrics
 from llm_gateway.telemetry.tracing import Tracing
 
@@ -37,7 +39,7 @@ _FAILED_STREAMS = ("upstream_error", "idle_timeout")
 
 
 class Telemetry:
-    """Metrics always; spans when ``tracing`` is given."""
+    """Metrics always; spans when ``tracing`` is given; an access line per request with ``access_log``."""
 
     def __init__(
         self,
@@ -47,12 +49,14 @@ class Telemetry:
         tenants: TenantNames,
         models: BoundedLabel,
         upstream_address: tuple[str, int],
+        access_log: bool,
     ) -> None:
         self.metrics = metrics
         self._tracing = tracing
         self._tenants = tenants
         self._models = models
         self._upstream_address = upstream_address
+        self._access = logging.getLogger(ACCESS_LOGGER) if access_log else None
 
     def begin(self, route: str, scope: Scope, send: Send) -> Exchange:
         """Start recording a request to ``route``; use the exchange's ``send`` from here on."""
@@ -64,7 +68,11 @@ class Telemetry:
                 f"{scope['method']} {route}",
                 header(scope, b"traceparent"),
                 header(scope, b"tracestate"),
-                {"http.request.method": scope["method"], "http.route": route},
+                {
+                    "http.request.method": scope["method"],
+                    "http.route": route,
+                    "gateway.request_id": exchange.request_id,
+                },
             )
         return exchange
 
@@ -100,6 +108,9 @@ class Telemetry:
         if self.metrics.per_tenant and exchange.tenant is not None:
             tenant = self._tenants.label(exchange.tenant)
         self.metrics.observe(exchange, model, tenant)
+        if self._access is not None:
+            shown = self._tenants.attribute(exchange.tenant) if exchange.tenant is not None else None
+            self._access.info("access", extra={"access": access_record(exchange, shown)})
         span = exchange.server_span
         if span is not None:
             if span.is_recording():

@@ -5,10 +5,12 @@ import pytest
 from llm_gateway.core.chat_request import parse_chat_request
 from llm_gateway.errors import InvalidRequest
 
+DEPTH = 64
+
 
 def test_reads_model_and_stream_and_keeps_the_payload() -> None:
     request = parse_chat_request(
-        b'{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"x-future":1}'
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"x-future":1}', DEPTH
     )
     assert (request.model, request.stream) == ("m", True)
     assert request.payload["x-future"] == 1
@@ -17,7 +19,7 @@ def test_reads_model_and_stream_and_keeps_the_payload() -> None:
 @pytest.mark.parametrize("stream", [b"", b',"stream":false', b',"stream":null'])
 def test_stream_defaults_to_false(stream: bytes) -> None:
     body = b'{"model":"m","messages":[{"role":"user","content":"x"}]' + stream + b"}"
-    assert parse_chat_request(body).stream is False
+    assert parse_chat_request(body, DEPTH).stream is False
 
 
 @pytest.mark.parametrize(
@@ -30,10 +32,16 @@ def test_stream_defaults_to_false(stream: bytes) -> None:
         (b'{"model":"m"}', "invalid_messages"),
         (b'{"model":"m","messages":{}}', "invalid_messages"),
         (b'{"model":"m","messages":[{}],"stream":1}', "invalid_stream"),
+        (b'{"model":"m","messages":[{}],"tools":' + b"[" * 64 + b"]" * 64 + b"}", "json_too_deep"),
     ],
 )
 def test_rejects_what_the_gateway_cannot_act_on(body: bytes, code: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        parse_chat_request(body)
+        parse_chat_request(body, DEPTH)
     assert caught.value.code == code
     assert caught.value.status == 400
+
+
+def test_a_body_at_the_depth_limit_is_accepted() -> None:
+    body = b'{"model":"m","messages":[{}],"tools":' + b"[" * 63 + b"]" * 63 + b"}"
+    assert parse_chat_request(body, DEPTH).payload["tools"]

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from llm_gateway.core.privacy import tenant_hash
 from llm_gateway.core.quota_map import TenantEntry
-from llm_gateway.telemetry.labels import tenant_hash
 from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
 from tenantquota_operator.kube import tenant_relabelings
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from llm_gateway.telemetry.labels import OTHER, BoundedLabel, TenantNames, tenant_hash
+from llm_gateway.core.privacy import tenant_hash
+from llm_gateway.telemetry.labels import OTHER, BoundedLabel, TenantNames
 
 
 def test_bounded_label_keeps_the_first_distinct_values_then_folds_the_rest() -> None:

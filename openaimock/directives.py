@@ -4,7 +4,7 @@ Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``l
 ``inter-token-ms=N``, ``chunk-chars=N`` (stream the reply in N-character pieces instead of words) and
 ``reply=B64`` (reply with this base64url text, so a test controls exactly what the upstream says)
 and ``echo-auth`` (an error from ``status=N`` quotes the ``Authorization`` header it received, as
-some upstreams do with a rejected key).
+some upstreams do with a rejected key) and ``garbage`` (a stream of bytes that are not SSE at all).
 In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``, which lets tests
 reach the mock through the gateway (which forwards the body, not the header).
 """
@@ -31,6 +31,7 @@ class Directives:
 
     echo: bool = False
     echo_auth: bool = False
+    garbage: bool = False
     status: int | None = None
     drop_after: int | None = None
     latency_ms: int | None = None
@@ -59,6 +60,8 @@ def _apply(directives: Directives, text: str) -> Directives:
             directives = replace(directives, echo=True)
         elif name == "echo-auth" and not value:
             directives = replace(directives, echo_auth=True)
+        elif name == "garbage" and not value:
+            directives = replace(directives, garbage=True)
         elif name == "reply" and value:
             try:
                 padded = value + "=" * (-len(value) % 4)

@@ -122,7 +122,11 @@ def create_app(config: MockConfig) -> web.Application:
         request_id: str,
         directives: Directives,
     ) -> web.StreamResponse:
-        events = stream_events(payload, text, request_id, directives.chunk_chars)
+        events = (
+            _GARBAGE
+            if directives.garbage
+            else stream_events(payload, text, request_id, directives.chunk_chars)
+        )
         delay = directives.inter_token_ms if directives.inter_token_ms is not None else config.inter_token_ms
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -186,6 +190,16 @@ def create_app(config: MockConfig) -> web.Application:
     app.router.add_get("/_mock/stats", stats)
     app.router.add_post("/_mock/reset", reset)
     return app
+
+
+# What a broken upstream might send as a "stream": binary noise, half events, invalid JSON, no [DONE].
+_GARBAGE = [
+    bytes(range(256)),
+    b'data: {"choices": [{"delta": {"content": "unterminated\n\n',
+    b"event: \xff\xfe\r\ndata: not json at all\r\n\r\n",
+    b"data: " + b"{" * 5000 + b"\n\n",
+    b":\n\n\n\ndata:\ndata:\n\n",
+]
 
 
 def _drop(request: web.Request) -> None:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
@@ -41,6 +43,7 @@ from llm_gateway.api.health import health_router
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.models import ROUTE as MODELS_ROUTE
 from llm_gateway.api.models import ListModels
+from llm_gateway.api.openapi import add_proxy_paths
 from llm_gateway.api.relay import StreamTimings
 from llm_gateway.core.api_keys import KeyRing
 from llm_gateway.core.concurrency import ConcurrencyLimit
@@ -189,6 +192,13 @@ def create_app(settings: Settings) -> HotPathRouter:
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            app.openapi_schema = add_proxy_paths(document, CHAT_ROUTE, MODELS_ROUTE)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     _install_error_handlers(app)
     app.add_middleware(
         PrometheusInstrumentatorMiddleware,

@@ -1,0 +1,139 @@
+"""The OpenAPI description of the proxy endpoints, which are plain ASGI apps FastAPI does not see.
+
+It describes what the gateway itself enforces (a JSON object with a non-empty ``model`` string, a
+non-empty ``messages`` array and an optional boolean ``stream``; everything else passes through to
+the upstream, which has the last word) and every status the gateway can answer, each error in the
+OpenAI shape. The schema is merged into FastAPI's own document once, at first request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["add_proxy_paths"]
+
+
+class ChatMessage(BaseModel):
+    """One message. The gateway reads ``content`` only to redact it; the upstream checks the rest."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str = Field(description="system, developer, user, assistant or tool")
+    content: str | list[dict[str, Any]] | None = Field(
+        None, description='Text, or content parts (`{"type": "text", "text": ...}`).'
+    )
+
+
+class ChatCompletionRequest(BaseModel):
+    """An OpenAI chat-completions request; fields not listed are forwarded as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, description="Upstream model name.")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = Field(None, description="Answer as server-sent events.")
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stream_options: dict[str, Any] | None = Field(
+        None, description='`{"include_usage": true}` to get the usage chunk (the gateway asks for it anyway).'
+    )
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the gateway answers (and every upstream error it relays, as the upstream wrote it)."""
+
+    error: ErrorDetail
+
+
+_ERRORS = {
+    "400": "Invalid JSON, a missing or malformed `model`/`messages`/`stream`, nesting beyond "
+    "`MAX_JSON_DEPTH`, an unusable API key; or the upstream's own 400",
+    "401": "No API key where one is required, or a key not in the key map (`AUTH_MODE=keys`)",
+    "403": "The tenant is suspended, or the model is not in its `allowedModels`",
+    "408": "The request did not arrive within `REQUEST_READ_TIMEOUT_SECS`",
+    "413": "Body larger than `MAX_BODY_BYTES`",
+    "415": "Content-Type is not application/json",
+    "429": "Quota (`insufficient_quota`) or rate limit (`requests`) exceeded; see `Retry-After`",
+    "431": "Request line and headers larger than `MAX_HEADER_BYTES`",
+    "502": "The upstream failed (connection error, reset, or a 5xx it answered)",
+    "4XX": "Another 4xx the upstream answered, relayed as it wrote it",
+    "503": "Load shed beyond `MAX_CONCURRENCY`, or the quota backend down with `QUOTA_FAILURE_MODE=closed`",
+    "504": "No first byte from the upstream within `TIMEOUT_SECS`",
+}
+
+
+def _error_responses(statuses: list[str]) -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    return {status: {"description": _ERRORS[status], "content": error} for status in statuses}
+
+
+def _auth_parameters() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "X-Api-Key",
+            "in": "header",
+            "required": False,
+            "description": "The tenant's API key (also accepted as `Authorization: Bearer`).",
+            "schema": {"type": "string"},
+        }
+    ]
+
+
+def add_proxy_paths(document: dict[str, Any], chat_route: str, models_route: str) -> dict[str, Any]:
+    """``document`` (FastAPI's OpenAPI dict) with the proxy endpoints and their schemas added."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ChatCompletionRequest, ErrorResponse):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(definition.pop("$defs", {}))
+        schemas[model.__name__] = definition
+    document.setdefault("paths", {})[chat_route] = {
+        "post": {
+            "tags": ["proxy"],
+            "summary": "Create a chat completion (proxied, metered, redacted)",
+            "operationId": "createChatCompletion",
+            "parameters": _auth_parameters(),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The upstream's completion, redacted; a stream when `stream` is true",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                **_error_responses(
+                    ["400", "401", "403", "408", "413", "415", "429", "431", "4XX", "502", "503", "504"]
+                ),
+            },
+        }
+    }
+    document["paths"][models_route] = {
+        "get": {
+            "tags": ["proxy"],
+            "summary": "List the upstream's models",
+            "operationId": "listModels",
+            "parameters": _auth_parameters(),
+            "responses": {
+                "200": {
+                    "description": "The upstream's model list",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_error_responses(["401", "408", "431", "4XX", "502", "504"]),
+            },
+        }
+    }
+    return document

@@ -48,3 +48,30 @@ def test_errors_name_every_bad_variable_once(monkeypatch: pytest.MonkeyPatch) ->
         "QUOTA_WINDOW_SECS",
         "RPS",
     ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"auth_mode": "keys", "redis_url": "redis://r"}, "KEY_HASH_SECRET: required when AUTH_MODE=keys"),
+        ({"auth_mode": "keys", "key_hash_secret": "s"}, "REDIS_URL: required when AUTH_MODE=keys"),
+        ({"privacy_mode": "strict"}, "TENANT_HASH_KEY: required when PRIVACY_MODE=strict"),
+        (
+            {"privacy_mode": "strict", "tenant_hash_key": "k", "tenant_label": "name"},
+            "TENANT_LABEL=name: not allowed when PRIVACY_MODE=strict",
+        ),
+        ({"max_json_depth": 255}, "MAX_JSON_DEPTH: "),
+    ],
+)
+def test_security_modes_refuse_to_start_without_what_they_need(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(openai_api_key="sk-x", **overrides)
+    assert message in str(caught.value)
+
+
+def test_secrets_are_never_echoed_in_config_errors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(openai_api_key="sk-x", key_hash_secret=["not", "a", "string-s3cr3t"])
+    assert "s3cr3t" not in str(caught.value)

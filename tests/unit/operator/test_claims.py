@@ -73,3 +73,17 @@ def test_relabelings_know_the_keyed_pseudonyms_of_declared_tenants() -> None:
     assert re.fullmatch(regex, tenant_hash("team-a", b"k"))
     assert not re.fullmatch(regex, tenant_hash("team-a"))
     assert re.fullmatch(regex, "team-a") and re.fullmatch(regex, "other")
+
+
+def test_key_refs_and_secret_values_become_key_map_digests() -> None:
+    from llm_gateway.core.api_keys import key_digest
+    from tenantquota_operator.claims import InvalidSpec, KeyRef, digests_of, key_ref_of
+
+    assert key_ref_of({"apiKeySecretRef": {"name": "s", "key": "k"}}, "ns") == KeyRef("ns", "s", "k")
+    assert key_ref_of({}, "ns") is None
+    with pytest.raises(InvalidSpec):
+        key_ref_of({"apiKeySecretRef": {"name": "s"}}, "ns")
+    assert digests_of(b"sk-1\n\n  sk-2 \n", b"x") == {key_digest(b"x", b"sk-1"), key_digest(b"x", b"sk-2")}
+    for bad in (b"", b"\n \n", b"sk with\x01control", b"k" * 257):
+        with pytest.raises(InvalidSpec):
+            digests_of(bad, b"x")

@@ -23,6 +23,7 @@ PROFILES = {
     "hpa and network policy on": [
         "--set", "gateway.autoscaling.enabled=true", "--set", "gateway.networkPolicy.enabled=true",
     ],
+    "keys auth, standard privacy": ["--set", "auth.mode=keys", "--set", "privacy.mode=standard"],
     "existing secrets, persistence": [
         "--set", "gateway.upstream.existingSecret=upstream", "--set", "redis.auth.existingSecret=redis",
         "--set", "redis.persistence.enabled=true", "--set", "tenantHashKey.existingSecret=tenant-hash",
@@ -68,12 +69,44 @@ def test_profiles_switch_their_parts() -> None:
     assert "Secret" not in secrets
 
 
-def test_gateway_and_operator_share_the_tenant_hash_key() -> None:
-    for obj in render():
-        if obj["kind"] == "Deployment":
-            env = {e["name"]: e for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
-            reference = env["TENANT_HASH_KEY"]["valueFrom"]["secretKeyRef"]
-            assert reference == {"name": "rel-secure-llm-gateway-tenant-hash", "key": "tenant-hash-key"}
+def test_gateway_and_operator_share_the_hash_keys_and_the_privacy_mode() -> None:
+    for values, mode, keys_required in (
+        ([], "strict", False),
+        (PROFILES["keys auth, standard privacy"], "standard", True),
+    ):
+        for obj in render(*values):
+            if obj["kind"] == "Deployment":
+                env = {e["name"]: e for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+                reference = env["TENANT_HASH_KEY"]["valueFrom"]["secretKeyRef"]
+                assert reference == {"name": "rel-secure-llm-gateway-tenant-hash", "key": "tenant-hash-key"}
+                key_secret = env["KEY_HASH_SECRET"]["valueFrom"]["secretKeyRef"]
+                assert (key_secret["key"], key_secret["optional"]) == ("key-hash-secret", not keys_required)
+                assert env["PRIVACY_MODE"]["value"] == mode
+
+
+def test_the_operator_may_read_secrets_only_in_the_keys_auth_mode() -> None:
+    def secret_rules(values: list[str]) -> list[dict[str, Any]]:
+        [role] = [o for o in render(*values) if o["kind"] == "ClusterRole"]
+        return [rule for rule in role["rules"] if "secrets" in rule["resources"]]
+
+    assert secret_rules([]) == []
+    assert secret_rules(PROFILES["keys auth, standard privacy"]) == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    ]
+    configmap = next(
+        o
+        for o in render("--set", "auth.mode=keys")
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-gateway")
+    )
+    assert configmap["data"]["AUTH_MODE"] == "keys"
+
+
+def test_the_generated_secret_holds_both_hash_keys() -> None:
+    [secret] = [
+        o for o in render() if o["kind"] == "Secret" and o["metadata"]["name"].endswith("-tenant-hash")
+    ]
+    assert set(secret["data"]) == {"tenant-hash-key", "key-hash-secret"}
+    assert secret["data"]["tenant-hash-key"] != secret["data"]["key-hash-secret"]
 
 
 def test_the_redis_url_reaches_both_components() -> None:
@@ -139,6 +172,11 @@ BAD = {
     ),
     "bad pull policy": (["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
     "settings overriding the secret": (["--set", "gateway.settings.OPENAI_API_KEY=x"], "gateway.settings"),
+    "settings overriding the privacy mode": (
+        ["--set", "gateway.settings.PRIVACY_MODE=standard"],
+        "gateway.settings",
+    ),
+    "unknown auth mode": (["--set", "auth.mode=oauth"], "auth.mode"),
 }
 
 

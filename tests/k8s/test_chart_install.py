@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from llm_gateway.core.api_keys import KEYS_KEY
 from tests.chart.helm import BASE_VALUES, CHART, helm
 from tests.k8s.cluster import Cluster
 from tests.k8s.operator_support import apply_tenantquota, condition, eventually, live_entry
@@ -80,10 +82,17 @@ def test_install_upgrade_and_uninstall_are_accepted(cluster: Cluster, namespace:
     assert cluster.get("deployments", "-n", namespace)["items"] == []
 
 
+@pytest.mark.parametrize("auth", ["open", "keys"])
 def test_the_operator_does_its_whole_job_with_the_charts_rbac(
-    cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Path
+    cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Path, auth: str
 ) -> None:
-    install(cluster, namespace)
+    install(cluster, namespace, "--set", f"auth.mode={auth}")
+    spec: dict[str, Any] = {"tenant": "chart-tenant", "requests": 5}
+    if auth == "keys":
+        cluster.kubectl(
+            "create", "secret", "generic", "ta-keys", "-n", namespace, "--from-literal=key=sk-chart-1"
+        )
+        spec["apiKeySecretRef"] = {"name": "ta-keys", "key": "key"}
     kubeconfig = service_account_kubeconfig(cluster, namespace, f"{FULLNAME}-operator", tmp_path / "operator")
     port = free_port()
     operator = ManagedProcess(
@@ -98,14 +107,17 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
             "USAGE_INTERVAL_SECS": "1",
             "RESYNC_INTERVAL_SECS": "1",
             "OPERATOR_METRICS_PORT": str(port),
+            "KEY_HASH_SECRET": "chart-key-hash-secret",
         },
         tmp_path,
         port,
     )
     try:
         operator.wait_ready("/metrics")
-        apply_tenantquota(cluster, namespace, "ta", tenant="chart-tenant", requests=5)
+        apply_tenantquota(cluster, namespace, "ta", **spec)
         eventually(lambda: live_entry(redis_server, "chart-tenant"), what="the live-map entry")
+        keys = eventually(lambda: redis_server.client().hvals(KEYS_KEY) or auth == "open", what="the key map")
+        assert keys == ([b"chart-tenant"] if auth == "keys" else True)
         ready = eventually(lambda: condition(cluster, namespace, "ta", "Ready"), what="Ready")
         assert ready["status"] == "True"
         eventually(

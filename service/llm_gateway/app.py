@@ -39,7 +39,7 @@ from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.chat import ROUTE as CHAT_ROUTE
 from llm_gateway.api.chat import ChatCompletions
-from llm_gateway.api.health import health_router
+from llm_gateway.api.health import Check, health_router
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.models import ROUTE as MODELS_ROUTE
 from llm_gateway.api.models import ListModels
@@ -182,11 +182,16 @@ def create_app(settings: Settings) -> HotPathRouter:
         idle_timeout=settings.stream_idle_timeout_secs,
         upstream_secret=api_key,
     )
-    app.include_router(
-        health_router(
-            {"upstream": lambda: (upstream.ready, "ok" if upstream.ready else "closed"), "redis": redis_check}
+    checks: dict[str, Check] = {
+        "upstream": lambda: (upstream.ready, "ok" if upstream.ready else "closed"),
+        "redis": redis_check,
+    }
+    if key_ring is not None:  # without the key map no request can be admitted
+        checks["api_keys"] = lambda: (
+            key_ring.loaded,
+            f"{len(key_ring)} registered" if key_ring.loaded else "not loaded yet",
         )
-    )
+    app.include_router(health_router(checks))
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -114,3 +114,6 @@ def test_the_map_survives_a_redis_outage_and_a_never_loaded_map_answers_503(
     cold = gateway_factory(AUTH_MODE="keys", KEY_HASH_SECRET=SECRET, REDIS_URL=redis_server.url)
     response = httpx.post(cold.url + CHAT, json=chat_body(), headers={"X-Api-Key": GOOD_KEY})
     assert_openai_error(response, 503, "quota_backend_unavailable")
+    readiness = httpx.get(cold.url + "/readyz")
+    assert readiness.status_code == 503 and readiness.json()["checks"]["api_keys"] == "not loaded yet"
+    assert httpx.get(keyed_gateway.url + "/readyz").json()["checks"]["api_keys"] == "1 registered"

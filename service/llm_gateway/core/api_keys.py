@@ -59,6 +59,11 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._tenants or ())
 
+    @property
+    def loaded(self) -> bool:
+        """True once the map has been read (it may be empty)."""
+        return self._tenants is not None
+
     def identify(self, api_key: bytes | None) -> tuple[str, str]:
         """``(tenant, key id)`` for a registered key; ``key id`` is a digest prefix, safe to store.
 

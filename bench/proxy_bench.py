@@ -54,6 +54,11 @@ def pinned(cpu: int | None, args: list[str]) -> list[str]:
     return args if cpu is None else ["taskset", "-c", str(cpu), *args]
 
 
+def redis_server_args(port: int) -> list[str]:
+    """A throwaway redis-server on 127.0.0.1:``port`` (no persistence)."""
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
 def start(args: list[str], env: dict[str, str], ready_url: str, log: Path) -> subprocess.Popen[bytes]:
     """Start a process logging to ``log`` (a file, never a pipe nobody drains) and wait until it serves."""
     with log.open("wb") as sink:
@@ -238,20 +243,7 @@ def main() -> None:
     redis_server = None
     if args.redis:
         redis_server = subprocess.Popen(
-            pinned(
-                load_cpu,
-                [
-                    "redis-server",
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-            ),
+            pinned(load_cpu, redis_server_args(redis_port)),
             stdout=subprocess.DEVNULL,
         )
         time.sleep(0.5)

@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from proxy_bench import free_port, redis_server_args, start, stop
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -53,30 +51,6 @@ class Tally:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     unexpected: Counter[tuple[str, int]] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url}: process exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url}: not ready in 30 s")
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(args, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT)
 
 
 async def one_request(client: httpx.AsyncClient, kind: str, tally: Tally) -> None:
@@ -164,25 +138,13 @@ def main() -> int:
 
     OUT.mkdir(exist_ok=True)
     redis_port, mock_port, gateway_port = free_port(), free_port(), free_port()
+    redis = subprocess.Popen(redis_server_args(redis_port), stdout=subprocess.DEVNULL)
     procs = [
-        start(
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            {},
-            OUT / "soak-redis.log",
-        ),
+        redis,
         start(
             [sys.executable, "-m", "openaimock"],
             {"PORT": str(mock_port), "INTER_TOKEN_MS": "2"},
+            f"http://127.0.0.1:{mock_port}/v1/models",
             OUT / "soak-openaimock.log",
         ),
     ]
@@ -200,19 +162,16 @@ def main() -> int:
             "RPS": "100000",
             "BURST": "100000",
         },
+        f"http://127.0.0.1:{gateway_port}/healthz",
         OUT / "soak-gateway.log",
     )
     procs.append(gateway)
     base_url = f"http://127.0.0.1:{gateway_port}"
     try:
-        wait_ready(f"http://127.0.0.1:{mock_port}/v1/models", procs[1])
-        wait_ready(base_url + "/healthz", gateway)
         tally, samples = asyncio.run(drive(args, base_url, psutil.Process(gateway.pid)))
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(30)
+        for proc in reversed(procs):
+            stop(proc)
 
     settled = [s for s in samples if s["t"] >= args.warmup] or samples
     rss_growth = settled[-1]["rss_mib"] / settled[0]["rss_mib"] - 1

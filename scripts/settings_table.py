@@ -1,8 +1,8 @@
-"""Print the README's settings table from the settings model, or check the README against it.
+"""Print the README's settings tables (gateway, operator) from their settings models, or check them.
 
-python scripts/settings_table.py           # print the table
-python scripts/settings_table.py --check   # exit 1 when README.md's table differs
-python scripts/settings_table.py --write   # rewrite the table in README.md
+python scripts/settings_table.py           # print the tables
+python scripts/settings_table.py --check   # exit 1 when a table in README.md differs
+python scripts/settings_table.py --write   # rewrite the tables in README.md
 """
 
 from __future__ import annotations
@@ -11,16 +11,22 @@ import sys
 from pathlib import Path
 
 from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings
 
 from llm_gateway.settings import Settings
+from tenantquota_operator.config import OperatorSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+#: Marker name in README.md → the model whose table goes between its start and end markers.
+TABLES: dict[str, type[BaseSettings]] = {
+    "settings-table": Settings,
+    "operator-settings-table": OperatorSettings,
+}
 
 
-def table() -> str:
+def table(model: type[BaseSettings]) -> str:
     rows = ["| name | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
+    for name, field in model.model_fields.items():
         if field.default is PydanticUndefined and field.default_factory is None:
             default = "*(required)*"
         elif field.default is None or field.default_factory is not None:
@@ -33,20 +39,30 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def with_tables(text: str) -> str:
+    """``text`` with every marked table regenerated (a missing marker pair is an error)."""
+    for marker, model in TABLES.items():
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        head, found, rest = text.partition(start)
+        _, found_end, tail = rest.partition(end)
+        if not (found and found_end):
+            raise SystemExit(f"README.md has no {start} ... {end} pair")
+        text = f"{head}{start}\n{table(model)}\n{end}{tail}"
+    return text
+
+
 def main() -> int:
     text = README.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    wanted = f"{head}{START}\n{table()}\n{END}{tail}"
+    wanted = with_tables(text)
     if "--check" in sys.argv:
         if wanted != text:
-            print("README.md settings table is out of date: run python scripts/settings_table.py --write")
+            print("README.md settings tables are out of date: run python scripts/settings_table.py --write")
             return 1
         return 0
     if "--write" in sys.argv:
         README.write_text(wanted)
         return 0
-    print(table())
+    print("\n\n".join(table(model) for model in TABLES.values()))
     return 0
 
 

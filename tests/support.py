@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import redis
 
-__all__ = ["ManagedProcess", "RedisServer", "free_port", "start_gateway", "start_mock"]
+__all__ = ["ManagedProcess", "RedisServer", "free_port", "start_gateway", "start_local", "start_mock"]
 
 START_TIMEOUT_S = 20.0
 
@@ -110,6 +110,28 @@ def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProces
         **env,
     }
     process = ManagedProcess("gateway", [sys.executable, "-m", "llm_gateway"], settings, workdir, port)
+    process.wait_ready("/healthz")
+    return process
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_local(workdir: Path, **env: str) -> ManagedProcess:
+    """Start the mock and the gateway the way ``make run`` does (``scripts/run_local.sh``), on free ports.
+
+    ``env`` adds gateway settings, as a user would put them in front of ``make run``.
+    """
+    port = free_port()
+    settings = {
+        "VENV": sys.prefix,
+        "MOCK_PORT": str(free_port()),
+        "LISTEN_ADDR": f"127.0.0.1:{port}",
+        **env,
+    }
+    process = ManagedProcess(
+        "make-run", ["bash", str(ROOT / "scripts" / "run_local.sh")], settings, workdir, port
+    )
     process.wait_ready("/healthz")
     return process
 

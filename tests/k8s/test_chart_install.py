@@ -82,6 +82,28 @@ def test_install_upgrade_and_uninstall_are_accepted(cluster: Cluster, namespace:
     assert cluster.get("deployments", "-n", namespace)["items"] == []
 
 
+def test_the_notes_commands_work_in_the_keys_auth_mode(cluster: Cluster, namespace: str) -> None:
+    notes = install(cluster, namespace, "--set", "auth.mode=keys")
+    secret = next(line.strip() for line in notes.splitlines() if "create secret generic demo-keys" in line)
+    tenantquota = notes[
+        notes.index(f"kubectl -n {namespace} apply -f - <<'YAML'") : notes.index("\nYAML\n") + 6
+    ]
+    shell = subprocess.run(
+        ["bash", "-c", f"{secret}\n{tenantquota}"],
+        env={**os.environ, **cluster.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shell.returncode == 0, shell.stdout + shell.stderr
+    assert cluster.get("tq/demo", "-n", namespace)["spec"]["apiKeySecretRef"] == {
+        "name": "demo-keys",
+        "key": "api-key",
+    }
+    assert len(cluster.get("secret/demo-keys", "-n", namespace)["data"]["api-key"]) > 40
+    service, port = re.search(r"port-forward svc/(\S+) 8080:(\d+)", notes).groups()  # type: ignore[union-attr]
+    assert cluster.get(f"svc/{service}", "-n", namespace)["spec"]["ports"][0]["port"] == int(port)
+    helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
+
+
 @pytest.mark.parametrize("auth", ["open", "keys"])
 def test_the_operator_does_its_whole_job_with_the_charts_rbac(
     cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Path, auth: str

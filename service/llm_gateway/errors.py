@@ -10,7 +10,9 @@ exceptions into it and the edge renders it once with :func:`error_body`::
     │                                                                 model_not_allowed)
     ├── NotFound                      404     invalid_request_error  not_found
     ├── MethodNotAllowed              405     invalid_request_error  method_not_allowed
+    ├── RequestTimeout                408     invalid_request_error  request_timeout
     ├── PayloadTooLarge               413     invalid_request_error  request_too_large
+    ├── HeadersTooLarge               431     invalid_request_error  request_header_fields_too_large
     ├── RateLimited                   429     requests               rate_limit_exceeded
     ├── QuotaExceeded                 429     insufficient_quota     quota_exceeded
     ├── UnsupportedMediaType          415     invalid_request_error  unsupported_media_type
@@ -32,6 +34,7 @@ import orjson
 __all__ = [
     "Forbidden",
     "GatewayError",
+    "HeadersTooLarge",
     "InvalidRequest",
     "MethodNotAllowed",
     "NotFound",
@@ -40,6 +43,7 @@ __all__ = [
     "QuotaBackendUnavailable",
     "QuotaExceeded",
     "RateLimited",
+    "RequestTimeout",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -88,8 +92,16 @@ class MethodNotAllowed(GatewayError):
     status, type, code = 405, "invalid_request_error", "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    status, type, code = 408, "invalid_request_error", "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class HeadersTooLarge(GatewayError):
+    status, type, code = 431, "invalid_request_error", "request_header_fields_too_large"
 
 
 class RateLimited(GatewayError):

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from llm_gateway.errors import GatewayError, Overloaded
+from llm_gateway.errors import GatewayError, HeadersTooLarge, Overloaded, RequestTimeout
 
 __all__ = ["ConnectionLimits", "GuardedHttpToolsProtocol", "guarded_protocol"]
 
@@ -34,14 +34,6 @@ class ConnectionLimits:
     read_timeout_secs: float
     max_header_bytes: int
     max_connections: int
-
-
-class RequestTimeout(GatewayError):
-    status, type, code = 408, "invalid_request_error", "request_timeout"
-
-
-class HeadersTooLarge(GatewayError):
-    status, type, code = 431, "invalid_request_error", "request_header_fields_too_large"
 
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}

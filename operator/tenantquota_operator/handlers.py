@@ -39,7 +39,6 @@ __all__ = ["register"]
 RESOURCE = ("gateway.secure-llm.dev", "v1alpha1", "tenantquotas")
 FINALIZER = "gateway.secure-llm.dev/live-map"
 RETRY_DELAY_SECS = 5
-MISSING_SECRET_RETRY_SECS = 15
 
 
 class SecretMissing(Exception):
@@ -197,7 +196,7 @@ async def _reconcile(
         raise kopf.PermanentError(str(error)) from None
     except SecretMissing as error:
         not_ready("SecretNotFound", str(error))
-        raise kopf.TemporaryError(str(error), delay=MISSING_SECRET_RETRY_SECS) from None
+        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_SECS) from None
     with _retried(memo, "redis"):
         await memo.live_map.put(tenant, entry)
         await memo.live_map.put_keys(tenant, digests)

@@ -6,7 +6,8 @@ A block is runnable when the line before its opening fence is a marker::
 
 ``SETTING=value`` pairs are the settings the README tells the reader to start ``make run`` with for
 that block; ``redis`` adds a fresh redis-server and ``REDIS_URL``. Blocks with the same ``session``
-share one gateway and run in README order (the first block's settings start it). A block passes when
+share one gateway and run in README order (the first block's settings start it); so do all blocks
+with neither settings nor ``redis``, against one plain ``make run``. A block passes when
 bash exits 0 and, with ``expect``, its output matches the regex. The only edits made to a block are
 the addresses: ``localhost:8080`` (the gateway), ``6379`` and bare ``redis-cli`` (the test's Redis),
 ``4318`` (a free port for a collector) and ``.venv/bin/python`` (this interpreter).
@@ -46,7 +47,7 @@ def marked_blocks() -> dict[str, list[Block]]:
         indent, marker, code = match.groups()
         line = text.count("\n", 0, match.start()) + 1
         block = Block(line, "\n".join(row.removeprefix(indent) for row in code.splitlines()))
-        session = f"line {line}"
+        session = None
         for word in shlex.split(marker):
             name, _, value = word.partition("=")
             if word == "redis":
@@ -57,6 +58,8 @@ def marked_blocks() -> dict[str, list[Block]]:
                 block.expect = value
             else:
                 block.settings[name] = value
+        if session is None:  # blocks for `make run` as it comes share one gateway; others get their own
+            session = "defaults" if not block.settings and not block.redis else f"line {line}"
         sessions.setdefault(session, []).append(block)
     return sessions
 

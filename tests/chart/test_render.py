@@ -93,6 +93,23 @@ def test_the_operator_may_read_secrets_only_in_the_keys_auth_mode() -> None:
     assert secret_rules(PROFILES["keys auth, standard privacy"]) == [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
     ]
+    scoped = render("--set", "auth.mode=keys", "--set", "operator.watchNamespace=tenants")
+    assert [
+        rule
+        for o in scoped
+        if o["kind"] == "ClusterRole"
+        for rule in o["rules"]
+        if "secrets" in rule["resources"]
+    ] == []
+    [role] = [
+        o for o in scoped if o["kind"] == "Role" and o["metadata"]["name"].endswith("-operator-api-keys")
+    ]
+    assert role["metadata"]["namespace"] == "tenants"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    [binding] = [
+        o for o in scoped if o["kind"] == "RoleBinding" and o["metadata"]["name"] == role["metadata"]["name"]
+    ]
+    assert binding["subjects"][0]["name"] == "rel-secure-llm-gateway-operator"
     configmap = next(
         o
         for o in render("--set", "auth.mode=keys")

@@ -104,13 +104,14 @@ def test_the_notes_commands_work_in_the_keys_auth_mode(cluster: Cluster, namespa
     helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
 
 
-@pytest.mark.parametrize("auth", ["open", "keys"])
+@pytest.mark.parametrize("auth", ["open", "keys", "keys-namespaced"])
 def test_the_operator_does_its_whole_job_with_the_charts_rbac(
     cluster: Cluster, namespace: str, redis_server: RedisServer, tmp_path: Path, auth: str
 ) -> None:
-    install(cluster, namespace, "--set", f"auth.mode={auth}")
+    scope = ["--set", f"operator.watchNamespace={namespace}"] if auth == "keys-namespaced" else []
+    install(cluster, namespace, "--set", f"auth.mode={auth.removesuffix('-namespaced')}", *scope)
     spec: dict[str, Any] = {"tenant": "chart-tenant", "requests": 5}
-    if auth == "keys":
+    if auth != "open":
         cluster.kubectl(
             "create", "secret", "generic", "ta-keys", "-n", namespace, "--from-literal=key=sk-chart-1"
         )
@@ -130,6 +131,7 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
             "RESYNC_INTERVAL_SECS": "1",
             "OPERATOR_METRICS_PORT": str(port),
             "KEY_HASH_SECRET": "chart-key-hash-secret",
+            **({"WATCH_NAMESPACE": namespace} if scope else {}),
         },
         tmp_path,
         port,
@@ -139,7 +141,7 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
         apply_tenantquota(cluster, namespace, "ta", **spec)
         eventually(lambda: live_entry(redis_server, "chart-tenant"), what="the live-map entry")
         keys = eventually(lambda: redis_server.client().hvals(KEYS_KEY) or auth == "open", what="the key map")
-        assert keys == ([b"chart-tenant"] if auth == "keys" else True)
+        assert keys == (True if auth == "open" else [b"chart-tenant"])
         ready = eventually(lambda: condition(cluster, namespace, "ta", "Ready"), what="Ready")
         assert ready["status"] == "True"
         eventually(

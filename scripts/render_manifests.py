@@ -26,9 +26,9 @@ HEADER = "# Rendered from charts/secure-llm-gateway by scripts/render_manifests.
 
 
 def render() -> str:
-    helm = subprocess.run(
-        [str(ROOT / "scripts" / "get_helm.sh")], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    tools = str(ROOT / "scripts" / "tools.sh")
+    subprocess.run([tools, "prepare", "helm"], check=True, stdout=subprocess.DEVNULL)
+    helm = subprocess.run([tools, "path", "helm"], capture_output=True, text=True, check=True).stdout.strip()
     out = subprocess.run(
         [
             helm, "template", NAME, str(ROOT / "charts" / NAME), "--namespace", NAME, "--skip-tests",

@@ -6,6 +6,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 MOCK_PORT="${MOCK_PORT:-4000}"
+listen="${LISTEN_ADDR:-0.0.0.0:8080}"  # the gateway's default; .env may set another
+
+# Refuse at once, in one line, when a port is taken (rather than a traceback after a wait).
+port_free() {
+  "$VENV/bin/python" -c 'import socket, sys
+host, port = sys.argv[1].strip("[]"), int(sys.argv[2])
+try:
+    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+except OSError:
+    sys.exit(1)' "$1" "$2"
+}
+port_free 127.0.0.1 "$MOCK_PORT" ||
+  { echo "make run: port $MOCK_PORT (the mock) is busy; free it or pick another with MOCK_PORT=..." >&2; exit 1; }
+port_free "${listen%:*}" "${listen##*:}" ||
+  { echo "make run: port ${listen##*:} (the gateway) is busy; free it or pick another with LISTEN_ADDR=host:port" >&2; exit 1; }
 
 pids=()
 stop() {
@@ -16,9 +34,12 @@ stop() {
 trap stop INT TERM EXIT
 
 PORT="$MOCK_PORT" HOST=127.0.0.1 "$VENV/bin/openaimock" &
-pids+=($!)
-for _ in $(seq 1 100); do
+mock=$!
+pids+=("$mock")
+for attempt in $(seq 1 101); do
   curl -fsS -o /dev/null "http://127.0.0.1:$MOCK_PORT/v1/models" 2>/dev/null && break
+  kill -0 "$mock" 2>/dev/null || { echo "make run: openaimock exited before answering" >&2; exit 1; }
+  ((attempt <= 100)) || { echo "make run: openaimock did not answer on :$MOCK_PORT within 10 s" >&2; exit 1; }
   sleep 0.1
 done
 echo "openaimock listening on http://127.0.0.1:$MOCK_PORT"

@@ -41,12 +41,18 @@ reset() {
   echo "reset: ${keys[*]}"
 }
 
-# One chat request; appends "<status> <seconds>" to $RESULTS.
+# One chat request; appends "<status> <error code> <seconds>" to $RESULTS. The error code is the
+# body's `error.code` (`quota_exceeded`, `rate_limit_exceeded`, ...), or `-` for an answer without one.
 chat() {
-  curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 60 \
+  local body status seconds code
+  body="$(mktemp)"
+  read -r status seconds < <(curl -s -o "$body" -w '%{http_code} %{time_total}\n' --max-time 60 \
     -H 'Content-Type: application/json' -H "X-Api-Key: $KEY" \
     -d "{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"stream\":false}" \
-    "$HOST/v1/chat/completions" >>"$RESULTS"
+    "$HOST/v1/chat/completions")
+  code="$(grep -o '"code" *: *"[^"]*"' "$body" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')"
+  rm -f "$body"
+  echo "$status ${code:--} $seconds" >>"$RESULTS"
 }
 
 # `fire N P`: N requests, P at a time.
@@ -56,11 +62,20 @@ fire() {
   seq "$1" | xargs -P "$2" -I{} bash -c chat
 }
 
-# How many results had status $1.
-count() { awk -v s="$1" '$1 == s' "$RESULTS" | wc -l; }
+# How many results had status $1 (and, given, error code $2).
+count() { awk -v s="$1" -v c="${2-}" '$1 == s && (c == "" || $2 == c)' "$RESULTS" | wc -l; }
+
+# Fail unless every answer with status $1 carries error code $2: a refusal of another kind (a quota
+# 429 where the rate limit was meant) means the scenario is not the one the script claims.
+expect_code() {
+  local wrong
+  wrong="$(awk -v s="$1" -v c="$2" '$1 == s && $2 != c {print $2}' "$RESULTS" | sort | uniq -c |
+    awk '{printf "%s x%s ", $2, $1}')"
+  [[ -z "$wrong" ]] || fail "expected every $1 to be $2, got: $wrong"
+}
 
 summary() {
-  echo "statuses: $(cut -d' ' -f1 "$RESULTS" | sort | uniq -c | awk '{printf "%s x%s  ", $2, $1}')"
+  echo "statuses: $(cut -d' ' -f1,2 "$RESULTS" | sort | uniq -c | awk '{printf "%s%s x%s  ", $2, ($3 == "-" ? "" : " " $3), $1}')"
 }
 
 pass() { echo "PASS: $*"; exit 0; }

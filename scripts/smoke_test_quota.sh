@@ -12,6 +12,7 @@ fire "$REQUESTS" 1
 summary
 sequence="$(cut -d' ' -f1 "$RESULTS" | tr '\n' ' ')"
 echo "in order: $sequence"
+expect_code 429 quota_exceeded
 [[ "$sequence" =~ ^(200\ )+(429\ )+$ ]] ||
   fail "expected some 200s, then only 429s (is the quota for $KEY below REQUESTS=$REQUESTS?)"
 pass "$(count 200) admitted, then 429 once the quota was spent"

@@ -11,8 +11,9 @@ TIMEOUT_SECS="${TIMEOUT_SECS:-2}"
 
 fire 1 1
 summary
-read -r status seconds <"$RESULTS"
+read -r status _ seconds <"$RESULTS"
 [[ "$status" == 504 ]] || fail "expected 504, got $status (is TIMEOUT_SECS set on the gateway?)"
+expect_code 504 upstream_timeout
 awk -v t="$seconds" -v limit="$TIMEOUT_SECS" 'BEGIN { exit !(t >= limit - 0.5 && t <= limit + 1.5) }' ||
   fail "504 after ${seconds}s, expected about ${TIMEOUT_SECS}s"
 pass "504 after ${seconds}s (TIMEOUT_SECS=$TIMEOUT_SECS)"

@@ -7,6 +7,7 @@ log file that is printed when a test fails to start a process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,9 +18,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
-__all__ = ["ManagedProcess", "RedisServer", "free_port", "start_gateway", "start_local", "start_mock"]
+__all__ = [
+    "ManagedProcess",
+    "RedisServer",
+    "free_port",
+    "prepared_tool",
+    "start_gateway",
+    "start_local",
+    "start_mock",
+]
 
 START_TIMEOUT_S = 20.0
 
@@ -34,14 +44,28 @@ def free_port() -> int:
 class ManagedProcess:
     """A subprocess with a base URL; ``stop()`` sends SIGTERM, then SIGKILL after ``grace`` s."""
 
-    def __init__(self, name: str, args: list[str], env: Mapping[str, str], workdir: Path, port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        workdir: Path,
+        port: int,
+        cwd: Path | None = None,
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
         self.log_path = workdir / f"{name}-{port}.log"
         base_env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        # Its own process group, so stop() also ends what it started (make -> run_local.sh -> servers).
         self.proc = subprocess.Popen(
-            args, env={**base_env, **env}, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT
+            args,
+            env={**base_env, **env},
+            cwd=cwd or workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, path: str) -> None:
@@ -68,15 +92,21 @@ class ManagedProcess:
         self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, grace: float = 10.0) -> int:
+        """SIGTERM to the process group, SIGKILL after ``grace`` s; the group's leftovers are killed."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait()
+        self._signal_group(signal.SIGKILL)
         self._log.close()
         return self.proc.returncode
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signum)
 
 
 def start_mock(workdir: Path, **env: str) -> ManagedProcess:
@@ -117,6 +147,20 @@ def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProces
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def prepared_tool(name: str) -> str:
+    """The path of a binary ``make tools`` prepared (``scripts/tools.sh``: helm, etcd, kube-apiserver).
+
+    Tests never build or download: when the tool is missing this fails the test with the script's one
+    line naming ``make tools``, not with a traceback or a build that outlives the test's timeout.
+    """
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "tools.sh"), "path", name], capture_output=True, text=True, timeout=30
+    )
+    if result.returncode != 0:
+        pytest.fail(result.stderr.strip(), pytrace=False)
+    return result.stdout.strip()
+
+
 def start_local(workdir: Path, **env: str) -> ManagedProcess:
     """Start the mock and the gateway the way ``make run`` does (``scripts/run_local.sh``), on free ports.
 
@@ -139,8 +183,8 @@ def start_local(workdir: Path, **env: str) -> ManagedProcess:
 class RedisServer:
     """A real ``redis-server`` on a free port, without persistence; can be killed and restarted."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._workdir = workdir
         self._proc: subprocess.Popen[bytes] | None = None

@@ -1,4 +1,4 @@
-"""The real Helm CLI for tests (scripts/get_helm.sh: the official binary, pinned, cached)."""
+"""The real Helm CLI for tests (the official binary ``make tools`` prepared: pinned, cached)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from tests.support import prepared_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "secure-llm-gateway"
 BASE_VALUES = ["--set", "gateway.upstream.apiKey=sk-test-upstream"]
@@ -16,10 +18,7 @@ BASE_VALUES = ["--set", "gateway.upstream.apiKey=sk-test-upstream"]
 
 @cache
 def helm_binary() -> str:
-    script = ROOT / "scripts" / "get_helm.sh"
-    return subprocess.run(
-        [str(script)], capture_output=True, text=True, check=True, timeout=600
-    ).stdout.strip()
+    return prepared_tool("helm")
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -82,6 +82,25 @@ def test_quota_script_fails_when_nothing_is_refused(local: list[ManagedProcess],
     assert result.returncode == 1 and "expected some 200s, then only 429s" in result.stderr
 
 
+def test_quota_script_fails_when_the_429s_are_the_rate_limits(
+    local: list[ManagedProcess], workdir: Path
+) -> None:
+    gateway = run_local(local, workdir, RPS="1", BURST="3")  # quota 120: every 429 is the rate limit
+    result = smoke("smoke_test_quota.sh", gateway, KEY="limited")
+    assert "in order: 200 200 200 429 429 429 429" in result.stdout  # the shape alone would pass
+    assert result.returncode == 1
+    assert "expected every 429 to be quota_exceeded, got: rate_limit_exceeded x4" in result.stderr
+
+
+def test_rate_limit_script_fails_when_the_429s_are_the_quotas(
+    local: list[ManagedProcess], workdir: Path, redis_server: RedisServer
+) -> None:
+    gateway = run_local(local, workdir, REDIS_URL=redis_server.url, DEFAULT_QUOTA="5")  # as the README's
+    result = smoke("smoke_test_ratelimit.sh", gateway, REDIS_CLI=f"redis-cli -p {redis_server.port}")
+    assert result.returncode == 1
+    assert "expected every 429 to be rate_limit_exceeded, got: quota_exceeded x" in result.stderr
+
+
 def test_rate_limit_mixes_200_and_429(
     local: list[ManagedProcess], workdir: Path, redis_server: RedisServer
 ) -> None:

@@ -1,8 +1,8 @@
 """A real Kubernetes API server for tests: etcd + kube-apiserver on loopback, as envtest runs them.
 
 No kubelet and no controller-manager: objects are stored, validated (schemas, CEL, RBAC) and watched
-for real, but Pods never start and owner references are not garbage-collected. The binaries come
-from ``tests/k8s/controlplane/build.sh`` (built from the Go module proxy, cached by version). With
+for real, but Pods never start and owner references are not garbage-collected. The binaries are the
+ones ``make tools`` built (``scripts/tools.sh``: from the Go module proxy, cached by version). With
 ``E2E_KUBECONFIG`` set, tests use that cluster instead (for example a kind cluster).
 """
 
@@ -20,10 +20,8 @@ from typing import Any
 
 import httpx
 
-from tests.support import ManagedProcess, free_port
+from tests.support import ManagedProcess, free_port, prepared_tool
 
-HERE = Path(__file__).resolve().parent
-BUILD = HERE / "controlplane" / "build.sh"
 START_TIMEOUT_S = 60
 
 
@@ -76,7 +74,7 @@ def start_cluster(workdir: Path) -> Cluster:
     external = os.environ.get("E2E_KUBECONFIG")
     if external:
         return Cluster(Path(external), [])
-    binaries = Path(subprocess.run([str(BUILD)], capture_output=True, text=True, check=True).stdout.strip())
+    etcd_binary, apiserver_binary = prepared_tool("etcd"), prepared_tool("kube-apiserver")
     pki = workdir / "pki"
     _make_pki(pki)
     etcd_port, etcd_peer_port, api_port = free_port(), free_port(), free_port()
@@ -84,7 +82,7 @@ def start_cluster(workdir: Path) -> Cluster:
     etcd = ManagedProcess(
         "etcd",
         [
-            str(binaries / "etcd"),
+            etcd_binary,
             f"--data-dir={workdir / 'etcd-data'}",
             f"--listen-client-urls={etcd_url}",
             f"--advertise-client-urls={etcd_url}",
@@ -99,7 +97,7 @@ def start_cluster(workdir: Path) -> Cluster:
     apiserver = ManagedProcess(
         "kube-apiserver",
         [
-            str(binaries / "kube-apiserver"),
+            apiserver_binary,
             f"--etcd-servers={etcd_url}",
             f"--secure-port={api_port}",
             "--bind-address=127.0.0.1",

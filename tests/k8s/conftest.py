@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,10 +33,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         running.stop()
 
 
+# Namespace names are unique by construction: this run's token (an E2E_KUBECONFIG cluster keeps the
+# namespaces of earlier runs) and a counter, never a random suffix that parametrized cases can share.
+_RUN = uuid.uuid4().hex[:6]
+_namespaces = itertools.count(1)
+
+
+def namespace_name(test_name: str) -> str:
+    """``t-<test name, cut to 40>-<run token>-<n>``: at most 63 characters, a valid DNS label."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower().replace("_", "-"))[:40].strip("-")
+    return f"t-{slug}-{_RUN}-{next(_namespaces)}"
+
+
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> str:
     """A fresh namespace per test (never deleted: without a controller-manager it would stay Terminating)."""
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].rstrip("-") + f"-{id(request) % 10000}"
+    name = namespace_name(request.node.name)
     cluster.kubectl("create", "namespace", name)
     return name
 

@@ -1,0 +1,43 @@
+"""`make run` (scripts/run_local.sh) refuses a busy port at once, in one line, before starting anything."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support import ROOT, free_port
+
+
+@pytest.mark.parametrize(
+    ("busy", "message"),
+    [("MOCK_PORT", "(the mock) is busy"), ("LISTEN_ADDR", "(the gateway) is busy")],
+)
+def test_a_busy_port_is_named_in_one_line_and_exits_at_once(busy: str, message: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "VENV": sys.prefix,
+            "MOCK_PORT": str(port if busy == "MOCK_PORT" else free_port()),
+            "LISTEN_ADDR": f"127.0.0.1:{port if busy == 'LISTEN_ADDR' else free_port()}",
+        }
+        started = time.monotonic()
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "run_local.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"make run: port {port} {message}; free it or pick another with ")
+    assert result.stdout == ""  # no false "openaimock listening" line, no traceback
+    assert elapsed < 5

@@ -58,8 +58,10 @@ build_kube_apiserver() {
   (cd "$controlplane/apiserver" && go build -trimpath -ldflags "$ldflags" -o "$1" k8s.io/kubernetes/cmd/kube-apiserver)
 }
 
+declare -A STEPS=([helm]=fetch_helm [etcd]=build_etcd [kube-apiserver]=build_kube_apiserver)
+
 prepare() {
-  local name=$1 target v partial started
+  local name=$1 target v partial started log
   target=$(location "$name") && v=$(version "$name")
   if [ -x "$target" ]; then
     echo "tools: $name $v cached ($target)"
@@ -74,11 +76,12 @@ prepare() {
   partial="$target.partial.$$"
   trap 'rm -f "$partial"' EXIT
   started=$SECONDS
-  case "$name" in
-    helm) fetch_helm "$partial" ;;
-    etcd) build_etcd "$partial" ;;
-    kube-apiserver) build_kube_apiserver "$partial" ;;
-  esac
+  log="$target.log"  # go's download and build chatter: shown only when the step fails
+  if ! "${STEPS[$name]}" "$partial" >"$log" 2>&1; then
+    echo "tools: preparing $name $v failed; the end of $log:" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
   mv -f "$partial" "$target"
   trap - EXIT
   echo "tools: $name $v ready in $((SECONDS - started)) s"

@@ -6,7 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 MOCK_PORT="${MOCK_PORT:-4000}"
-listen="${LISTEN_ADDR:-0.0.0.0:8080}"  # the gateway's default; .env may set another
+# Where the gateway will listen: the environment, else .env (as the gateway reads it), else its default.
+listen="${LISTEN_ADDR:-}"
+if [[ -z "$listen" && -f .env ]]; then
+  listen="$(sed -n 's/^[[:space:]]*LISTEN_ADDR[[:space:]]*=[[:space:]]*//p' .env | tail -n 1 | tr -d "\"'")"
+fi
+listen="${listen:-0.0.0.0:8080}"
 
 # Refuse at once, in one line, when a port is taken (rather than a traceback after a wait).
 port_free() {

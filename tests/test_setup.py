@@ -1,4 +1,4 @@
-"""What `make test` and `make tools` do on a machine that lacks things: one clear line, never a half-made tool."""
+"""`make test` and `make tools` on a machine that lacks things: one clear line, never a half-made tool."""
 
 from __future__ import annotations
 

@@ -222,7 +222,9 @@ def _redactor(settings: Settings) -> Redactor | None:
     if not settings.redaction:
         return None
     key = _secret_bytes(settings.redaction_hash_key)
-    return Redactor(Replacer(settings.redact_mode, key), settings.redact_entities)
+    return Redactor(
+        Replacer(settings.redact_mode, key), settings.redact_entities, settings.redact_phone_regions
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:

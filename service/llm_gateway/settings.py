@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any, Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
@@ -18,7 +19,7 @@ from llm_gateway.core.client_ip import parse_networks
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas, split_list
 from llm_gateway.core.privacy import PrivacyMode
 from llm_gateway.core.quota import FailureMode
-from llm_gateway.core.redaction import Entity, Mode
+from llm_gateway.core.redaction import DEFAULT_PHONE_REGIONS, Entity, Mode
 from llm_gateway.telemetry.labels import TenantLabelMode
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -153,6 +154,11 @@ class Settings(BaseSettings):
     redaction_hash_key: SecretStr | None = Field(
         None, description="Key of the `hash` mode's HMAC; required with `REDACT_MODE=hash`."
     )
+    redact_phone_regions: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_PHONE_REGIONS),
+        description="Regions (ISO 3166 codes, comma-separated) whose national phone formats are redacted "
+        "besides international ones.",
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint for traces, e.g. `http://localhost:4318`."
     )
@@ -218,6 +224,17 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_models(cls, value: Any) -> Any:
         return split_list(value) if isinstance(value, str) else value
+
+    @field_validator("redact_phone_regions", mode="before")
+    @classmethod
+    def _parse_regions(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        regions = [name.upper() for name in split_list(value)]
+        unknown = [name for name in regions if name not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown regions {unknown}; use ISO 3166 codes such as US, GB, DE, ES, MX")
+        return regions
 
     @field_validator("redact_entities", mode="before")
     @classmethod

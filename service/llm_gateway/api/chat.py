@@ -23,7 +23,7 @@ from llm_gateway.core.chat_request import parse_chat_request
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
-from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_messages
+from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_request
 from llm_gateway.core.usage import StreamUsage, ask_for_stream_usage, usage_of
 from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded
 from llm_gateway.telemetry.exchange import Exchange
@@ -104,7 +104,7 @@ class ChatCompletions:
         redactor = self._redactor
         if redactor is not None:
             found: Counter[Entity] = Counter()
-            if redact_messages(request.payload, redactor, found):
+            if redact_request(request.payload, redactor, found):
                 changed = True
                 self._metrics.count_redactions(found, "request")
         client_wants_usage = True

@@ -9,7 +9,7 @@ from time import perf_counter
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.redaction import SSERedactor
-from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, encode_events, format_event
+from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
 from llm_gateway.core.usage import StreamUsage
 from llm_gateway.errors import GatewayError, UpstreamError
 from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
@@ -104,7 +104,8 @@ async def relay_stream(
     Events are forwarded whole: each upstream read is answered with one message carrying the events
     it completed, and a partial event waits for its end. During upstream silences an SSE comment
     goes out every ``timings.keepalive`` seconds; after ``timings.idle`` seconds of silence, or when
-    the upstream fails or ends mid-event, the client gets a final ``data: {"error": ...}`` event.
+    the upstream fails or ends inside a line, the client gets a final ``data: {"error": ...}`` event
+    (a last event of complete lines that no blank line ended is delivered, as clients read it).
     ``headers`` are added to the response's own. With ``redactor``, events pass through it: text it
     holds back (a possible entity not yet complete) follows in a later event, and on a failure it is
     dropped, never released unexamined. ``usage`` watches the events for the usage chunk (and may
@@ -145,15 +146,7 @@ async def _relay_events(
             await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
         else:
             last_data = loop.time()
-            events = decoder.decode(chunk)
-            if usage is not None and events:
-                events = usage.process(events)
-            if redactor is not None and events:
-                events = redactor.process(events)
-            if events:
-                if exchange.first_event_at is None:
-                    exchange.first_event_at = perf_counter()
-                await send({"type": "http.response.body", "body": encode_events(events), "more_body": True})
+            await _forward(decoder.decode(chunk), exchange, redactor, usage)
         wait = min(timings.keepalive, timings.idle - (loop.time() - last_data))
         started = perf_counter()
         try:
@@ -164,9 +157,13 @@ async def _relay_events(
             break
         finally:
             exchange.waited_for_upstream(started)
-    if error is None and decoder.flush():
-        error = UpstreamError("upstream stream ended in the middle of an event", code="stream_truncated")
-        outcome = "upstream_error"
+    if error is None:
+        last = decoder.finish()  # an event of complete lines that no blank line ended: deliver it
+        if decoder.truncated:
+            error = UpstreamError("upstream stream ended in the middle of a line", code="stream_truncated")
+            outcome = "upstream_error"
+        elif last is not None:
+            await _forward([last], exchange, redactor, usage)
     if error is None:
         response.release()
         held = redactor.finish() if redactor is not None else []
@@ -177,6 +174,42 @@ async def _relay_events(
         tail = format_event(error.body())
     await send({"type": "http.response.body", "body": tail, "more_body": False})
     return outcome
+
+
+#: One upstream read may hand over many events: they are worked through this many at a time, with
+#: the event loop free to serve other requests (health probes among them) in between.
+_EVENTS_PER_TURN = 32
+#: A batch of events carrying more than this many bytes is worked on in a thread (the regex and
+#: hyperscan scans release the GIL), so one enormous event never holds the event loop.
+_INLINE_BYTES = 64 * 1024
+
+
+async def _forward(
+    events: list[SSEEvent], exchange: Exchange, redactor: SSERedactor | None, usage: StreamUsage | None
+) -> None:
+    """Send ``events`` after the usage watcher and the redactor had them, a bounded batch per turn."""
+
+    def transform(batch: list[SSEEvent]) -> list[SSEEvent]:
+        if usage is not None:
+            batch = usage.process(batch)
+        if redactor is not None and batch:
+            batch = redactor.process(batch)
+        return batch
+
+    for start in range(0, len(events), _EVENTS_PER_TURN):
+        if start:
+            await asyncio.sleep(0)
+        batch = events[start : start + _EVENTS_PER_TURN]
+        if redactor is not None and sum(len(event.raw) for event in batch) > _INLINE_BYTES:
+            batch = await asyncio.to_thread(transform, batch)
+        else:
+            batch = transform(batch)
+        if batch:
+            if exchange.first_event_at is None:
+                exchange.first_event_at = perf_counter()
+            await exchange.send(
+                {"type": "http.response.body", "body": encode_events(batch), "more_body": True}
+            )
 
 
 def _upstream_status_error(status: int) -> UpstreamError:

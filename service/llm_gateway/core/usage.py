@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from llm_gateway.core.sse import SSEEvent
+
 __all__ = ["StreamUsage", "Usage", "ask_for_stream_usage", "usage_of"]
 
 
@@ -67,11 +69,13 @@ _NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
 
 
 class StreamUsage:
-    """Watches a chat-completion stream's decoded SSE events for the model name and the usage chunk.
+    """Watches a chat-completion stream's events for the model name and the usage chunk.
 
     ``process(events)`` returns the events to forward: all of them when ``forward_usage``, else all
     but the usage chunk (the one whose ``choices`` is empty and whose ``usage`` is set). Only events
-    that can hold usage are parsed, plus the first event, for the response model.
+    whose data can hold usage are parsed, plus the first, for the response model. Events are read
+    through :class:`~llm_gateway.core.sse.SSEEvent`, so ``id:``/``event:`` lines, multi-line data
+    and any framing the decoder accepts are all the same here.
     """
 
     __slots__ = ("_forward", "_seen_first", "model", "usage")
@@ -82,15 +86,16 @@ class StreamUsage:
         self.usage: Usage | None = None
         self.model: str | None = None
 
-    def process(self, events: list[bytes]) -> list[bytes]:
+    def process(self, events: list[SSEEvent]) -> list[SSEEvent]:
         kept = events
         for event in events:
-            first = not self._seen_first
-            if not first and (
-                _USAGE not in event or _COMPACT_NULL_USAGE in event or _NULL_USAGE.search(event)
-            ):
+            data = event.data
+            if data is None:
                 continue
-            payload = _payload(event)
+            first = not self._seen_first
+            if not first and (_USAGE not in data or _COMPACT_NULL_USAGE in data or _NULL_USAGE.search(data)):
+                continue
+            payload = _payload(data)
             if payload is None:
                 continue
             self._seen_first = True
@@ -105,12 +110,10 @@ class StreamUsage:
         return kept
 
 
-def _payload(event: bytes) -> dict[str, Any] | None:
-    """The JSON object in a ``data:`` event, or None (comments, ``[DONE]``, other data)."""
-    if not event.startswith(b"data:"):
-        return None
+def _payload(data: bytes) -> dict[str, Any] | None:
+    """The JSON object an event carries, or None (``[DONE]``, other data)."""
     try:
-        payload = orjson.loads(event[5:])
+        payload = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
     return payload if isinstance(payload, dict) else None

@@ -5,14 +5,20 @@ from typing import Any
 import orjson
 import pytest
 
+from llm_gateway.core.sse import SSEDecoder, SSEEvent
 from llm_gateway.core.usage import StreamUsage, Usage, ask_for_stream_usage, usage_of
 from openaimock.completions import stream_events
 
 PAYLOAD = {"model": "gpt-test", "messages": [{"role": "user", "content": "one two three"}], "stream": True}
 
 
-def decoded(events: list[bytes]) -> list[bytes]:
-    return [event.rstrip(b"\n") for event in events]
+def decoded(events: list[bytes]) -> list[SSEEvent]:
+    return SSEDecoder().decode(b"".join(events))
+
+
+def event(raw: bytes) -> SSEEvent:
+    [decoded_event] = SSEDecoder().decode(raw + b"\n\n")
+    return decoded_event
 
 
 @pytest.mark.parametrize(
@@ -59,8 +65,8 @@ def test_the_usage_chunk_is_removed_when_the_client_did_not_ask() -> None:
     assert watcher.usage == Usage(3, 2)
     assert watcher.model == "gpt-test"
     assert len(out) == len(events) - 1
-    assert all(b'"choices":[]' not in event for event in out)
-    assert out[-1] == b"data: [DONE]"
+    assert all(b'"choices":[]' not in event.raw for event in out)
+    assert out[-1].data == b"[DONE]"
 
 
 def test_the_usage_chunk_is_kept_when_the_client_asked() -> None:
@@ -73,7 +79,8 @@ def test_the_usage_chunk_is_kept_when_the_client_asked() -> None:
 def test_a_stream_without_usage_passes_unchanged_and_reports_none() -> None:
     events = decoded(stream_events(PAYLOAD, "a b", "id"))
     watcher = StreamUsage(forward_usage=False)
-    assert watcher.process([b": comment", *events]) == [b": comment", *events]
+    comment = event(b": comment")
+    assert watcher.process([comment, *events]) == [comment, *events]
     assert watcher.usage is None
     assert watcher.model == "gpt-test"
 
@@ -84,7 +91,24 @@ def test_usage_on_a_chunk_with_choices_is_counted_but_the_chunk_is_kept() -> Non
         "choices": [{"index": 0, "delta": {"content": "x"}}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1},
     }
-    event = b"data: " + orjson.dumps(chunk)
+    usage_chunk = event(b"data: " + orjson.dumps(chunk))
     watcher = StreamUsage(forward_usage=False)
-    assert watcher.process([event]) == [event]
+    assert watcher.process([usage_chunk]) == [usage_chunk]
     assert watcher.usage == Usage(1, 1)
+
+
+def _framed(data: bytes, number: int) -> bytes:
+    """An event as some upstreams frame it: an id and an event type before the data."""
+    return b"id: " + str(number).encode() + b"\nevent: message\ndata: " + data + b"\n\n"
+
+
+def test_usage_is_found_and_removed_when_events_carry_id_and_event_lines() -> None:
+    plain = stream_events({**PAYLOAD, "stream_options": {"include_usage": True}}, "a b", "id")
+    wire = b"".join(_framed(raw.removeprefix(b"data: ").rstrip(b"\n"), n) for n, raw in enumerate(plain))
+    watcher = StreamUsage(forward_usage=False)
+    out = watcher.process(SSEDecoder().decode(wire))
+    assert watcher.usage == Usage(3, 2)
+    assert watcher.model == "gpt-test"
+    payloads = [orjson.loads(e.data) for e in out if e.data is not None and e.data != b"[DONE]"]
+    assert payloads and all(payload["choices"] for payload in payloads)  # no usage-only chunk left
+    assert all(e.raw.startswith(b"id: ") for e in out)  # the other events keep their lines

@@ -1,17 +1,25 @@
-"""Candidate patterns and validators, one per entity (pure).
+"""Candidate patterns and validators, one or more per entity (pure).
 
 Each detector is a regular expression that finds candidates and a validator that accepts or rejects
-a candidate, so one regex pass over the text finds every kind at once and the validators (checksums
-from python-stdnum, numbering plans from phonenumbers, the ``ipaddress`` parser) run only on the
-few candidates. Patterns are anchored on both sides (look-arounds) so a candidate never starts or
-ends inside a longer run of the same characters: that keeps IDs, hashes and versions whole.
+a candidate, so one regex pass finds every kind and the validators (checksums from python-stdnum,
+numbering plans from phonenumbers, the ``ipaddress`` parser) run only on the few candidates.
+Patterns are anchored on both sides (look-arounds) so a candidate never starts or ends inside a
+longer run of the same characters: that keeps IDs, hashes and versions whole. Some patterns need a
+context word before the value (``SSN 123456789``); ``\\K`` keeps the context out of the match.
+
+Every detector states ``max_len``: no text longer than that can still turn into its entity, so a
+stream never holds more than ``max_len`` characters for it (see
+:class:`~llm_gateway.core.redaction.engine.StreamRedactor`). The one exception is a detector with a
+``run``: its matches end in an unbounded run of those characters, and a candidate longer than
+``max_len`` is already a whole match (every bounded part and every minimum length fits within it),
+so it is redacted at once and the rest of its run is swallowed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import phonenumbers
@@ -19,75 +27,38 @@ from stdnum import iban, luhn
 
 from llm_gateway.core.redaction.entities import Entity
 
-__all__ = ["DETECTORS", "Detector", "prefilter_pattern"]
+__all__ = ["DEFAULT_PHONE_REGIONS", "Detector", "build_detectors", "prefilter_pattern"]
 
 
 @dataclass(frozen=True, slots=True)
 class Detector:
-    """``pattern`` finds candidates, ``validate`` accepts them.
+    """``pattern`` finds candidates, ``validate`` accepts them; ``max_len`` bounds them (see the module).
 
-    Two cheap checks (stdlib ``re``, searched before the full pattern) let the engine skip a detector:
-    every match contains something ``trigger`` finds, and every partial match (the start of a possible
-    match cut by the end of the text so far) either does too or ends with something ``tail`` matches.
+    Two cheap checks (searched before the full pattern, with the same ``regex`` semantics) let the
+    engine skip a detector: every match contains something ``trigger`` finds, and every partial match
+    (the start of a possible match cut by the end of the text so far) either does too or ends with
+    something ``tail`` matches.
     They may over-approximate, never under-: skipping must not change a result.
     """
 
     entity: Entity
     pattern: str
     validate: Callable[[str], bool]
+    max_len: int
     trigger: str = r"\d"
     tail: str | None = None
+    run: str | None = None
 
+
+#: Where phone numbers written in national format are recognised (ISO 3166 region codes).
+DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "ES", "MX")
 
 # File extensions that look like top-level domains in `image@2x.png`-style names.
-_FILE_EXTENSIONS = frozenset(
-    {
-        "png",
-        "jpg",
-        "jpeg",
-        "gif",
-        "svg",
-        "webp",
-        "bmp",
-        "ico",
-        "tif",
-        "tiff",
-        "pdf",
-        "txt",
-        "md",
-        "csv",
-        "json",
-        "yaml",
-        "yml",
-        "xml",
-        "html",
-        "htm",
-        "css",
-        "js",
-        "ts",
-        "py",
-        "rb",
-        "go",
-        "rs",
-        "java",
-        "kt",
-        "swift",
-        "c",
-        "h",
-        "cpp",
-        "hpp",
-        "sh",
-        "zip",
-        "gz",
-        "tar",
-        "tgz",
-        "mp3",
-        "mp4",
-        "mov",
-        "wav",
-        "log",
-    }
-)
+_FILE_EXTENSIONS = frozenset({
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "pdf", "txt", "md", "csv",
+    "json", "yaml", "yml", "xml", "html", "htm", "css", "js", "ts", "py", "rb", "go", "rs", "java", "kt",
+    "swift", "c", "h", "cpp", "hpp", "sh", "zip", "gz", "tar", "tgz", "mp3", "mp4", "mov", "wav", "log",
+})  # fmt: skip
 
 
 def _valid_email(candidate: str) -> bool:
@@ -105,21 +76,21 @@ def _valid_card(candidate: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn.is_valid(digits)
 
 
-def _valid_phone(candidate: str) -> bool:
-    try:
-        number = phonenumbers.parse(candidate, None if candidate.startswith("+") else "US")
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(number)
-
-
 def _valid_ssn(candidate: str) -> bool:
-    area, group, serial = candidate.split("-")
-    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+    digits = _digits(candidate)
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return (
+        len(digits) == 9
+        and area not in ("000", "666")
+        and area[0] != "9"
+        and group != "00"
+        and serial != "0000"
+    )
 
 
 def _valid_iban(candidate: str) -> bool:
-    return bool(iban.is_valid(candidate))
+    # ISO 13616 shape and mod-97 are evidence enough; national check digits are not required.
+    return bool(iban.is_valid(candidate, check_country=False))
 
 
 def _valid_ip(candidate: str) -> bool:
@@ -134,69 +105,253 @@ def _always(_: str) -> bool:
     return True
 
 
-#: In priority order: where two candidates start at the same place, the earlier detector wins.
-DETECTORS: tuple[Detector, ...] = (
-    Detector(
-        Entity.SECRET,
-        r"(?<![\w-])(?:"
-        r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}"
-        r"|AKIA[0-9A-Z]{16}"
-        r"|gh[pousr]_[A-Za-z0-9]{36,}"
-        r"|xox[abposr]-[A-Za-z0-9-]{10,}"
-        r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
-        r")(?![\w-])",
-        _always,
-        trigger=r"sk-|AKIA|gh[pousr]_|xox[abposr]-|eyJ",
-        tail=r"(?:s|sk|A|AK|AKI|g|gh|gh[pousr]|x|xo|xox|xox[abposr]|e|ey|eyJ)$",
-    ),
-    Detector(
-        Entity.EMAIL,
-        r"(?<![\w.%+*@-])[A-Za-z0-9._%+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])",
-        _valid_email,
-        trigger="@",
-        tail=r"[A-Za-z0-9._%+-]$",
-    ),
-    Detector(
-        Entity.IBAN,
-        r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![\w])",
-        _valid_iban,
-        tail="[A-Z]$",
-    ),
-    Detector(Entity.US_SSN, r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", _valid_ssn),
-    Detector(Entity.CREDIT_CARD, r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w.-])", _valid_card),
-    Detector(
-        Entity.PHONE,
-        r"(?<![\w+.-])(?:"
-        r"\+[1-9]\d{6,14}"
-        r"|\+[1-9]\d{0,2}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}"
-        r"|\(\d{3}\) ?\d{3}[ .-]\d{4}"
-        r"|\d{3}[ .-]\d{3}[ .-]\d{4}"
-        r")(?![\w.-])",
-        _valid_phone,
-        tail=r"[+(]$",
-    ),
-    Detector(Entity.IP_ADDRESS, r"(?<![\w.:])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w.:])", _valid_ip),
-    Detector(
-        Entity.IP_ADDRESS,
-        r"(?<![\w.:])(?:"
-        r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
-        r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
-        r"|::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
-        r")(?![\w.:])",
-        _valid_ip,
-        trigger=":",
-        tail="[0-9A-Fa-f]$",
-    ),
+# Shapes that phone numbers share but never are: dates (2024-11-30, 30.11.2024) and US SSNs
+# (123-45-6789: the SSN detector's, valid or not).
+_NOT_A_PHONE = re.compile(
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{3}-\d{2}-\d{4})$"
 )
 
 
+def _phone_validator(regions: Collection[str]) -> Callable[[str], bool]:
+    """Accepts what has the length of a phone number in one of ``regions`` (or in E.164, with ``+``).
+
+    Shape and length, not assignment: a privacy filter redacts a number that is not in service
+    (US 555 numbers) as readily as one that is.
+    """
+
+    def valid(candidate: str) -> bool:
+        if _NOT_A_PHONE.match(candidate):
+            return False
+        for region in [None] if candidate.startswith("+") else regions:
+            try:
+                number = phonenumbers.parse(candidate, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_possible_number(number):
+                return True
+        return False
+
+    return valid
+
+
+def _literal_alternation(literals: Iterable[str]) -> str:
+    return "|".join(re.escape(literal) for literal in sorted(set(literals), key=len, reverse=True))
+
+
+def _prefixes_tail(literals: Iterable[str]) -> str:
+    """A ``tail`` for literals: any proper prefix of one, at the end of the text."""
+    prefixes = {literal[:n] for literal in literals for n in range(1, len(literal))}
+    return f"(?:{_literal_alternation(prefixes)})$"
+
+
+# Credentials whose format starts with a fixed prefix, from widespread secret-scanning rule sets
+# (gitleaks' among them). Each body is a run of token characters, so every one of them ends the same
+# way; an AWS key id has a fixed length instead.
+_TOKEN_BODY = "[A-Za-z0-9_-]"
+_TOKENS = {  # prefix -> minimum body length
+    "sk-": 20,  # OpenAI (sk-proj-, sk-svcacct-, ...), Anthropic (sk-ant-...)
+    "sk_live_": 16,  # Stripe secret and restricted keys
+    "sk_test_": 16,
+    "rk_live_": 16,
+    "rk_test_": 16,
+    "ghp_": 36,  # GitHub classic tokens
+    "gho_": 36,
+    "ghu_": 36,
+    "ghs_": 36,
+    "ghr_": 36,
+    "github_pat_": 40,  # GitHub fine-grained tokens
+    "glpat-": 20,  # GitLab
+    "xoxa-": 10,  # Slack
+    "xoxb-": 10,
+    "xoxp-": 10,
+    "xoxo-": 10,
+    "xoxs-": 10,
+    "xoxr-": 10,
+    "AIza": 35,  # Google API keys
+    "hf_": 30,  # Hugging Face
+    "npm_": 36,  # npm
+    "pypi-AgEIcHlwaS5vcmc": 50,  # PyPI
+    "dop_v1_": 64,  # DigitalOcean
+    "shpat_": 32,  # Shopify
+    "shpca_": 32,
+    "shppa_": 32,
+    "shpss_": 32,
+    "gsk_": 40,  # Groq
+}
+_AWS_KEY_IDS = ("AKIA", "ASIA", "ABIA", "ACCA", "A3T")  # long-term, temporary (STS), ...
+
+_TOKEN_PATTERN = (
+    rf"(?<!{_TOKEN_BODY})(?:"
+    + "|".join(f"{re.escape(prefix)}{_TOKEN_BODY}{{{n},}}" for prefix, n in _TOKENS.items())
+    + rf"|SG\.{_TOKEN_BODY}{{22}}\.{_TOKEN_BODY}{{43,}}"  # SendGrid
+    + r"|(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}"
+    + rf")(?!{_TOKEN_BODY})"
+)
+_TOKEN_LITERALS = (*_TOKENS, "SG.", *_AWS_KEY_IDS)
+
+_PHONE_CONTEXT = (
+    r"(?i:phone|tel|mobile|móvil|movil|celular|cell|teléfono|telefono|telefon|handy|fax|whatsapp)"
+)
+
+
+def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> tuple[Detector, ...]:
+    """Every detector, in priority order: where two candidates start at the same place, the earlier
+    detector wins. ``phone_regions`` are where national phone formats are recognised."""
+    return (
+        Detector(
+            Entity.SECRET,
+            _TOKEN_PATTERN,
+            _always,
+            max_len=256,
+            trigger=_literal_alternation(_TOKEN_LITERALS),
+            tail=_prefixes_tail(_TOKEN_LITERALS),
+            run=_TOKEN_BODY,
+        ),
+        Detector(  # JWTs: header and claims bounded, the signature a run
+            Entity.SECRET,
+            rf"(?<!{_TOKEN_BODY})eyJ{_TOKEN_BODY}{{8,512}}\.eyJ{_TOKEN_BODY}{{8,4096}}\."
+            rf"{_TOKEN_BODY}{{8,}}(?!{_TOKEN_BODY})",
+            _always,
+            max_len=3 + 512 + 4 + 4096 + 1 + 8,
+            trigger="eyJ",
+            tail="(?:e|ey)$",
+            run=_TOKEN_BODY,
+        ),
+        Detector(  # AWS secret access keys: 40 characters of base64, recognisable only by their name
+            Entity.SECRET,
+            r"(?i:aws_?secret_?access_?key|secret_?access_?key|aws_?secret(?:_?key)?)"
+            r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
+            r"\K[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
+            _always,
+            max_len=24 + 10 + 40,
+            trigger="(?i:secret)",
+            tail=r"(?i:s|se|sec|secr|secre|a|aw|aws|aws_)$",
+        ),
+        Detector(
+            Entity.SECRET,
+            r"-----BEGIN[A-Z ]{0,32} PRIVATE KEY-----[\s\S]{0,8192}?-----END[A-Z ]{0,32} PRIVATE KEY-----",
+            _always,
+            max_len=2 * (len("-----BEGIN PRIVATE KEY-----") + 32) + 8192,
+            trigger="-----BEGIN",
+            tail=r"-$|-B$|-BE$|-BEG$|-BEGI$",
+        ),
+        Detector(
+            Entity.EMAIL,
+            r"(?<![\w.%+*@-])[\w.%+-]{1,64}+@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.[^\W\d_]{2,63}(?![\w-])",
+            _valid_email,
+            max_len=64 + 1 + 9 * 64 + 63,
+            trigger="@",
+            tail=r"[\w.%+-]$",
+        ),
+        Detector(
+            Entity.IBAN,
+            r"(?<!\w)[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?(?!\w)",
+            _valid_iban,
+            max_len=4 + 8 * 5 + 5,
+            tail="[A-Z]$",
+        ),
+        Detector(Entity.US_SSN, r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", _valid_ssn, max_len=11),
+        Detector(  # without separators, or with spaces: only after a word that says what it is
+            Entity.US_SSN,
+            r"(?i:\bssn|\bsocial[ -]security(?:[ -](?:number|num|no\.?))?)[\s:#=]{0,3}(?:is\s{1,2})?"
+            r"\K\d{3} ?\d{2} ?\d{4}(?![\w-])",
+            _valid_ssn,
+            max_len=len("social security number") + 3 + 5 + 11,
+            trigger="(?i:ssn|social)",
+            tail=r"(?i:s|ss|so|soc|soci|socia)$",
+        ),
+        Detector(
+            Entity.CREDIT_CARD,
+            r"(?<![\w-]|\d[.,])\d(?:[ \u00a0-]?\d){12,18}(?![\w-]|[.,]\d)",
+            _valid_card,
+            max_len=19 + 18,
+        ),
+        Detector(
+            Entity.IP_ADDRESS,
+            r"(?<![\d.]|[vV])(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?!\d|\.\d)",
+            _valid_ip,
+            max_len=15,
+        ),
+        Detector(
+            Entity.IP_ADDRESS,
+            r"(?<![\w.:])(?:"
+            r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+            r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
+            r"|::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
+            r")(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w.:])",
+            _valid_ip,
+            max_len=45,
+            trigger=":",
+            tail="[0-9A-Fa-f]$",
+        ),
+        Detector(
+            Entity.PHONE,
+            r"(?<![\w+.,/-])(?:"
+            r"\+[1-9]\d{6,14}"  # E.164
+            r"|\+[1-9]\d{0,3}(?:[ .-]?\(0\))?(?:[ .\-/]?\(?\d{1,5}\)?){1,6}"  # international, grouped
+            r"|\(?\d{2,5}\)?(?:[ .\-/]\d{2,8}){1,4}"  # national, grouped
+            r")(?![\w:/-]|[.,]\d)",
+            _phone_validator(phone_regions),
+            max_len=60,
+            tail=r"[+(]$",
+        ),
+        Detector(  # national numbers without separators: only after a word that says what they are
+            Entity.PHONE,
+            _PHONE_CONTEXT + r"[^\d\n]{0,12}?\K\+?\d{7,14}(?![\w-]|[.,]\d)",
+            _phone_validator(phone_regions),
+            max_len=len("teléfono") + 12 + 15,
+            trigger=_PHONE_CONTEXT,
+            tail=r"(?i:p|ph|pho|phon|t|te|tel|telé|telef|telefo|telefon|m|mo|mó|mob|mobi|mobil|móv|móvi|mov|movi|c|ce|cel|celu|celul|celula|h|ha|han|hand|f|fa|w|wh|wha|what|whats|whatsa|whatsap)$",
+        ),
+    )
+
+
 def prefilter_pattern(detector: Detector) -> bytes:
-    """``detector.pattern`` without its look-arounds and possessive quantifiers, for hyperscan.
+    """``detector.pattern`` without look-arounds, ``\\K`` and possessive quantifiers, for hyperscan.
 
     It matches everything the full pattern matches and more, so text in which it finds nothing
     cannot hold a match of the full pattern. Valid for ASCII text only: the full pattern's ``\\d``
-    also matches other scripts' digits.
+    and ``\\w`` also match other scripts' characters, and its non-ASCII characters are left out.
     """
-    pattern = re.sub(r"\(\?<!\[[^\]]*\]\)", "", detector.pattern)
-    pattern = re.sub(r"\(\?!\[[^\]]*\]\)", "", pattern)
-    return pattern.replace("++", "+").encode()
+    pattern = _drop_lookarounds(detector.pattern).replace(r"\K", "")
+    pattern = re.sub(r"\\u[0-9A-Fa-f]{4}", "", re.sub(r"(?<=[}+*?])\+", "", pattern))
+    return pattern.encode("ascii", "ignore")
+
+
+def _drop_lookarounds(pattern: str) -> str:
+    """``pattern`` with every ``(?=..)``, ``(?!..)``, ``(?<=..)`` and ``(?<!..)`` group removed."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            i = _group_end(pattern, i)
+            continue
+        step = 2 if pattern[i] == "\\" else 1
+        out.append(pattern[i : i + step])
+        i += step
+    return "".join(out)
+
+
+def _group_end(pattern: str, start: int) -> int:
+    """The index after the group opening at ``start`` (escapes and character classes skipped)."""
+    depth, i, in_class = 0, start, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern.startswith("[]", i) or pattern.startswith("[^]", i):
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise ValueError(f"unbalanced group at {start} in {pattern!r}")

@@ -3,23 +3,30 @@
 Both modes run the same scan, so streaming a text in any fragments yields exactly what redacting
 it whole does. The streaming side uses the ``regex`` module's partial matching: a candidate that
 reaches the end of the text received so far (or only a prefix of one, such as ``jane.do``) is held
-back, and everything before it is released at once.
+back, and everything before it is released at once. What is held is bounded by the detectors'
+``max_len`` (see :mod:`~llm_gateway.core.redaction.detectors`), so the work for a fragment is
+proportional to the fragment plus that bound, never to the length of the stream.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import hyperscan
 import regex
 
-from llm_gateway.core.redaction.detectors import DETECTORS, Detector, prefilter_pattern
+from llm_gateway.core.redaction.detectors import (
+    DEFAULT_PHONE_REGIONS,
+    Detector,
+    build_detectors,
+    prefilter_pattern,
+)
 from llm_gateway.core.redaction.entities import Entity
+from llm_gateway.core.redaction.json_strings import JsonStrings
 from llm_gateway.core.redaction.replacement import Replacer
 
-__all__ = ["Redactor", "StreamRedactor"]
+__all__ = ["Placement", "Redactor", "Scan", "StreamRedactor"]
 
 #: Below this many characters the per-detector checks are cheaper than a hyperscan call.
 _PREFILTER_MIN = 1024
@@ -39,18 +46,26 @@ class Redactor:
     candidate at the same place have its turn.
     """
 
-    def __init__(self, replacer: Replacer, entities: Iterable[Entity] | None = None) -> None:
+    def __init__(
+        self,
+        replacer: Replacer,
+        entities: Iterable[Entity] | None = None,
+        phone_regions: Iterable[str] = DEFAULT_PHONE_REGIONS,
+    ) -> None:
         wanted = set(Entity) if entities is None else set(entities)
-        self._detectors = tuple(d for d in DETECTORS if d.entity in wanted)
+        self._detectors = tuple(d for d in build_detectors(tuple(phone_regions)) if d.entity in wanted)
         self._patterns = tuple(regex.compile(d.pattern) for d in self._detectors)
-        self._triggers = tuple(re.compile(d.trigger) for d in self._detectors)
-        self._tails = tuple(re.compile(d.tail) if d.tail else None for d in self._detectors)
+        self._triggers = tuple(regex.compile(d.trigger) for d in self._detectors)
+        self._tails = tuple(regex.compile(d.tail) if d.tail else None for d in self._detectors)
         # The same checks for all detectors at once: most text (and most streamed words) fails both,
         # and then costs two C-level scans.
-        self._any_trigger = re.compile("|".join(d.trigger for d in self._detectors) or "(?!)")
-        self._any_tail = re.compile("|".join(d.tail for d in self._detectors if d.tail) or "(?!)")
+        self._any_trigger = regex.compile("|".join(d.trigger for d in self._detectors) or "(?!)")
+        self._any_tail = regex.compile("|".join(d.tail for d in self._detectors if d.tail) or "(?!)")
+        self._runs = tuple(regex.compile(f"{d.run}*") if d.run else None for d in self._detectors)
         self._prefilter = _Prefilter(self._detectors) if self._detectors else None
         self._replace = replacer
+        #: The most text a stream ever holds: no detector can turn a longer text into an entity.
+        self.max_hold = max((d.max_len for d in self._detectors), default=0)
 
     def inert(self, fragment: str) -> bool:
         """True when no detector can match in ``fragment`` or have a partial match end with it."""
@@ -64,27 +79,37 @@ class Redactor:
 
     def redact(self, text: str, found: Counter[Entity] | None = None) -> str:
         """``text`` with every entity replaced; adds what it replaced to ``found``."""
-        out, _ = self.scan(text, 0, final=True, found=found)
-        return out
+        return self.scan(text, 0, final=True, found=found).text
 
-    def scan(self, text: str, pos: int, *, final: bool, found: Counter[Entity] | None) -> tuple[str, int]:
+    def scan(
+        self,
+        text: str,
+        pos: int,
+        *,
+        final: bool,
+        found: Counter[Entity] | None,
+        place: Placement | None = None,
+    ) -> Scan:
         """Redact ``text[pos:]`` up to the first place that more text could still change.
 
-        Returns the redacted safe part and the index in ``text`` where the held part begins
-        (``len(text)`` when ``final`` or when nothing needs holding).
+        Returns the redacted safe part, the index in ``text`` where the held part begins
+        (``len(text)`` when ``final`` or when nothing needs holding), the ``(start, end)`` spans of
+        ``text`` it replaced and, when a run detector's candidate outgrew its ``max_len`` and was
+        redacted up to the end of ``text``, the pattern of the run whose continuation the caller
+        must swallow. ``place(start, replacement)`` may adapt a replacement to where it stands
+        (quoting it outside a JSON string, for example).
         """
         partial = not final
         length = len(text)
         if not self._any_trigger.search(text, pos) and not (partial and self._any_tail.search(text, pos)):
-            return text[pos:], length
-        if final and self._prefilter is not None and length - pos >= _PREFILTER_MIN and text.isascii():
-            active = self._prefilter.candidates(text, pos)
-        else:
-            active = [i for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)]
+            return Scan(text[pos:], length)
+        active = self._active(text, pos, partial)
         nexts: dict[int, regex.Match[str] | None] = {}
         parts: list[str] = []
+        spans: list[tuple[int, int]] = []
         emitted = pos
         end = length
+        swallow: regex.Pattern[str] | None = None
         while True:
             for i in active:
                 if i not in nexts or ((current := nexts[i]) is not None and current.start() < pos):
@@ -93,7 +118,7 @@ class Redactor:
             if not ranked:
                 break
             start = ranked[0][0]
-            hit: tuple[Entity, str] | None = None
+            hit: tuple[int, str] | None = None
             hold = False
             for candidate_start, i in ranked:
                 if candidate_start != start:
@@ -101,12 +126,17 @@ class Redactor:
                 match = nexts[i]
                 assert match is not None
                 # If the rest of the text could still be the start of a longer match (`jane.doe@x.co`
-                # before the `m`), more text may change this candidate: hold it.
+                # before the `m`), more text may change this candidate: hold it, within its bound.
                 if partial and (match.partial or self._patterns[i].fullmatch(text, start, partial=True)):
-                    hold = True
+                    if length - start <= self._detectors[i].max_len:
+                        hold = True
+                        break
+                    whole = self._patterns[i].fullmatch(text, start) if self._runs[i] else None
+                    if whole is not None and self._detectors[i].validate(whole.group()):
+                        hit, swallow = (i, whole.group()), self._runs[i]  # already an entity: redact now
                     break
                 if self._detectors[i].validate(match.group()):
-                    hit = (self._detectors[i].entity, match.group())
+                    hit = (i, match.group())
                     break
             if hold:
                 end = start
@@ -114,16 +144,56 @@ class Redactor:
             if hit is None:  # every candidate here failed validation: skip the first one
                 first = nexts[ranked[0][1]]
                 assert first is not None
-                pos = first.end()
+                pos = first.end() if first.end() > start else start + 1
                 continue
-            entity, value = hit
+            i, value = hit
+            detector = self._detectors[i]
             parts.append(text[emitted:start])
-            parts.append(self._replace(entity, value))
+            # A run's identity is its first max_len characters, so hashes agree in both modes.
+            replacement = self._replace(detector.entity, value[: detector.max_len] if detector.run else value)
+            parts.append(place(start, replacement) if place is not None else replacement)
             if found is not None:
-                found[entity] += 1
+                found[detector.entity] += 1
             emitted = pos = start + len(value)
+            spans.append((start, pos))
+            if swallow is not None:
+                break
         parts.append(text[emitted:end])
-        return "".join(parts), end
+        return Scan("".join(parts), end, spans, swallow)
+
+    def _active(self, text: str, pos: int, partial: bool) -> list[int]:
+        """The detectors that may have a candidate (or, ``partial``, the start of one) in ``text[pos:]``."""
+        if self._prefilter is None or len(text) - pos < _PREFILTER_MIN or not text.isascii():
+            return [i for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)]
+        active = set(self._prefilter.candidates(text, pos))
+        if partial:  # a partial candidate lies within a detector's max_len of the end
+            for i, detector in enumerate(self._detectors):
+                if i not in active and self._may_match(i, text, max(pos, len(text) - detector.max_len), True):
+                    active.add(i)
+        return sorted(active)
+
+
+#: ``place(start, replacement)``: the text that stands for an entity found at ``start``.
+Placement = Callable[[int, str], str]
+
+
+class Scan:
+    """What :meth:`Redactor.scan` found: the ``text`` to release, where the held part starts, the
+    spans it replaced, and a run to swallow."""
+
+    __slots__ = ("held_from", "spans", "swallow", "text")
+
+    def __init__(
+        self,
+        text: str,
+        held_from: int,
+        spans: list[tuple[int, int]] | None = None,
+        swallow: regex.Pattern[str] | None = None,
+    ) -> None:
+        self.text = text
+        self.held_from = held_from
+        self.spans = spans or []
+        self.swallow = swallow
 
 
 class _Prefilter:
@@ -157,22 +227,41 @@ class StreamRedactor:
     """Sans-I/O streaming redaction: ``feed(fragment)`` returns the text now safe to release,
     ``flush()`` the rest at the end. Concatenated, the outputs equal ``redactor.redact(whole)``.
 
-    ``found`` counts the entities replaced so far.
+    At most ``redactor.max_hold`` characters are held between calls, and a call costs time in
+    proportion to its fragment plus that bound. ``found`` counts the entities replaced so far;
+    ``spans`` lists the ``(start, end)`` character offsets of the input they covered (the caller
+    may drain it), and ``released`` is how much of the input is decided. With ``json_text`` the
+    input is JSON text (tool-call arguments): a replacement outside a string is quoted, so the
+    text still parses.
     """
 
-    __slots__ = ("_buffer", "_held_from", "_redactor", "found")
+    __slots__ = ("_buffer", "_fed", "_held_from", "_json", "_redactor", "_swallow", "found", "spans")
 
-    def __init__(self, redactor: Redactor) -> None:
+    def __init__(self, redactor: Redactor, *, json_text: bool = False) -> None:
         self._redactor = redactor
-        self._buffer = ""
+        self._buffer = ""  # a suffix of the input: held text, after a little released context
         self._held_from = 0
+        self._fed = 0
+        self._swallow: regex.Pattern[str] | None = None
+        self._json = JsonStrings() if json_text else None
         self.found: Counter[Entity] = Counter()
+        self.spans: list[tuple[int, int]] = []
+
+    @property
+    def released(self) -> int:
+        """How many characters of the input are decided (released, or redacted)."""
+        return self._fed - (len(self._buffer) - self._held_from)
 
     def feed(self, fragment: str) -> str:
+        self._fed += len(fragment)
+        if self._swallow is not None:
+            fragment = self._swallowed(fragment)
         if not fragment:
             return ""
         if self._held_from == len(self._buffer) and self._redactor.inert(fragment):
             # Nothing held and nothing here can be or start an entity: release as is, keep context.
+            if self._json is not None:
+                self._json.advance(fragment)
             self._buffer = fragment[-_CONTEXT:]
             self._held_from = len(self._buffer)
             return fragment
@@ -180,11 +269,47 @@ class StreamRedactor:
         return self._release(final=False)
 
     def flush(self) -> str:
+        self._swallow = None
         return self._release(final=True)
 
+    def _swallowed(self, fragment: str) -> str:
+        """``fragment`` less the continuation of a run already redacted (the redacted run is context)."""
+        assert self._swallow is not None
+        n = self._swallow.match(fragment).end()  # type: ignore[union-attr]  # `run*` always matches
+        if n:
+            self._buffer = fragment[n - _CONTEXT : n]
+            self._held_from = len(self._buffer)
+            start, _ = self.spans[-1]
+            self.spans[-1] = (start, self._fed - len(fragment) + n)
+        if n < len(fragment):
+            self._swallow = None
+        return fragment[n:]
+
     def _release(self, *, final: bool) -> str:
-        out, held = self._redactor.scan(self._buffer, self._held_from, final=final, found=self.found)
+        buffer, base = self._buffer, self._fed - len(self._buffer)
+        place = self._json_placement(buffer) if self._json is not None else None
+        scan = self._redactor.scan(buffer, self._held_from, final=final, found=self.found, place=place)
+        self.spans.extend((base + start, base + end) for start, end in scan.spans)
+        held = scan.held_from
+        if scan.swallow is not None:  # redacted up to the end: what follows may still be its run
+            self._swallow = scan.swallow
+            held = len(buffer)
+        if self._json is not None:
+            self._json.advance(buffer[self._held_from : held])
         keep_from = max(held - _CONTEXT, 0)
-        self._buffer = self._buffer[keep_from:]
+        self._buffer = buffer[keep_from:]
         self._held_from = held - keep_from
-        return out
+        return scan.text
+
+    def _json_placement(self, buffer: str) -> Placement:
+        """Quote a replacement that stands outside a JSON string (hits come in order)."""
+        assert self._json is not None
+        read, cursor = self._json.copy(), self._held_from
+
+        def place(start: int, replacement: str) -> str:
+            nonlocal cursor
+            read.advance(buffer[cursor:start])
+            cursor = start
+            return replacement if read.inside else f'"{replacement}"'
+
+        return place

@@ -1,51 +1,115 @@
-"""Where redaction applies in OpenAI payloads (pure): request messages, completions, SSE chunks.
+"""Redaction applied where model text lives in API payloads (pure): requests, responses, streams.
 
-Only text the model reads or writes is touched: ``messages[].content`` (strings and ``text`` parts)
-going up, ``choices[].message.content`` and streamed ``choices[].delta.content`` coming back.
-Everything else is left exactly as it was; an unchanged payload is never re-serialised.
+The places come from a :class:`~llm_gateway.core.redaction.locations.TextLocations`; everything else
+is left exactly as it was, and an unchanged payload or stream event is never re-serialised.
+
+Log probabilities: an entry whose token overlaps a redacted span is dropped (its token, its bytes
+and its ``top_logprobs`` could spell what was redacted); the others are kept as they came. In a
+stream, entries travel with the text they belong to: held while that text is held.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import codecs
+from collections import Counter, deque
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from llm_gateway.core.redaction.engine import Redactor, StreamRedactor
 from llm_gateway.core.redaction.entities import Entity
+from llm_gateway.core.redaction.locations import OPENAI_CHAT, Path, StreamChannel, TextLocations
+from llm_gateway.core.sse import SSEEvent
 
-__all__ = ["SSERedactor", "redact_completion", "redact_messages"]
+__all__ = ["SSERedactor", "redact_completion", "redact_json_text", "redact_request"]
+
+#: Content-part types whose ``text`` is model text.
+TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+
+_Place = tuple[Any, Any]  # (container, key): container[key] is the value at a path
 
 
-def redact_messages(payload: dict[str, Any], redactor: Redactor, found: Counter[Entity]) -> bool:
-    """Redact every message's text in place; True when anything changed."""
+def _places(node: Any, path: Path) -> Iterator[_Place]:
+    """Every ``(container, key)`` that ``path`` reaches in ``node`` (``"*"``: each list element)."""
+    if not path:
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        if isinstance(node, list):
+            for i, element in enumerate(node):
+                yield from ([(node, i)] if not rest else _places(element, rest))
+    elif isinstance(node, dict) and head in node:
+        yield from ([(node, head)] if not rest else _places(node[head], rest))
+
+
+def _redact_text_place(place: _Place, redactor: Redactor, found: Counter[Entity]) -> bool:
+    """Redact a text place (a string, or content parts); True when anything changed."""
+    container, key = place
+    value = container[key]
+    if isinstance(value, str):
+        redacted = redactor.redact(value, found)
+        if redacted != value:
+            container[key] = redacted
+            return True
+        return False
     changed = False
-    for message in payload.get("messages") or ():
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            redacted = redactor.redact(content, found)
-            if redacted != content:
-                message["content"] = redacted
-                changed = True
-        elif isinstance(content, list):
-            for part in content:
-                if (
-                    isinstance(part, dict)
-                    and part.get("type") == "text"
-                    and isinstance(part.get("text"), str)
-                ):
-                    redacted = redactor.redact(part["text"], found)
-                    if redacted != part["text"]:
-                        part["text"] = redacted
-                        changed = True
+    if isinstance(value, list):
+        for part in value:
+            if (
+                isinstance(part, dict)
+                and part.get("type") in TEXT_PARTS
+                and isinstance(part.get("text"), str)
+            ):
+                changed = _redact_text_place((part, "text"), redactor, found) or changed
     return changed
 
 
-def redact_completion(body: bytes, payload: Any, redactor: Redactor, found: Counter[Entity]) -> bytes:
-    """A ``chat.completion`` body with ``choices[].message.content`` redacted (``body`` if unchanged).
+def redact_json_text(text: str, redactor: Redactor, found: Counter[Entity]) -> str:
+    """JSON text (tool-call arguments) with entities redacted; it parses whenever ``text`` did."""
+    stream = StreamRedactor(redactor, json_text=True)
+    out = stream.feed(text) + stream.flush()
+    found.update(stream.found)
+    return out
+
+
+def _redact_json_place(place: _Place, redactor: Redactor, found: Counter[Entity]) -> bool:
+    container, key = place
+    value = container[key]
+    if not isinstance(value, str):
+        return False
+    redacted = redact_json_text(value, redactor, found)
+    if redacted == value:
+        return False
+    container[key] = redacted
+    return True
+
+
+def redact_request(
+    payload: dict[str, Any],
+    redactor: Redactor,
+    found: Counter[Entity],
+    locations: TextLocations = OPENAI_CHAT,
+) -> bool:
+    """Redact the model text of a request in place; True when anything changed."""
+    changed = False
+    for path in locations.request_text:
+        for place in _places(payload, path):
+            changed = _redact_text_place(place, redactor, found) or changed
+    for path in locations.request_json:
+        for place in _places(payload, path):
+            changed = _redact_json_place(place, redactor, found) or changed
+    return changed
+
+
+def redact_completion(
+    body: bytes,
+    payload: Any,
+    redactor: Redactor,
+    found: Counter[Entity],
+    locations: TextLocations = OPENAI_CHAT,
+) -> bytes:
+    """A whole response with its model text redacted (``body`` itself if nothing changed).
 
     ``payload`` is ``body`` already parsed, or None when it is not JSON: such a body is redacted as
     plain text, so nothing passes unexamined.
@@ -55,95 +119,223 @@ def redact_completion(body: bytes, payload: Any, redactor: Redactor, found: Coun
     if not isinstance(payload, dict):
         return body
     changed = False
-    for choice in payload.get("choices") or ():
-        message = choice.get("message") if isinstance(choice, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            redacted = redactor.redact(content, found)
-            if redacted != content:
-                message["content"] = redacted  # type: ignore[index]
-                changed = True
+    for _, index in _places(payload, (locations.choices, "*")):
+        choice = payload[locations.choices][index]
+        for logprobs_path, text_path in locations.response_logprobs:
+            changed = _redact_with_logprobs(choice, text_path, logprobs_path, redactor, found) or changed
+        for path in locations.response_json:
+            for place in _places(choice, path):
+                changed = _redact_json_place(place, redactor, found) or changed
+        logprob_paths = {text_path for _, text_path in locations.response_logprobs}
+        for path in locations.response_text:
+            if path not in logprob_paths:
+                for place in _places(choice, path):
+                    changed = _redact_text_place(place, redactor, found) or changed
     return orjson.dumps(payload) if changed else body
 
 
-class SSERedactor:
-    """Redacts a chat-completion stream event by event, per choice index.
+def _redact_with_logprobs(
+    choice: Any, text_path: Path, logprobs_path: Path, redactor: Redactor, found: Counter[Entity]
+) -> bool:
+    """Redact a text place and drop the log probabilities of what it redacted."""
+    changed = False
+    for container, key in _places(choice, text_path):
+        text = container[key]
+        if not isinstance(text, str):
+            changed = _redact_text_place((container, key), redactor, found) or changed
+            continue
+        scan = redactor.scan(text, 0, final=True, found=found)
+        if not scan.spans:
+            continue
+        container[key] = scan.text
+        changed = True
+        for entries_container, entries_key in _places(choice, logprobs_path):
+            entries = entries_container[entries_key]
+            if isinstance(entries, list):
+                aligner = _LogprobAligner()
+                aligner.add(entries, scan.spans)
+                entries_container[entries_key] = aligner.rest()
+    return changed
 
-    ``process(events)`` takes decoded SSE events (as :class:`~llm_gateway.core.sse.SSEDecoder` gives
-    them) and returns the events to send: the same events, with ``delta.content`` holding only text
-    that is safe to release. A choice's held text is released by its ``finish_reason`` event; text
-    still held when ``[DONE]`` arrives (or at :meth:`finish`) goes out in an extra chunk for its
-    choice, before ``[DONE]``. Events that are not JSON chunks pass through whole-text redaction.
+
+class _LogprobAligner:
+    """Places log-probability entries on the text they spell and drops those over redacted spans.
+
+    Each entry covers the characters its ``bytes`` decode to (its ``token`` when it has no bytes);
+    an entry that ends inside a multi-byte character covers the place where that character starts.
     """
 
-    def __init__(self, redactor: Redactor) -> None:
+    __slots__ = ("_decoder", "_end", "_pending", "_spans")
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._end = 0
+        self._pending: deque[tuple[int, int, Any]] = deque()
+        self._spans: deque[tuple[int, int]] = deque()
+
+    def add(self, entries: list[Any], spans: list[tuple[int, int]]) -> None:
+        self._spans.extend(spans)
+        for entry in entries:
+            start = self._end
+            self._end += _chars(entry, self._decoder)
+            self._pending.append((start, self._end, entry))
+
+    def release(self, upto: int, *, final: bool = False) -> list[Any]:
+        """The kept entries that lie wholly within the first ``upto`` characters (all, when ``final``)."""
+        out = []
+        while self._pending and self._pending[0][1] <= upto and (self._pending[0][0] < upto or final):
+            start, end, entry = self._pending.popleft()
+            end = max(end, start + 1)
+            while self._spans and self._spans[0][1] <= start:
+                self._spans.popleft()
+            if not any(span_start < end and start < span_end for span_start, span_end in self._spans):
+                out.append(entry)
+        return out
+
+    def rest(self) -> list[Any]:
+        return self.release(self._end, final=True)
+
+
+def _chars(entry: Any, decoder: codecs.IncrementalDecoder) -> int:
+    """How many characters an entry adds to the text."""
+    if not isinstance(entry, dict):
+        return 0
+    raw = entry.get("bytes")
+    if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
+        return len(decoder.decode(bytes(raw)))
+    token = entry.get("token")
+    return len(token) if isinstance(token, str) else 0
+
+
+class _Channel:
+    """One redacted text stream (with its log probabilities) inside a streamed choice."""
+
+    __slots__ = ("logprobs", "text")
+
+    def __init__(self, redactor: Redactor, channel: StreamChannel) -> None:
+        self.text = StreamRedactor(redactor, json_text=channel.json)
+        self.logprobs = _LogprobAligner() if channel.logprobs is not None else None
+
+    def entries(self, entries: list[Any] | None, *, final: bool) -> list[Any]:
+        """Log-probability entries to send now (given this event's ``entries``)."""
+        if self.logprobs is None:
+            return []
+        self.logprobs.add(entries or [], self.text.spans)
+        self.text.spans.clear()
+        return self.logprobs.rest() if final else self.logprobs.release(self.text.released)
+
+
+class SSERedactor:
+    """Redacts a stream of chunks event by event, per choice and per text channel.
+
+    ``process(events)`` returns the events to send: an event whose text nothing held back or
+    replaced goes out as the exact bytes that came in; one that changed is re-serialised with every
+    other field and SSE line kept. A choice's held text is released by its ``finish_reason`` event;
+    text still held when ``[DONE]`` arrives (or at :meth:`finish`) goes out in an extra chunk for
+    its choice, before ``[DONE]``. Events that are not JSON pass through whole-text redaction.
+    """
+
+    def __init__(self, redactor: Redactor, locations: TextLocations = OPENAI_CHAT) -> None:
         self._redactor = redactor
-        self._choices: dict[int, StreamRedactor] = {}
-        self._last: dict[str, Any] = {}  # the last chunk: the template for chunks of held text
+        self._locations = locations
+        self._choices: dict[Any, dict[tuple[int, Any], _Channel]] = {}
+        self._template: dict[str, Any] = {}  # the last chunk's envelope, for chunks of held text
         self.found: Counter[Entity] = Counter()
 
-    def process(self, events: list[bytes]) -> list[bytes]:
-        out: list[bytes] = []
+    def process(self, events: list[SSEEvent]) -> list[SSEEvent]:
+        out: list[SSEEvent] = []
         for event in events:
-            data = _data(event)
+            data = event.data
             if data is None:
                 out.append(event)
             elif data == b"[DONE]":
                 out.extend(self.finish())
                 out.append(event)
             else:
-                out.append(self._chunk(event, data))
+                out.append(self._event(event, data))
         return out
 
-    def finish(self) -> list[bytes]:
+    def finish(self) -> list[SSEEvent]:
         """Chunks for text still held, one per choice; afterwards nothing is held."""
         events = []
-        template = {key: self._last[key] for key in ("id", "object", "created", "model") if key in self._last}
-        for index, stream in sorted(self._choices.items()):
-            text = stream.flush()
-            self._count(stream)
-            if text:
-                choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
-                events.append(b"data: " + orjson.dumps({**template, "choices": [choice]}))
-        self._choices.clear()
+        for index in list(self._choices):
+            choice: dict[str, Any] = {"index": index, "delta": {}, "finish_reason": None}
+            if self._flush(index, choice):
+                chunk = {**self._template, self._locations.choices: [choice]}
+                events.append(SSEEvent.of_data(orjson.dumps(chunk)))
         return events
 
-    def _chunk(self, event: bytes, data: bytes) -> bytes:
+    def _event(self, event: SSEEvent, data: bytes) -> SSEEvent:
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
             found: Counter[Entity] = Counter()
             text = self._redactor.redact(data.decode("utf-8", "replace"), found)
             self.found.update(found)
-            return event if not found else b"data: " + text.encode()
-        choices = payload.get("choices") if isinstance(payload, dict) else None
-        if not choices:
+            return event.with_data(text.encode()) if found else event
+        choices = payload.get(self._locations.choices) if isinstance(payload, dict) else None
+        if not isinstance(choices, list) or not choices:
             return event
-        self._last = payload
+        self._template = {key: payload[key] for key in ("id", "object", "created", "model") if key in payload}
         changed = False
         for choice in choices:
-            if isinstance(choice, dict) and self._choice(choice):
-                changed = True
-        return b"data: " + orjson.dumps(payload) if changed else event
+            if isinstance(choice, dict):
+                changed = self._choice(choice) or changed
+        return event.with_data(orjson.dumps(payload)) if changed else event
 
     def _choice(self, choice: dict[str, Any]) -> bool:
         index = choice.get("index", 0)
-        delta = choice.get("delta")
-        content = delta.get("content") if isinstance(delta, dict) else None
-        stream = self._choices.get(index)
-        if stream is None:
-            stream = self._choices[index] = StreamRedactor(self._redactor)
-        released = stream.feed(content) if isinstance(content, str) else None
+        channels = self._choices.setdefault(index, {})
+        changed = False
+        for number, spec in enumerate(self._locations.stream):
+            for element, (container, key) in _channel_places(choice, spec.path):
+                fragment = container[key]
+                if not isinstance(fragment, str):
+                    continue
+                channel = channels.get((number, element))
+                if channel is None:
+                    channel = channels[number, element] = _Channel(self._redactor, spec)
+                released = channel.text.feed(fragment)
+                self._count(channel.text)
+                if released != fragment:
+                    container[key] = released
+                    changed = True
+            if spec.logprobs is not None:
+                channel = channels.get((number, None))
+                if channel is None and any(True for _ in _places(choice, spec.logprobs)):
+                    channel = channels[number, None] = _Channel(self._redactor, spec)
+                changed = self._logprobs(choice, spec.logprobs, channel) or changed
         if choice.get("finish_reason") is not None:
-            released = (released or "") + stream.flush()
-            del self._choices[index]
-        self._count(stream)
-        if released is None or released == content:
-            return False
-        if not isinstance(delta, dict):
-            delta = choice["delta"] = {}
-        delta["content"] = released
-        return True
+            changed = self._flush(index, choice) or changed
+        return changed
+
+    def _logprobs(self, choice: dict[str, Any], path: Path, channel: _Channel | None) -> bool:
+        for container, key in _places(choice, path):
+            entries = container[key]
+            if not isinstance(entries, list) or channel is None:
+                continue
+            kept = channel.entries(entries, final=False)
+            if len(kept) != len(entries) or any(a is not b for a, b in zip(kept, entries, strict=True)):
+                container[key] = kept
+                return True
+        return False
+
+    def _flush(self, index: Any, choice: dict[str, Any]) -> bool:
+        """Put a choice's held text (and log probabilities) into ``choice``; True if there was any."""
+        added = False
+        for (number, element), channel in self._choices.pop(index, {}).items():
+            spec = self._locations.stream[number]
+            rest = channel.text.flush()
+            self._count(channel.text)
+            if rest:
+                _append_text(choice, spec.path, element, rest)
+                added = True
+            if spec.logprobs is not None:
+                entries = channel.entries(None, final=True)
+                if entries:
+                    _append_entries(choice, spec.logprobs, entries)
+                    added = True
+        return added
 
     def _count(self, stream: StreamRedactor) -> None:
         if stream.found:
@@ -151,11 +343,52 @@ class SSERedactor:
             stream.found.clear()
 
 
-def _data(event: bytes) -> bytes | None:
-    """The ``data`` field of an SSE event (lines joined by ``\\n``), or None if it has none."""
-    if event.startswith(b"data: ") and b"\n" not in event:
-        return event[6:]
-    lines = [line for line in event.split(b"\n") if line.startswith(b"data:")]
-    if not lines:
-        return None
-    return b"\n".join(line[6:] if line.startswith(b"data: ") else line[5:] for line in lines)
+def _channel_places(choice: dict[str, Any], path: Path) -> Iterator[tuple[Any, _Place]]:
+    """``(element, place)`` for a channel path: ``element`` is the ``index`` of the list element the
+    ``"*"`` went through (a tool call), or None."""
+    if "*" not in path:
+        for place in _places(choice, path):
+            yield None, place
+        return
+    star = path.index("*")
+    for container, key in _places(choice, path[:star]):
+        elements = container[key]
+        if not isinstance(elements, list):
+            continue
+        for element in elements:
+            if isinstance(element, dict):
+                for place in _places(element, path[star + 1 :]):
+                    yield element.get("index"), place
+
+
+def _append_text(choice: dict[str, Any], path: Path, element: Any, text: str) -> None:
+    """Add ``text`` at ``path`` in ``choice``, creating what is missing (a tool call by its index)."""
+    node: Any = choice
+    for position, key in enumerate(path[:-1]):
+        if key == "*":
+            node = next((e for e in node if isinstance(e, dict) and e.get("index") == element), None) or _new(
+                node, element
+            )
+            continue
+        following = path[position + 1]
+        if not isinstance(node.get(key), (dict, list)):
+            node[key] = [] if following == "*" else {}
+        node = node[key]
+    last = path[-1]
+    node[last] = node.get(last, "") + text if isinstance(node.get(last), str) else text
+
+
+def _new(elements: list[Any], index: Any) -> dict[str, Any]:
+    element = {"index": index}
+    elements.append(element)
+    return element
+
+
+def _append_entries(choice: dict[str, Any], path: Path, entries: list[Any]) -> None:
+    node: Any = choice
+    for key in path[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    existing = node.get(path[-1])
+    node[path[-1]] = (existing if isinstance(existing, list) else []) + entries

@@ -12,32 +12,38 @@ from llm_gateway.core.redaction import (
     Replacer,
     SSERedactor,
     redact_completion,
-    redact_messages,
+    redact_request,
 )
-from llm_gateway.core.sse import SSEDecoder
+from llm_gateway.core.sse import SSEDecoder, SSEEvent
 
 REDACTOR = Redactor(Replacer("placeholder"))
+DONE = SSEEvent.of_data(b"[DONE]")
 
 
-def chunk(content: str | None, index: int = 0, finish: str | None = None) -> bytes:
+def chunk(content: str | None, index: int = 0, finish: str | None = None, **choice: object) -> SSEEvent:
     delta = {} if content is None else {"content": content}
     body = {
         "id": "c1",
         "object": "chat.completion.chunk",
         "created": 1,
         "model": "m",
-        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish, **choice}],
     }
-    return b"data: " + orjson.dumps(body)
+    return SSEEvent.of_data(orjson.dumps(body))
 
 
-def contents(events: list[bytes]) -> list[str | None]:
+def payload(event: SSEEvent) -> dict:  # type: ignore[type-arg]
+    assert event.data is not None
+    return orjson.loads(event.data)  # type: ignore[no-any-return]
+
+
+def contents(events: list[SSEEvent]) -> list[str | None]:
     out = []
     for event in events:
-        if event == b"data: [DONE]":
+        if event.data == b"[DONE]":
             out.append("[DONE]")
             continue
-        choice = orjson.loads(event[6:])["choices"][0]
+        choice = payload(event)["choices"][0]
         out.append(choice["delta"].get("content"))
     return out
 
@@ -55,7 +61,7 @@ def test_request_messages_strings_and_text_parts_are_redacted_other_fields_untou
         ],
     }
     found: Counter[Entity] = Counter()
-    assert redact_messages(payload, REDACTOR, found)
+    assert redact_request(payload, REDACTOR, found)
     assert payload["messages"][0]["content"] == "card [CREDIT_CARD]"  # type: ignore[index]
     assert payload["messages"][1]["content"][0]["text"] == "mail [EMAIL]"  # type: ignore[index]
     assert payload["user"] == "jane@example.com"
@@ -64,7 +70,7 @@ def test_request_messages_strings_and_text_parts_are_redacted_other_fields_untou
 
 def test_request_without_pii_reports_no_change() -> None:
     payload = {"messages": [{"role": "user", "content": "hello"}]}
-    assert not redact_messages(payload, REDACTOR, Counter())
+    assert not redact_request(payload, REDACTOR, Counter())
 
 
 def test_completion_content_is_redacted_and_unchanged_bodies_are_kept_byte_for_byte() -> None:
@@ -83,12 +89,7 @@ def test_a_completion_body_that_is_not_json_is_redacted_as_text() -> None:
 
 def test_stream_email_split_across_events_is_redacted_and_the_structure_kept() -> None:
     sse = SSERedactor(REDACTOR)
-    events = [
-        chunk("Write to jane.do"),
-        chunk("e@example.com now"),
-        chunk(None, finish="stop"),
-        b"data: [DONE]",
-    ]
+    events = [chunk("Write to jane.do"), chunk("e@example.com now"), chunk(None, finish="stop"), DONE]
     out = sse.process(events)
     assert contents(out) == ["Write to ", "[EMAIL] ", "now", "[DONE]"]  # "now" could start an email
     assert sse.found == {Entity.EMAIL: 1}
@@ -98,14 +99,14 @@ def test_finish_reason_releases_the_held_text_in_that_event() -> None:
     sse = SSERedactor(REDACTOR)
     out = sse.process([chunk("ends with jane.do"), chunk(None, finish="stop")])
     assert contents(out) == ["ends with ", "jane.do"]
-    assert orjson.loads(out[1][6:])["choices"][0]["finish_reason"] == "stop"
+    assert payload(out[1])["choices"][0]["finish_reason"] == "stop"
 
 
 def test_held_text_at_done_goes_out_in_an_extra_chunk_before_done() -> None:
     sse = SSERedactor(REDACTOR)
-    out = sse.process([chunk("tail 4242"), b"data: [DONE]"])
+    out = sse.process([chunk("tail 4242"), DONE])
     assert contents(out) == ["tail ", "4242", "[DONE]"]
-    assert orjson.loads(out[1][6:])["id"] == "c1"
+    assert payload(out[1])["id"] == "c1"
 
 
 def test_choices_are_redacted_independently() -> None:
@@ -118,8 +119,8 @@ def test_choices_are_redacted_independently() -> None:
 
 def test_events_without_content_pass_through_unchanged() -> None:
     sse = SSERedactor(REDACTOR)
-    usage = b'data: {"id":"c1","choices":[],"usage":{"total_tokens":3}}'
-    comment = b": keep-alive"
+    usage = SSEEvent.of_data(b'{"id":"c1","choices":[],"usage":{"total_tokens":3}}')
+    [comment] = SSEDecoder().decode(b": keep-alive\n\n")
     assert sse.process([usage, comment]) == [usage, comment]
 
 
@@ -131,7 +132,8 @@ def test_plain_text_events_are_forwarded_as_they_came() -> None:
 
 def test_non_json_data_is_redacted_as_text() -> None:
     sse = SSERedactor(REDACTOR)
-    assert sse.process([b"data: mail jane@example.com"]) == [b"data: mail [EMAIL]"]
+    out = sse.process([SSEEvent.of_data(b"mail jane@example.com")])
+    assert [event.raw for event in out] == [b"data: mail [EMAIL]\n\n"]
 
 
 @settings(max_examples=300, deadline=None)
@@ -143,20 +145,20 @@ def test_the_stream_redactor_takes_any_bytes_without_failing(raw: bytes, cuts: l
         sse.process(decoder.decode(raw[start:cut]))
         start = cut
     out = sse.process(decoder.decode(raw[start:])) + sse.finish()
-    assert all(isinstance(event, bytes) for event in out)
+    assert all(isinstance(event, SSEEvent) for event in out)
 
 
 @settings(max_examples=200, deadline=None)
 @given(words=st.lists(st.text("abcdefghij ", min_size=1, max_size=8), min_size=1, max_size=15))
 def test_text_without_entities_streams_through_exactly(words: list[str]) -> None:
     sse = SSERedactor(REDACTOR)
-    events = [chunk(word) for word in words] + [chunk(None, finish="stop"), b"data: [DONE]"]
+    events = [chunk(word) for word in words] + [chunk(None, finish="stop"), DONE]
     out = sse.process(events[:3]) + sse.process(events[3:])
     text = "".join(
         choice["delta"].get("content") or ""
         for event in out
-        if event != b"data: [DONE]"
-        for choice in orjson.loads(event[6:])["choices"]
+        if event.data != b"[DONE]"
+        for choice in payload(event)["choices"]
     )
     assert text == "".join(words)
-    assert out[-1] == b"data: [DONE]"
+    assert out[-1] == DONE

@@ -1,0 +1,190 @@
+"""Model text is redacted wherever it lives: content, refusal, log probabilities, tool-call arguments
+(whole and streamed), tool results; nothing else changes, and an unchanged event keeps its bytes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_gateway.core.redaction import (
+    Entity,
+    Redactor,
+    Replacer,
+    SSERedactor,
+    redact_completion,
+    redact_request,
+)
+from llm_gateway.core.sse import SSEDecoder, SSEEvent
+
+REDACTOR = Redactor(Replacer("mask"))
+ENVELOPE = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+
+def event(choice: dict[str, Any]) -> SSEEvent:
+    return SSEEvent.of_data(orjson.dumps({**ENVELOPE, "choices": [{"index": 0, **choice}]}))
+
+
+def choices(events: list[SSEEvent]) -> list[dict[str, Any]]:
+    return [orjson.loads(e.data)["choices"][0] for e in events if e.data not in (None, b"[DONE]")]  # type: ignore[arg-type]
+
+
+def logprob(token: str) -> dict[str, Any]:
+    return {
+        "token": token,
+        "bytes": list(token.encode()),
+        "logprob": -0.1,
+        "top_logprobs": [{"token": token, "bytes": list(token.encode()), "logprob": -0.1}],
+    }
+
+
+DELTAS = ["mail ", "jane", ".doe", "@example", ".com", " ok"]  # the issue's example
+
+
+def test_streamed_logprobs_of_a_redacted_address_are_dropped_and_the_rest_kept() -> None:
+    sse = SSERedactor(REDACTOR)
+    events = [event({"delta": {"content": d}, "logprobs": {"content": [logprob(d)]}}) for d in DELTAS]
+    out = choices(sse.process([*events, event({"delta": {}, "finish_reason": "stop"})]))
+    text = "".join(c["delta"].get("content") or "" for c in out)
+    tokens = [entry["token"] for c in out for entry in (c.get("logprobs") or {}).get("content") or []]
+    assert text == "mail j***e@example.com ok"
+    assert tokens == ["mail ", " ok"]
+    assert "jane" not in orjson.dumps(out).decode()
+
+
+def test_whole_response_logprobs_of_a_redacted_address_are_dropped() -> None:
+    body = orjson.dumps(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(DELTAS)},
+                    "logprobs": {"content": [logprob(d) for d in DELTAS]},
+                }
+            ]
+        }
+    )
+    out = orjson.loads(redact_completion(body, orjson.loads(body), REDACTOR, Counter()))
+    assert out["choices"][0]["message"]["content"] == "mail j***e@example.com ok"
+    assert [entry["token"] for entry in out["choices"][0]["logprobs"]["content"]] == ["mail ", " ok"]
+
+
+def tool_call_events(pieces: list[str]) -> list[SSEEvent]:
+    first = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "send", "arguments": ""}}
+    events = [event({"delta": {"role": "assistant", "tool_calls": [first]}})]
+    events += [event({"delta": {"tool_calls": [{"index": 0, "function": {"arguments": p}}]}}) for p in pieces]
+    return [*events, event({"delta": {}, "finish_reason": "tool_calls"}), SSEEvent.of_data(b"[DONE]")]
+
+
+def arguments(out: list[SSEEvent]) -> str:
+    return "".join(
+        call["function"].get("arguments", "")
+        for c in choices(out)
+        for call in c["delta"].get("tool_calls") or []
+        if call.get("index") == 0
+    )
+
+
+def test_streamed_tool_call_arguments_are_redacted_and_still_parse() -> None:
+    args = '{"to": "jane.doe@example.com", "card": 4111111111111111, "note": "call +14155552671"}'
+    pieces = [args[i : i + 5] for i in range(0, len(args), 5)]
+    sse = SSERedactor(REDACTOR)
+    out = sse.process(tool_call_events(pieces))
+    assert orjson.loads(arguments(out)) == {
+        "to": "j***e@example.com",
+        "card": "CC_MASKED_LAST4_1111",  # a bare number is quoted: the arguments must still parse
+        "note": "call PHONE_MASKED_LAST4_2671",
+    }
+    assert sse.found == {Entity.EMAIL: 1, Entity.CREDIT_CARD: 1, Entity.PHONE: 1}
+
+
+def test_a_finish_chunk_with_an_empty_delta_comes_out_byte_for_byte() -> None:
+    sse = SSERedactor(REDACTOR)
+    events = tool_call_events(['{"city": ', '"Paris"}'])
+    out = sse.process(events)
+    assert out[-2].raw == events[-2].raw  # "delta": {} stays {}, not {"content": ""}
+    assert [e.raw for e in out] == [e.raw for e in events]
+
+
+def test_refusals_are_redacted_like_content() -> None:
+    sse = SSERedactor(REDACTOR)
+    out = sse.process(
+        [
+            event({"delta": {"refusal": "I won't mail jane.doe@exa"}}),
+            event({"delta": {"refusal": "mple.com"}, "finish_reason": "stop"}),
+        ]
+    )
+    assert "".join(c["delta"]["refusal"] for c in choices(out)) == "I won't mail j***e@example.com"
+
+
+def test_request_tool_results_and_history_arguments_are_redacted() -> None:
+    payload = {
+        "messages": [
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "1",
+                        "type": "function",
+                        "function": {"name": "f", "arguments": '{"ip": "10.1.2.3", "n": 4111111111111111}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "1", "content": "found jane.doe@example.com"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    {"type": "text", "text": "ssn 123-45-6789"},
+                ],
+            },
+        ]
+    }
+    assert redact_request(payload, REDACTOR, Counter())
+    messages = payload["messages"]
+    assert orjson.loads(messages[0]["tool_calls"][0]["function"]["arguments"]) == {
+        "ip": "IP_MASKED",
+        "n": "CC_MASKED_LAST4_1111",
+    }  # type: ignore[index]
+    assert messages[1]["content"] == "found j***e@example.com"
+    assert messages[2]["content"][0] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,AAAA"},
+    }  # type: ignore[index]
+    assert messages[2]["content"][1]["text"] == "ssn SSN_MASKED_LAST4_6789"  # type: ignore[index]
+
+
+WORDS = st.lists(st.text("abcdefgh ,.", min_size=1, max_size=9), min_size=1, max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=WORDS, framing=st.sampled_from(["plain", "id", "crlf"]))
+def test_without_entities_only_text_moves_and_unchanged_events_keep_their_bytes(
+    words: list[str], framing: str
+) -> None:
+    events = [
+        *[event({"delta": {"content": w}, "finish_reason": None}) for w in words],
+        event({"delta": {}, "finish_reason": "stop"}),
+    ]
+    wire = b"".join(e.raw for e in events) + b"data: [DONE]\n\n"
+    if framing == "id":
+        wire = b"".join(b"id: %d\n" % n + e.raw for n, e in enumerate(events)) + b"data: [DONE]\n\n"
+    elif framing == "crlf":
+        wire = wire.replace(b"\n", b"\r\n")
+    upstream = SSEDecoder().decode(wire)
+    out = SSERedactor(REDACTOR).process(upstream)
+    assert len(out) == len(upstream)
+    for sent, came in zip(out, upstream, strict=True):
+        if sent.data == came.data:
+            assert sent.raw == came.raw  # untouched: the exact bytes
+        else:  # only the text moved (held back to the next event): every other field the same
+            a, b = orjson.loads(sent.data), orjson.loads(came.data)  # type: ignore[arg-type]
+            a["choices"][0]["delta"].pop("content"), b["choices"][0]["delta"].pop("content", None)
+            assert a == b
+            assert [line for line in sent.lines if not line.startswith(b"data")] == [
+                line for line in came.lines if not line.startswith(b"data")
+            ]
+    assert "".join(c["delta"].get("content", "") for c in choices(out)) == "".join(words)

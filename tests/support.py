@@ -56,7 +56,9 @@ class ManagedProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
         self.log_path = workdir / f"{name}-{port}.log"
-        base_env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        # The machine's own trust settings pass too: a `make run` that has to install needs them.
+        kept = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "SSL_CERT_DIR")
+        base_env = {key: os.environ[key] for key in kept if key in os.environ}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         # Its own process group, so stop() also ends what it started (make -> run_local.sh -> servers).
         self.proc = subprocess.Popen(

@@ -105,29 +105,37 @@ def _always(_: str) -> bool:
     return True
 
 
-# Shapes that phone numbers share but never are: dates (2024-11-30, 30.11.2024) and US SSNs
-# (123-45-6789: the SSN detector's, valid or not).
+# Shapes that phone numbers share but never are: dates and date-times (2024-11-30 12, 30.11.2024)
+# and US SSNs (123-45-6789: the SSN detector's, valid or not).
 _NOT_A_PHONE = re.compile(
-    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{3}-\d{2}-\d{4})$"
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(?!\d)|\d{3}-\d{2}-\d{4}$)"
 )
+# How a national number is written when it is one: a trunk prefix (0...), an area code in
+# parentheses, or the North American 3-3-4 grouping.
+_NATIONAL_SHAPE = re.compile(r"^(?:0|\(|\d{3}[ .-]\d{3}[ .-]\d{4}$)")
 
 
 def _phone_validator(regions: Collection[str]) -> Callable[[str], bool]:
-    """Accepts what has the length of a phone number in one of ``regions`` (or in E.164, with ``+``).
+    """Accepts what is written like a phone number of one of ``regions`` (or in E.164, with ``+``).
 
     Shape and length, not assignment: a privacy filter redacts a number that is not in service
-    (US 555 numbers) as readily as one that is.
+    (US 555 numbers) as readily as one that is. An international number needs a possible length;
+    a national one a possible length and a national shape (see ``_NATIONAL_SHAPE``), or to be a
+    valid number of the region (Spanish ``912 345 678``), so that SKUs and order numbers stay.
     """
 
     def valid(candidate: str) -> bool:
-        if _NOT_A_PHONE.match(candidate):
+        if _NOT_A_PHONE.match(candidate) or not 7 <= sum(ch.isdigit() for ch in candidate) <= 15:
             return False
-        for region in [None] if candidate.startswith("+") else regions:
+        international = candidate.startswith("+")
+        for region in [None] if international else regions:
             try:
                 number = phonenumbers.parse(candidate, region)
             except phonenumbers.NumberParseException:
                 continue
-            if phonenumbers.is_possible_number(number):
+            if not phonenumbers.is_possible_number(number):
+                continue
+            if international or _NATIONAL_SHAPE.match(candidate) or phonenumbers.is_valid_number(number):
                 return True
         return False
 
@@ -273,12 +281,12 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=15,
         ),
         Detector(
-            Entity.IP_ADDRESS,
-            r"(?<![\w.:])(?:"
+            Entity.IP_ADDRESS,  # not inside a longer run of groups; after a label (`IP:`) is fine
+            r"(?<![\w.]|[0-9A-Fa-f]:|::)(?:"
             r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
             r"|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
             r"|::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
-            r")(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w.:])",
+            r")(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\w)",
             _valid_ip,
             max_len=45,
             trigger=":",
@@ -286,10 +294,11 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
         ),
         Detector(
             Entity.PHONE,
-            r"(?<![\w+.,/-])(?:"
+            r"(?<![\w+./-]|\d,)(?:"
             r"\+[1-9]\d{6,14}"  # E.164
-            r"|\+[1-9]\d{0,3}(?:[ .-]?\(0\))?(?:[ .\-/]?\(?\d{1,5}\)?){1,6}"  # international, grouped
-            r"|\(?\d{2,5}\)?(?:[ .\-/]\d{2,8}){1,4}"  # national, grouped
+            # international, grouped
+            r"|\+[1-9]\d{0,3}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,5}\)|\d{1,5})){1,6}"
+            r"|(?:\(\d{2,5}\)|\d{2,5})(?:[ .\-/]\d{2,8}){1,4}"  # national, grouped
             r")(?![\w:/-]|[.,]\d)",
             _phone_validator(phone_regions),
             max_len=60,

@@ -31,9 +31,9 @@ __all__ = ["Placement", "Redactor", "Scan", "StreamRedactor"]
 #: Below this many characters the per-detector checks are cheaper than a hyperscan call.
 _PREFILTER_MIN = 1024
 
-#: Every detector's look-behind inspects one character, so a stream keeps one released character
-#: of context before the text it holds.
-_CONTEXT = 1
+#: The detectors' look-behinds inspect at most two characters (`\d,` before a phone number, `1:` before
+#: an IPv6 group), so a stream keeps two released characters of context before the text it holds.
+_CONTEXT = 2
 
 
 class Redactor:
@@ -103,17 +103,21 @@ class Redactor:
         length = len(text)
         if not self._any_trigger.search(text, pos) and not (partial and self._any_tail.search(text, pos)):
             return Scan(text[pos:], length)
-        active = self._active(text, pos, partial)
+        active = self._active(text, pos, partial)  # detector -> where its candidates can start
         nexts: dict[int, regex.Match[str] | None] = {}
         parts: list[str] = []
         spans: list[tuple[int, int]] = []
         emitted = pos
         end = length
         swallow: regex.Pattern[str] | None = None
+        # Partial matching is several times slower than plain matching, and only the last max_hold
+        # characters can hold a partial candidate (a longer one would outgrow its bound; a run's is
+        # found whole, to the end): before `certain`, plain searches give the same answer.
+        certain = length - self.max_hold if partial else length
         while True:
-            for i in active:
+            for i, floor in active.items():
                 if i not in nexts or ((current := nexts[i]) is not None and current.start() < pos):
-                    nexts[i] = self._patterns[i].search(text, pos, partial=partial)
+                    nexts[i] = self._search(i, text, max(pos, floor), certain, partial)
             ranked = sorted((m.start(), i) for i, m in nexts.items() if m is not None)
             if not ranked:
                 break
@@ -144,7 +148,7 @@ class Redactor:
             if hit is None:  # every candidate here failed validation: skip the first one
                 first = nexts[ranked[0][1]]
                 assert first is not None
-                pos = first.end() if first.end() > start else start + 1
+                pos = max(first.end(), start + 1)
                 continue
             i, value = hit
             detector = self._detectors[i]
@@ -161,16 +165,27 @@ class Redactor:
         parts.append(text[emitted:end])
         return Scan("".join(parts), end, spans, swallow)
 
-    def _active(self, text: str, pos: int, partial: bool) -> list[int]:
-        """The detectors that may have a candidate (or, ``partial``, the start of one) in ``text[pos:]``."""
+    def _search(self, i: int, text: str, pos: int, certain: int, partial: bool) -> regex.Match[str] | None:
+        """Detector ``i``'s next candidate from ``pos``: plain before ``certain``, partial after it."""
+        if pos < certain:
+            match = self._patterns[i].search(text, pos)
+            if (match is not None and match.start() < certain) or not partial:
+                return match
+            pos = certain
+        return self._patterns[i].search(text, pos, partial=partial)
+
+    def _active(self, text: str, pos: int, partial: bool) -> dict[int, int]:
+        """The detectors that may have a candidate (or, ``partial``, the start of one) in ``text[pos:]``,
+        each with the first place one can start."""
         if self._prefilter is None or len(text) - pos < _PREFILTER_MIN or not text.isascii():
-            return [i for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)]
-        active = set(self._prefilter.candidates(text, pos))
-        if partial:  # a partial candidate lies within a detector's max_len of the end
+            return {i: pos for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)}
+        active = dict.fromkeys(self._prefilter.candidates(text, pos), pos)
+        if partial:  # no whole candidate anywhere, but the start of one within max_len of the end
             for i, detector in enumerate(self._detectors):
-                if i not in active and self._may_match(i, text, max(pos, len(text) - detector.max_len), True):
-                    active.add(i)
-        return sorted(active)
+                window = max(pos, len(text) - detector.max_len)
+                if i not in active and self._may_match(i, text, window, True):
+                    active[i] = window
+        return dict(sorted(active.items()))
 
 
 #: ``place(start, replacement)``: the text that stands for an entity found at ``start``.
@@ -262,7 +277,7 @@ class StreamRedactor:
             # Nothing held and nothing here can be or start an entity: release as is, keep context.
             if self._json is not None:
                 self._json.advance(fragment)
-            self._buffer = fragment[-_CONTEXT:]
+            self._buffer = (self._buffer + fragment)[-_CONTEXT:]
             self._held_from = len(self._buffer)
             return fragment
         self._buffer += fragment
@@ -277,7 +292,7 @@ class StreamRedactor:
         assert self._swallow is not None
         n = self._swallow.match(fragment).end()  # type: ignore[union-attr]  # `run*` always matches
         if n:
-            self._buffer = fragment[n - _CONTEXT : n]
+            self._buffer = (self._buffer + fragment[:n])[-_CONTEXT:]
             self._held_from = len(self._buffer)
             start, _ = self.spans[-1]
             self.spans[-1] = (start, self._fed - len(fragment) + n)

@@ -8,6 +8,7 @@ variable (``RPS: must be greater than 0 (got '0')``).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from typing import Annotated, Any, Literal
 
 import phonenumbers
@@ -230,21 +231,15 @@ class Settings(BaseSettings):
     def _parse_regions(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        regions = [name.upper() for name in split_list(value)]
-        unknown = [name for name in regions if name not in phonenumbers.SUPPORTED_REGIONS]
-        if unknown:
-            raise ValueError(f"unknown regions {unknown}; use ISO 3166 codes such as US, GB, DE, ES, MX")
-        return regions
+        hint = "use ISO 3166 codes such as US, GB, DE, ES, MX"
+        return _known_names(value, phonenumbers.SUPPORTED_REGIONS, "regions", hint)
 
     @field_validator("redact_entities", mode="before")
     @classmethod
     def _parse_entities(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        names = [name.upper() for name in split_list(value)]
-        unknown = [name for name in names if name not in Entity.__members__]
-        if unknown:
-            raise ValueError(f"unknown entities {unknown}; known: {', '.join(Entity.__members__)}")
+        names = _known_names(value, Entity.__members__, "entities", f"known: {', '.join(Entity.__members__)}")
         return [Entity[name] for name in names]
 
     @model_validator(mode="after")
@@ -300,3 +295,12 @@ def _describe(exc: ValidationError) -> str:
         else:
             lines.append(f"{name}: {message} (got {error.get('input')!r})")
     return "\n".join(lines)
+
+
+def _known_names(value: str, known: Collection[str], kind: str, hint: str) -> list[str]:
+    """Comma-separated names, upper-cased; raises ``ValueError`` naming the unknown ones."""
+    names = [name.upper() for name in split_list(value)]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown}; {hint}")
+    return names

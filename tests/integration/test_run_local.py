@@ -14,6 +14,12 @@ import pytest
 from tests.support import ROOT, free_port
 
 
+def run_local_sh(tree: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``scripts/run_local.sh`` of ``tree``, as ``make run`` calls it."""
+    script = tree / "scripts" / "run_local.sh"
+    return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=30)
+
+
 @pytest.mark.parametrize(
     ("busy", "message"),
     [("MOCK_PORT", "(the mock) is busy"), ("LISTEN_ADDR", "(the gateway) is busy")],
@@ -30,13 +36,7 @@ def test_a_busy_port_is_named_in_one_line_and_exits_at_once(busy: str, message: 
             "LISTEN_ADDR": f"127.0.0.1:{port if busy == 'LISTEN_ADDR' else free_port()}",
         }
         started = time.monotonic()
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "run_local.sh")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = run_local_sh(ROOT, env)
         elapsed = time.monotonic() - started
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
@@ -56,12 +56,6 @@ def test_the_listen_address_in_dot_env_is_the_one_checked(tmp_path: Path) -> Non
         port = holder.getsockname()[1]
         (tmp_path / ".env").write_text(f"RPS=5\nLISTEN_ADDR='127.0.0.1:{port}'\n")
         env = {"PATH": "/usr/bin:/bin", "VENV": sys.prefix, "MOCK_PORT": str(free_port())}
-        result = subprocess.run(
-            ["bash", str(tmp_path / "scripts" / "run_local.sh")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = run_local_sh(tmp_path, env)
     assert result.returncode == 1
     assert result.stderr.startswith(f"make run: port {port} (the gateway) is busy")

@@ -31,7 +31,11 @@ VALID = {"OPENAI_API_KEY": "sk-upstream-secret-0123456789", "LISTEN_ADDR": "127.
         ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES", "'proxy' is not an IP"),
         ({"REDACT_MODE": "hash"}, "REDACTION_HASH_KEY", "required when REDACT_MODE=hash"),
         ({"REDACT_ENTITIES": "EMAIL,NAME"}, "REDACT_ENTITIES", "unknown entities ['NAME']"),
-        ({"REDACT_PHONE_REGIONS": "ES,XX"}, "REDACT_PHONE_REGIONS", "unknown regions ['XX']; use ISO 3166 codes"),
+        (
+            {"REDACT_PHONE_REGIONS": "ES,XX"},
+            "REDACT_PHONE_REGIONS",
+            "unknown regions ['XX']; use ISO 3166 codes",
+        ),
     ],
 )
 def test_invalid_configuration_refuses_to_start_with_one_clear_line(

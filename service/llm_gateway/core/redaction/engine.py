@@ -10,6 +10,7 @@ proportional to the fragment plus that bound, never to the length of the stream.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -214,7 +215,9 @@ class Scan:
 class _Prefilter:
     """One hyperscan pass that tells which detectors have any candidate in a text at all.
 
-    A long text without a single candidate (most text) then costs this pass and nothing more.
+    A long text without a single candidate (most text) then costs this pass and nothing more. Safe
+    to share between threads (the relay redacts large batches in worker threads): hyperscan's
+    scratch space is per thread.
     """
 
     def __init__(self, detectors: tuple[Detector, ...]) -> None:
@@ -225,7 +228,7 @@ class _Prefilter:
             elements=len(detectors),
             flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(detectors),
         )
-        self._scratch = hyperscan.Scratch(self._db)
+        self._scratch = threading.local()
 
     def candidates(self, text: str, pos: int) -> list[int]:
         """Indexes of the detectors that may match in ``text[pos:]`` (ASCII text only)."""
@@ -234,7 +237,10 @@ class _Prefilter:
         def on_match(index: int, start: int, end: int, flags: int, context: object) -> None:
             found.add(index)
 
-        self._db.scan(text[pos:].encode("ascii"), match_event_handler=on_match, scratch=self._scratch)
+        scratch = getattr(self._scratch, "space", None)
+        if scratch is None:
+            scratch = self._scratch.space = hyperscan.Scratch(self._db)
+        self._db.scan(text[pos:].encode("ascii"), match_event_handler=on_match, scratch=scratch)
         return sorted(found)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import regex
@@ -88,3 +89,14 @@ def test_no_partial_match_outgrows_its_detectors_bound(detector: object) -> None
             text = run(alphabet, 2000, seed)
             for match in pattern.finditer(text, partial=True):
                 assert len(match.group()) <= detector.max_len  # type: ignore[attr-defined]
+
+
+def test_threads_redacting_long_texts_at_once_get_the_same_results() -> None:
+    # The relay redacts large batches in worker threads; the prefilter's scratch space is per thread.
+    texts = [
+        run(ALPHABETS[name], 50_000, seed) + " mail jane@example.com" for seed, name in enumerate(ALPHABETS)
+    ]
+    expected = [REDACTOR.redact(text) for text in texts]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(REDACTOR.redact, texts)) == expected

@@ -36,9 +36,9 @@ class Detector:
 
     Two cheap checks (searched before the full pattern, with the same ``regex`` semantics) let the
     engine skip a detector: every match contains something ``trigger`` finds, and every partial match
-    (the start of a possible match cut by the end of the text so far) either does too or ends with
-    something ``tail`` matches.
-    They may over-approximate, never under-: skipping must not change a result.
+    (the start of a possible match cut by the end of the text so far) either does too or is at most
+    ``tail_len`` characters long and ends with something ``tail`` matches. They may over-approximate,
+    never under-: skipping must not change a result.
     """
 
     entity: Entity
@@ -47,6 +47,7 @@ class Detector:
     max_len: int
     trigger: str = r"\d"
     tail: str | None = None
+    tail_len: int = 0
     run: str | None = None
 
 
@@ -213,6 +214,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=256,
             trigger=_literal_alternation(_TOKEN_LITERALS),
             tail=_prefixes_tail(_TOKEN_LITERALS),
+            tail_len=max(map(len, _TOKEN_LITERALS)) - 1,
             run=_TOKEN_BODY,
         ),
         Detector(  # JWTs: header and claims bounded, the signature a run
@@ -223,6 +225,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=3 + 512 + 4 + 4096 + 1 + 8,
             trigger="eyJ",
             tail="(?:e|ey)$",
+            tail_len=2,
             run=_TOKEN_BODY,
         ),
         Detector(  # AWS secret access keys: 40 characters of base64, recognisable only by their name
@@ -234,6 +237,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=24 + 10 + 40,
             trigger="(?i:secret)",
             tail=r"(?i:s|se|sec|secr|secre|a|aw|aws|aws_)$",
+            tail_len=len("aws_secre"),
         ),
         Detector(
             Entity.SECRET,
@@ -242,6 +246,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=2 * (len("-----BEGIN PRIVATE KEY-----") + 32) + 8192,
             trigger="-----BEGIN",
             tail=r"-$|-B$|-BE$|-BEG$|-BEGI$",
+            tail_len=len("-----BEGI"),
         ),
         Detector(
             Entity.EMAIL,
@@ -250,6 +255,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=64 + 1 + 9 * 64 + 63,
             trigger="@",
             tail=r"[\w.%+-]$",
+            tail_len=64,
         ),
         Detector(
             Entity.IBAN,
@@ -257,6 +263,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             _valid_iban,
             max_len=4 + 8 * 5 + 5,
             tail="[A-Z]$",
+            tail_len=2,
         ),
         Detector(Entity.US_SSN, r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", _valid_ssn, max_len=11),
         Detector(  # without separators, or with spaces: only after a word that says what it is
@@ -267,6 +274,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=len("social security number") + 3 + 5 + 11,
             trigger="(?i:ssn|social)",
             tail=r"(?i:s|ss|so|soc|soci|socia)$",
+            tail_len=len("socia"),
         ),
         Detector(
             Entity.CREDIT_CARD,
@@ -291,6 +299,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=45,
             trigger=":",
             tail="[0-9A-Fa-f]$",
+            tail_len=4,
         ),
         Detector(
             Entity.PHONE,
@@ -303,6 +312,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             _phone_validator(phone_regions),
             max_len=60,
             tail=r"[+(]$",
+            tail_len=1,
         ),
         Detector(  # national numbers without separators: only after a word that says what they are
             Entity.PHONE,
@@ -311,6 +321,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             max_len=len("teléfono") + 12 + 15,
             trigger=_PHONE_CONTEXT,
             tail=r"(?i:p|ph|pho|phon|t|te|tel|telé|telef|telefo|telefon|m|mo|mó|mob|mobi|mobil|móv|móvi|mov|movi|c|ce|cel|celu|celul|celula|h|ha|han|hand|f|fa|w|wh|wha|what|whats|whatsa|whatsap)$",
+            tail_len=len("whatsap"),
         ),
     )
 

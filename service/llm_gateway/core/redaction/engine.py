@@ -58,6 +58,11 @@ class Redactor:
         self._patterns = tuple(regex.compile(d.pattern) for d in self._detectors)
         self._triggers = tuple(regex.compile(d.trigger) for d in self._detectors)
         self._tails = tuple(regex.compile(d.tail) if d.tail else None for d in self._detectors)
+        # Detectors sharing a trigger (most share `\d`) are checked with one search.
+        by_trigger: dict[str, list[int]] = {}
+        for i, detector in enumerate(self._detectors):
+            by_trigger.setdefault(detector.trigger, []).append(i)
+        self._trigger_groups = tuple((regex.compile(t), tuple(group)) for t, group in by_trigger.items())
         # The same checks for all detectors at once: most text (and most streamed words) fails both,
         # and then costs two C-level scans.
         self._any_trigger = regex.compile("|".join(d.trigger for d in self._detectors) or "(?!)")
@@ -72,11 +77,13 @@ class Redactor:
         """True when no detector can match in ``fragment`` or have a partial match end with it."""
         return not self._any_trigger.search(fragment) and not self._any_tail.search(fragment)
 
-    def _may_match(self, i: int, text: str, pos: int, partial: bool) -> bool:
-        if self._triggers[i].search(text, pos):
-            return True
+    def _tail_window(self, i: int, text: str, pos: int) -> int | None:
+        """Where a partial candidate of detector ``i`` without its trigger could start, if one can."""
         tail = self._tails[i]
-        return partial and tail is not None and tail.search(text, pos) is not None
+        if tail is None:
+            return None
+        window = max(pos, len(text) - self._detectors[i].tail_len)
+        return window if tail.search(text, window) is not None else None
 
     def redact(self, text: str, found: Counter[Entity] | None = None) -> str:
         """``text`` with every entity replaced; adds what it replaced to ``found``."""
@@ -178,14 +185,25 @@ class Redactor:
     def _active(self, text: str, pos: int, partial: bool) -> dict[int, int]:
         """The detectors that may have a candidate (or, ``partial``, the start of one) in ``text[pos:]``,
         each with the first place one can start."""
-        if self._prefilter is None or len(text) - pos < _PREFILTER_MIN or not text.isascii():
-            return {i: pos for i in range(len(self._detectors)) if self._may_match(i, text, pos, partial)}
-        active = dict.fromkeys(self._prefilter.candidates(text, pos), pos)
-        if partial:  # no whole candidate anywhere, but the start of one within max_len of the end
+        length = len(text)
+        prefilter = self._prefilter is not None and length - pos >= _PREFILTER_MIN and text.isascii()
+        active: dict[int, int] = {}
+        if prefilter:
+            assert self._prefilter is not None
+            active = dict.fromkeys(self._prefilter.candidates(text, pos), pos)
+        else:
+            for trigger, group in self._trigger_groups:
+                if trigger.search(text, pos):
+                    active.update(dict.fromkeys(group, pos))
+        if partial:  # no whole candidate, but the start of one near the end
             for i, detector in enumerate(self._detectors):
-                window = max(pos, len(text) - detector.max_len)
-                if i not in active and self._may_match(i, text, window, True):
+                if i in active:
+                    continue
+                window = max(pos, length - detector.max_len)
+                if prefilter and self._triggers[i].search(text, window):
                     active[i] = window
+                elif (start := self._tail_window(i, text, pos)) is not None:
+                    active[i] = start
         return dict(sorted(active.items()))
 
 

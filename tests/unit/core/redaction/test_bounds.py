@@ -100,3 +100,20 @@ def test_threads_redacting_long_texts_at_once_get_the_same_results() -> None:
     with ThreadPoolExecutor(4) as pool:
         for _ in range(5):
             assert list(pool.map(REDACTOR.redact, texts)) == expected
+
+
+@pytest.mark.parametrize("detector", [d for d in build_detectors() if d.tail], ids=lambda d: d.pattern[:30])
+def test_a_partial_match_without_its_trigger_fits_the_tail_window(detector: object) -> None:
+    pattern, trigger = regex.compile(detector.pattern), regex.compile(detector.trigger)  # type: ignore[attr-defined]
+    texts = [
+        run(alphabet, 300, seed) for alphabet in [*ALPHABETS.values(), "abc .@-+(:"] for seed in range(10)
+    ]
+    texts += ["x " + word[:n] for word in ("sk-proj-", "github_pat_", "aws_secret", "social sec", "whatsapp",
+              "-----BEGIN", "eyJ", "jane.doe.smith") for n in range(1, len(word))]  # fmt: skip
+    for text in texts:
+        for end in range(1, len(text) + 1):
+            match = pattern.search(text[:end], partial=True)
+            while match is not None and not match.partial:
+                match = pattern.search(text[:end], match.end(), partial=True)
+            if match is not None and not trigger.search(match.group()):
+                assert len(match.group()) <= detector.tail_len, (text[:end], match.group())  # type: ignore[attr-defined]

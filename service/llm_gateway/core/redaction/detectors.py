@@ -326,14 +326,15 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
     )
 
 
-def prefilter_pattern(detector: Detector) -> bytes:
-    """``detector.pattern`` without look-arounds, ``\\K`` and possessive quantifiers, for hyperscan.
+def prefilter_pattern(pattern: str) -> bytes:
+    """``pattern`` (a detector's, or its trigger or tail) without look-arounds, ``\\K`` and possessive
+    quantifiers, for hyperscan.
 
-    It matches everything the full pattern matches and more, so text in which it finds nothing
-    cannot hold a match of the full pattern. Valid for ASCII text only: the full pattern's ``\\d``
+    It matches everything ``pattern`` matches and more, so text in which it finds nothing cannot
+    hold a match of ``pattern``. Valid for ASCII text only: the full pattern's ``\\d``
     and ``\\w`` also match other scripts' characters, and its non-ASCII characters are left out.
     """
-    pattern = _drop_lookarounds(detector.pattern).replace(r"\K", "")
+    pattern = _drop_lookarounds(pattern).replace(r"\K", "")
     pattern = re.sub(r"\\u[0-9A-Fa-f]{4}", "", re.sub(r"(?<=[}+*?])\+", "", pattern))
     return pattern.encode("ascii", "ignore")
 

@@ -19,7 +19,6 @@ import regex
 
 from llm_gateway.core.redaction.detectors import (
     DEFAULT_PHONE_REGIONS,
-    Detector,
     build_detectors,
     prefilter_pattern,
 )
@@ -29,8 +28,12 @@ from llm_gateway.core.redaction.replacement import Replacer
 
 __all__ = ["Placement", "Redactor", "Scan", "StreamRedactor"]
 
-#: Below this many characters the per-detector checks are cheaper than a hyperscan call.
+#: From this many characters on, one hyperscan pass over the detectors' whole patterns (not only
+#: their triggers) decides which detectors run at all.
 _PREFILTER_MIN = 1024
+
+#: Every detector's tail matches within the last this many characters (a test checks it).
+TAIL_SPAN = 24
 
 #: The detectors' look-behinds inspect at most two characters (`\d,` before a phone number, `1:` before
 #: an IPv6 group), so a stream keeps two released characters of context before the text it holds.
@@ -58,32 +61,26 @@ class Redactor:
         self._patterns = tuple(regex.compile(d.pattern) for d in self._detectors)
         self._triggers = tuple(regex.compile(d.trigger) for d in self._detectors)
         self._tails = tuple(regex.compile(d.tail) if d.tail else None for d in self._detectors)
-        # Detectors sharing a trigger (most share `\d`) are checked with one search.
-        by_trigger: dict[str, list[int]] = {}
-        for i, detector in enumerate(self._detectors):
-            by_trigger.setdefault(detector.trigger, []).append(i)
-        self._trigger_groups = tuple((regex.compile(t), tuple(group)) for t, group in by_trigger.items())
-        # The same checks for all detectors at once: most text (and most streamed words) fails both,
-        # and then costs two C-level scans.
-        self._any_trigger = regex.compile("|".join(d.trigger for d in self._detectors) or "(?!)")
-        self._any_tail = regex.compile("|".join(d.tail for d in self._detectors if d.tail) or "(?!)")
         self._runs = tuple(regex.compile(f"{d.run}*") if d.run else None for d in self._detectors)
-        self._prefilter = _Prefilter(self._detectors) if self._detectors else None
+        # The cheap checks, all detectors in one hyperscan pass each for ASCII text (the usual case;
+        # a per-detector search costs about a microsecond of call overhead, a literal alternation
+        # tens): which whole candidates (long texts), which triggers, which tails at the end.
+        numbered = list(enumerate(self._detectors))
+        self._prefilter = _Multi({i: prefilter_pattern(d.pattern) for i, d in numbered})
+        self._trigger_set = _Multi({i: prefilter_pattern(d.trigger) for i, d in numbered})
+        self._tail_set = _Multi({i: prefilter_pattern(d.tail) for i, d in numbered if d.tail is not None})
         self._replace = replacer
         #: The most text a stream ever holds: no detector can turn a longer text into an entity.
         self.max_hold = max((d.max_len for d in self._detectors), default=0)
 
     def inert(self, fragment: str) -> bool:
         """True when no detector can match in ``fragment`` or have a partial match end with it."""
-        return not self._any_trigger.search(fragment) and not self._any_tail.search(fragment)
-
-    def _tail_window(self, i: int, text: str, pos: int) -> int | None:
-        """Where a partial candidate of detector ``i`` without its trigger could start, if one can."""
-        tail = self._tails[i]
-        if tail is None:
-            return None
-        window = max(pos, len(text) - self._detectors[i].tail_len)
-        return window if tail.search(text, window) is not None else None
+        if fragment.isascii():
+            data = fragment.encode()
+            return not self._trigger_set.ids(data) and not self._tail_set.ids(data[-TAIL_SPAN:])
+        return not any(t.search(fragment) for t in self._triggers) and not any(
+            t.search(fragment) for t in self._tails if t is not None
+        )
 
     def redact(self, text: str, found: Counter[Entity] | None = None) -> str:
         """``text`` with every entity replaced; adds what it replaced to ``found``."""
@@ -109,9 +106,9 @@ class Redactor:
         """
         partial = not final
         length = len(text)
-        if not self._any_trigger.search(text, pos) and not (partial and self._any_tail.search(text, pos)):
-            return Scan(text[pos:], length)
         active = self._active(text, pos, partial)  # detector -> where its candidates can start
+        if not active:
+            return Scan(text[pos:], length)
         nexts: dict[int, regex.Match[str] | None] = {}
         parts: list[str] = []
         spans: list[tuple[int, int]] = []
@@ -186,25 +183,32 @@ class Redactor:
         """The detectors that may have a candidate (or, ``partial``, the start of one) in ``text[pos:]``,
         each with the first place one can start."""
         length = len(text)
-        prefilter = self._prefilter is not None and length - pos >= _PREFILTER_MIN and text.isascii()
-        active: dict[int, int] = {}
-        if prefilter:
-            assert self._prefilter is not None
-            active = dict.fromkeys(self._prefilter.candidates(text, pos), pos)
+        ascii_text = text.isascii()
+        long_text = length - pos >= _PREFILTER_MIN
+        data = text.encode() if ascii_text else b""
+        if ascii_text:
+            whole = self._prefilter if long_text else self._trigger_set
+            active = dict.fromkeys(whole.ids(data[pos:]), pos)
         else:
-            for trigger, group in self._trigger_groups:
-                if trigger.search(text, pos):
-                    active.update(dict.fromkeys(group, pos))
-        if partial:  # no whole candidate, but the start of one near the end
-            for i, detector in enumerate(self._detectors):
-                if i in active:
-                    continue
-                window = max(pos, length - detector.max_len)
-                if prefilter and self._triggers[i].search(text, window):
-                    active[i] = window
-                elif (start := self._tail_window(i, text, pos)) is not None:
-                    active[i] = start
-        return dict(sorted(active.items()))
+            active = {i: pos for i, trigger in enumerate(self._triggers) if trigger.search(text, pos)}
+        if not partial:
+            return active
+        # No whole candidate, but the start of one near the end: with its trigger within max_len
+        # (to check when the prefilter answered for whole candidates only), or without it, within
+        # tail_len, ending with its tail.
+        if ascii_text:
+            tails = self._tail_set.ids(data[max(pos, length - TAIL_SPAN) :])
+        else:
+            tails = {i for i, tail in enumerate(self._tails) if tail is not None and tail.search(text, pos)}
+        for i, detector in enumerate(self._detectors):
+            if i in active:
+                continue
+            window = max(pos, length - detector.max_len)
+            if ascii_text and long_text and self._triggers[i].search(text, window):
+                active[i] = window
+            elif i in tails:
+                active[i] = max(pos, length - detector.tail_len)
+        return active
 
 
 #: ``place(start, replacement)``: the text that stands for an entity found at ``start``.
@@ -230,27 +234,31 @@ class Scan:
         self.swallow = swallow
 
 
-class _Prefilter:
-    """One hyperscan pass that tells which detectors have any candidate in a text at all.
+class _Multi:
+    """Which of several patterns occur in a text: one hyperscan pass over all of them (ASCII only).
 
-    A long text without a single candidate (most text) then costs this pass and nothing more. Safe
-    to share between threads (the relay redacts large batches in worker threads): hyperscan's
-    scratch space is per thread.
+    Patterns are over-approximations from :func:`prefilter_pattern`: a pattern that does not occur
+    rules its detector out. Safe to share between threads (the relay redacts large batches in
+    worker threads): hyperscan's scratch space is per thread.
     """
 
-    def __init__(self, detectors: tuple[Detector, ...]) -> None:
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=[prefilter_pattern(d) for d in detectors],
-            ids=list(range(len(detectors))),
-            elements=len(detectors),
-            flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(detectors),
-        )
+    def __init__(self, patterns: dict[int, bytes]) -> None:
+        self._db: hyperscan.Database | None = None
+        if patterns:
+            self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            self._db.compile(
+                expressions=list(patterns.values()),
+                ids=list(patterns),
+                elements=len(patterns),
+                flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns),
+            )
         self._scratch = threading.local()
 
-    def candidates(self, text: str, pos: int) -> list[int]:
-        """Indexes of the detectors that may match in ``text[pos:]`` (ASCII text only)."""
+    def ids(self, data: bytes) -> set[int]:
+        """The ids of the patterns that occur in ``data``."""
         found: set[int] = set()
+        if self._db is None or not data:
+            return found
 
         def on_match(index: int, start: int, end: int, flags: int, context: object) -> None:
             found.add(index)
@@ -258,8 +266,8 @@ class _Prefilter:
         scratch = getattr(self._scratch, "space", None)
         if scratch is None:
             scratch = self._scratch.space = hyperscan.Scratch(self._db)
-        self._db.scan(text[pos:].encode("ascii"), match_event_handler=on_match, scratch=scratch)
-        return sorted(found)
+        self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+        return found
 
 
 class StreamRedactor:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from llm_gateway.core.redaction import Redactor, Replacer, StreamRedactor
 from llm_gateway.core.redaction.detectors import build_detectors
+from llm_gateway.core.redaction.engine import TAIL_SPAN
 
 REDACTOR = Redactor(Replacer("hash", b"k"))  # hash mode: a run's identity must agree in both modes
 
@@ -117,3 +118,5 @@ def test_a_partial_match_without_its_trigger_fits_the_tail_window(detector: obje
                 match = pattern.search(text[:end], match.end(), partial=True)
             if match is not None and not trigger.search(match.group()):
                 assert len(match.group()) <= detector.tail_len, (text[:end], match.group())  # type: ignore[attr-defined]
+            tail = regex.search(detector.tail, text[:end])  # type: ignore[attr-defined]
+            assert tail is None or len(tail.group()) <= TAIL_SPAN  # the engine looks only that far back

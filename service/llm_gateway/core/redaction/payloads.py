@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 from collections import Counter, deque
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -30,17 +29,20 @@ TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 _Place = tuple[Any, Any]  # (container, key): container[key] is the value at a path
 
 
-def _places(node: Any, path: Path) -> Iterator[_Place]:
+def _places(node: Any, path: Path) -> list[_Place]:
     """Every ``(container, key)`` that ``path`` reaches in ``node`` (``"*"``: each list element)."""
-    if not path:
-        return
-    head, rest = path[0], path[1:]
-    if head == "*":
-        if isinstance(node, list):
-            for i, element in enumerate(node):
-                yield from ([(node, i)] if not rest else _places(element, rest))
-    elif isinstance(node, dict) and head in node:
-        yield from ([(node, head)] if not rest else _places(node[head], rest))
+    if "*" not in path:  # the usual shape, walked without recursion (it runs for every stream event)
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        return [(node, path[-1])] if isinstance(node, dict) and path[-1] in node else []
+    star, rest = path.index("*"), path[path.index("*") + 1 :]
+    lists = [node] if star == 0 else [container[key] for container, key in _places(node, path[:star])]
+    found: list[_Place] = []
+    for elements in lists:
+        if isinstance(elements, list):
+            for i, element in enumerate(elements):
+                found.extend([(elements, i)] if not rest else _places(element, rest))
+    return found
 
 
 def _redact_text_place(place: _Place, redactor: Redactor, found: Counter[Entity]) -> bool:
@@ -343,22 +345,18 @@ class SSERedactor:
             stream.found.clear()
 
 
-def _channel_places(choice: dict[str, Any], path: Path) -> Iterator[tuple[Any, _Place]]:
+def _channel_places(choice: dict[str, Any], path: Path) -> list[tuple[Any, _Place]]:
     """``(element, place)`` for a channel path: ``element`` is the ``index`` of the list element the
     ``"*"`` went through (a tool call), or None."""
     if "*" not in path:
-        for place in _places(choice, path):
-            yield None, place
-        return
+        return [(None, place) for place in _places(choice, path)]
     star = path.index("*")
-    for container, key in _places(choice, path[:star]):
-        elements = container[key]
-        if not isinstance(elements, list):
-            continue
-        for element in elements:
-            if isinstance(element, dict):
-                for place in _places(element, path[star + 1 :]):
-                    yield element.get("index"), place
+    found: list[tuple[Any, _Place]] = []
+    for elements, i in _places(choice, path[: star + 1]):
+        element = elements[i]
+        if isinstance(element, dict):
+            found.extend((element.get("index"), place) for place in _places(element, path[star + 1 :]))
+    return found
 
 
 def _append_text(choice: dict[str, Any], path: Path, element: Any, text: str) -> None:

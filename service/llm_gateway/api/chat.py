@@ -130,7 +130,7 @@ class ChatCompletions:
                 if (
                     request.stream
                     and response.status == 200
-                    and response.content_type.startswith("text/event-stream")
+                    and response.content_type.lower().startswith("text/event-stream")
                 ):
                     sse = SSERedactor(redactor) if redactor is not None else None
                     usage = StreamUsage(forward_usage=client_wants_usage)

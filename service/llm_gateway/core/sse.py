@@ -145,9 +145,8 @@ class SSEDecoder:
         """The end of the stream: an unended event of complete lines, or None (see the class)."""
         self.truncated = bool(self._partial)
         event = None
-        if self._lines and not self.truncated:
-            self._raw.append(b"\n")  # the blank line the upstream left out
-            event = SSEEvent(tuple(self._lines), b"".join(self._raw))
+        if self._lines and not self.truncated:  # written anew: a CR line end then LF would join lines
+            event = SSEEvent(tuple(self._lines), b"\n".join(self._lines) + b"\n\n")
         self._partial.clear()
         self._lines.clear()
         self._raw.clear()

@@ -141,3 +141,10 @@ def test_any_valid_framing_means_what_the_official_client_reads(
         wanted.append((data, kind, last_id))
     assert client == wanted
     assert [(e.data or b"").decode() for e in events] == [data for data, _, _ in expected]
+
+
+def test_a_last_event_ended_by_a_cr_is_closed_so_nothing_after_it_joins_it() -> None:
+    events, last, _ = decode(b'data: {"a":1}\r\rdata: {"b":2}\r')
+    assert last is not None and last.raw == b'data: {"b":2}\n\n'
+    wire = encode_events([*events, last, SSEEvent.of_data(b"[DONE]")])
+    assert [e.data for e in ClientDecoder().iter_bytes(iter([wire]))] == ['{"a":1}', '{"b":2}', "[DONE]"]

@@ -5,7 +5,8 @@ a candidate, so one regex pass finds every kind and the validators (checksums fr
 numbering plans from phonenumbers, the ``ipaddress`` parser) run only on the few candidates.
 Patterns are anchored on both sides (look-arounds) so a candidate never starts or ends inside a
 longer run of the same characters: that keeps IDs, hashes and versions whole. Some patterns need a
-context word before the value (``SSN 123456789``); ``\\K`` keeps the context out of the match.
+context word before the value (``SSN 123456789``), in a look-behind: the longest look-behind is
+``LOOKBEHIND`` characters, and a stream keeps that much released text as context.
 
 Every detector states ``max_len``: no text longer than that can still turn into its entity, so a
 stream never holds more than ``max_len`` characters for it (see
@@ -27,7 +28,7 @@ from stdnum import iban, luhn
 
 from llm_gateway.core.redaction.entities import Entity
 
-__all__ = ["DEFAULT_PHONE_REGIONS", "Detector", "build_detectors", "prefilter_pattern"]
+__all__ = ["DEFAULT_PHONE_REGIONS", "LOOKBEHIND", "Detector", "build_detectors", "prefilter_pattern"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,10 @@ class Detector:
     tail_len: int = 0
     run: str | None = None
 
+
+#: The longest text any detector's look-behind reads (`aws_secret_access_key = "`, `social security
+#: number: `); a stream keeps this much released text before what it holds (a test checks it).
+LOOKBEHIND = 48
 
 #: Where phone numbers written in national format are recognised (ISO 3166 region codes).
 DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "ES", "MX")
@@ -230,18 +235,18 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
         ),
         Detector(  # AWS secret access keys: 40 characters of base64, recognisable only by their name
             Entity.SECRET,
-            r"(?i:aws_?secret_?access_?key|secret_?access_?key|aws_?secret(?:_?key)?)"
-            r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
-            r"\K[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
+            r"(?<=(?i:aws_?secret_?access_?key|secret_?access_?key|aws_?secret(?:_?key)?)"
+            r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?)"
+            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
             _always,
-            max_len=24 + 10 + 40,
-            trigger="(?i:secret)",
-            tail=r"(?i:s|se|sec|secr|secre|a|aw|aws|aws_)$",
-            tail_len=len("aws_secre"),
+            max_len=40,
+            trigger="[A-Za-z0-9/+]{40}",
+            tail="[A-Za-z0-9/+]$",
+            tail_len=39,
         ),
         Detector(
             Entity.SECRET,
-            r"-----BEGIN[A-Z ]{0,32} PRIVATE KEY-----[\s\S]{0,8192}?-----END[A-Z ]{0,32} PRIVATE KEY-----",
+            r"-----BEGIN[A-Z ]{0,32} PRIVATE KEY-----[^\"]{0,8192}?-----END[A-Z ]{0,32} PRIVATE KEY-----",
             _always,
             max_len=2 * (len("-----BEGIN PRIVATE KEY-----") + 32) + 8192,
             trigger="-----BEGIN",
@@ -250,7 +255,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
         ),
         Detector(
             Entity.EMAIL,
-            r"(?<![\w.%+*@-])[\w.%+-]{1,64}+@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.[^\W\d_]{2,63}(?![\w-])",
+            r"(?<![\w.%+*@\\-])[\w.%+-]{1,64}+@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.[^\W\d_]{2,63}(?![\w-])",
             _valid_email,
             max_len=64 + 1 + 9 * 64 + 63,
             trigger="@",
@@ -268,19 +273,21 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
         Detector(Entity.US_SSN, r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", _valid_ssn, max_len=11),
         Detector(  # without separators, or with spaces: only after a word that says what it is
             Entity.US_SSN,
-            r"(?i:\bssn|\bsocial[ -]security(?:[ -](?:number|num|no\.?))?)[\s:#=]{0,3}(?:is\s{1,2})?"
-            r"\K\d{3} ?\d{2} ?\d{4}(?![\w-])",
+            r"(?<=(?i:\bssn|\bsocial[ _-]security(?:[ _-](?:number|num|no\.?))?)[\"']?[\s:#=]{0,3}[\"']?"
+            r"(?:is\s{1,2})?)\d{3} ?\d{2} ?\d{4}(?![\w-])",
             _valid_ssn,
-            max_len=len("social security number") + 3 + 5 + 11,
-            trigger="(?i:ssn|social)",
-            tail=r"(?i:s|ss|so|soc|soci|socia)$",
-            tail_len=len("socia"),
+            max_len=11,
         ),
         Detector(
             Entity.CREDIT_CARD,
-            r"(?<![\w-]|\d[.,])\d(?:[ \u00a0-]?\d){12,18}(?![\w-]|[.,]\d)",
+            # Grouped as card numbers are (4-4-4-4, 4-4-4-4-3, 4-6-5, 4-6-4, 4-4-5) or not at all, so that
+            # an expiry date after the number (4242 4242 4242 4242 12/27) is not read as more digits.
+            r"(?<![\w-]|\d\.)(?:"
+            r"\d{4}[ \u00a0-]\d{4}[ \u00a0-]\d{4}[ \u00a0-]\d{4}(?:[ \u00a0-]\d{3})?"
+            r"|\d{4}[ \u00a0-]\d{6}[ \u00a0-]\d{4,5}|\d{4}[ \u00a0-]\d{4}[ \u00a0-]\d{5}|\d{13,19}"
+            r")(?![\w-]|\.\d)",
             _valid_card,
-            max_len=19 + 18,
+            max_len=19 + 4,
         ),
         Detector(
             Entity.IP_ADDRESS,
@@ -303,12 +310,12 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
         ),
         Detector(
             Entity.PHONE,
-            r"(?<![\w+./-]|\d,)(?:"
+            r"(?<![\w+./-])(?:"
             r"\+[1-9]\d{6,14}"  # E.164
             # international, grouped
             r"|\+[1-9]\d{0,3}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,5}\)|\d{1,5})){1,6}"
             r"|(?:\(\d{2,5}\)|\d{2,5})(?:[ .\-/]\d{2,8}){1,4}"  # national, grouped
-            r")(?![\w:/-]|[.,]\d)",
+            r")(?![\w:/-]|\.\d)",
             _phone_validator(phone_regions),
             max_len=60,
             tail=r"[+(]$",
@@ -316,12 +323,11 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
         ),
         Detector(  # national numbers without separators: only after a word that says what they are
             Entity.PHONE,
-            _PHONE_CONTEXT + r"[^\d\n]{0,12}?\K\+?\d{7,14}(?![\w-]|[.,]\d)",
+            rf"(?<={_PHONE_CONTEXT}[^\d\n]{{0,12}})\+?\d{{7,14}}(?![\w-]|\.\d)",
             _phone_validator(phone_regions),
-            max_len=len("teléfono") + 12 + 15,
-            trigger=_PHONE_CONTEXT,
-            tail=r"(?i:p|ph|pho|phon|t|te|tel|telé|telef|telefo|telefon|m|mo|mó|mob|mobi|mobil|móv|móvi|mov|movi|c|ce|cel|celu|celul|celula|h|ha|han|hand|f|fa|w|wh|wha|what|whats|whatsa|whatsap)$",
-            tail_len=len("whatsap"),
+            max_len=15,
+            tail=r"\+$",
+            tail_len=1,
         ),
     )
 

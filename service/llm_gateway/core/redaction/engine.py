@@ -19,6 +19,7 @@ import regex
 
 from llm_gateway.core.redaction.detectors import (
     DEFAULT_PHONE_REGIONS,
+    LOOKBEHIND,
     build_detectors,
     prefilter_pattern,
 )
@@ -35,9 +36,8 @@ _PREFILTER_MIN = 1024
 #: Every detector's tail matches within the last this many characters (a test checks it).
 TAIL_SPAN = 24
 
-#: The detectors' look-behinds inspect at most two characters (`\d,` before a phone number, `1:` before
-#: an IPv6 group), so a stream keeps two released characters of context before the text it holds.
-_CONTEXT = 2
+#: Released text a stream keeps before what it holds, for the detectors' look-behinds.
+_CONTEXT = LOOKBEHIND
 
 
 class Redactor:
@@ -115,14 +115,10 @@ class Redactor:
         emitted = pos
         end = length
         swallow: regex.Pattern[str] | None = None
-        # Partial matching is several times slower than plain matching, and only the last max_hold
-        # characters can hold a partial candidate (a longer one would outgrow its bound; a run's is
-        # found whole, to the end): before `certain`, plain searches give the same answer.
-        certain = length - self.max_hold if partial else length
         while True:
             for i, floor in active.items():
                 if i not in nexts or ((current := nexts[i]) is not None and current.start() < pos):
-                    nexts[i] = self._search(i, text, max(pos, floor), certain, partial)
+                    nexts[i] = self._search(i, text, max(pos, floor), partial)
             ranked = sorted((m.start(), i) for i, m in nexts.items() if m is not None)
             if not ranked:
                 break
@@ -170,8 +166,16 @@ class Redactor:
         parts.append(text[emitted:end])
         return Scan("".join(parts), end, spans, swallow)
 
-    def _search(self, i: int, text: str, pos: int, certain: int, partial: bool) -> regex.Match[str] | None:
-        """Detector ``i``'s next candidate from ``pos``: plain before ``certain``, partial after it."""
+    def _search(self, i: int, text: str, pos: int, partial: bool) -> regex.Match[str] | None:
+        """Detector ``i``'s next candidate from ``pos``.
+
+        Partial matching is several times slower than plain matching, and only the last ``max_len``
+        characters can hold a partial candidate of the detector (a longer one would outgrow its
+        bound; a run's is found whole, to the end): before that, a plain search gives the same
+        answer. Keeping partial searches inside that window also keeps out what the ``regex``
+        module reports as a partial match past a failed look-behind (the rest of the text).
+        """
+        certain = len(text) - self._detectors[i].max_len if partial else len(text)
         if pos < certain:
             match = self._patterns[i].search(text, pos)
             if (match is not None and match.start() < certain) or not partial:
@@ -326,8 +330,8 @@ class StreamRedactor:
         if n:
             self._buffer = (self._buffer + fragment[:n])[-_CONTEXT:]
             self._held_from = len(self._buffer)
-            start, _ = self.spans[-1]
-            self.spans[-1] = (start, self._fed - len(fragment) + n)
+            start = self._fed - len(fragment)  # the run goes on: its continuation is redacted too
+            self.spans.append((start, start + n))
         if n < len(fragment):
             self._swallow = None
         return fragment[n:]

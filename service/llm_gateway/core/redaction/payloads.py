@@ -11,7 +11,9 @@ stream, entries travel with the text they belong to: held while that text is hel
 from __future__ import annotations
 
 import codecs
+import json
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -190,7 +192,8 @@ class _LogprobAligner:
             end = max(end, start + 1)
             while self._spans and self._spans[0][1] <= start:
                 self._spans.popleft()
-            if not any(span_start < end and start < span_end for span_start, span_end in self._spans):
+            # Spans come in order and do not overlap: only the first left can overlap this entry.
+            if not (self._spans and self._spans[0][0] < end):
                 out.append(entry)
         return out
 
@@ -268,9 +271,8 @@ class SSERedactor:
         return events
 
     def _event(self, event: SSEEvent, data: bytes) -> SSEEvent:
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
+        payload, dumps = _loads(data)
+        if payload is _NOT_JSON:
             found: Counter[Entity] = Counter()
             text = self._redactor.redact(data.decode("utf-8", "replace"), found)
             self.found.update(found)
@@ -283,10 +285,10 @@ class SSERedactor:
         for choice in choices:
             if isinstance(choice, dict):
                 changed = self._choice(choice) or changed
-        return event.with_data(orjson.dumps(payload)) if changed else event
+        return event.with_data(dumps(payload)) if changed else event
 
     def _choice(self, choice: dict[str, Any]) -> bool:
-        index = choice.get("index", 0)
+        index = _key(choice.get("index", 0))
         channels = self._choices.setdefault(index, {})
         changed = False
         for number, spec in enumerate(self._locations.stream):
@@ -325,12 +327,13 @@ class SSERedactor:
     def _flush(self, index: Any, choice: dict[str, Any]) -> bool:
         """Put a choice's held text (and log probabilities) into ``choice``; True if there was any."""
         added = False
+        elements = _Elements()
         for (number, element), channel in self._choices.pop(index, {}).items():
             spec = self._locations.stream[number]
             rest = channel.text.flush()
             self._count(channel.text)
             if rest:
-                _append_text(choice, spec.path, element, rest)
+                _append_text(choice, spec.path, element, rest, elements)
                 added = True
             if spec.logprobs is not None:
                 entries = channel.entries(None, final=True)
@@ -355,18 +358,16 @@ def _channel_places(choice: dict[str, Any], path: Path) -> list[tuple[Any, _Plac
     for elements, i in _places(choice, path[: star + 1]):
         element = elements[i]
         if isinstance(element, dict):
-            found.extend((element.get("index"), place) for place in _places(element, path[star + 1 :]))
+            found.extend((_key(element.get("index")), place) for place in _places(element, path[star + 1 :]))
     return found
 
 
-def _append_text(choice: dict[str, Any], path: Path, element: Any, text: str) -> None:
+def _append_text(choice: dict[str, Any], path: Path, element: Any, text: str, elements: _Elements) -> None:
     """Add ``text`` at ``path`` in ``choice``, creating what is missing (a tool call by its index)."""
     node: Any = choice
     for position, key in enumerate(path[:-1]):
         if key == "*":
-            node = next((e for e in node if isinstance(e, dict) and e.get("index") == element), None) or _new(
-                node, element
-            )
+            node = elements.find(path, node, element)
             continue
         following = path[position + 1]
         if not isinstance(node.get(key), (dict, list)):
@@ -374,6 +375,31 @@ def _append_text(choice: dict[str, Any], path: Path, element: Any, text: str) ->
         node = node[key]
     last = path[-1]
     node[last] = node.get(last, "") + text if isinstance(node.get(last), str) else text
+
+
+class _Elements:
+    """The elements of a choice's lists (tool calls) by their ``index``, indexed once per list, so
+    that flushing many tool calls is linear."""
+
+    def __init__(self) -> None:
+        self._by_list: dict[Path, dict[Any, dict[str, Any]]] = {}
+
+    def find(self, path: Path, elements: list[Any], index: Any) -> dict[str, Any]:
+        """The element of ``elements`` (reached by ``path``) with this ``index``, appended if missing."""
+        known = self._by_list.get(path)
+        if known is None:
+            known = self._by_list[path] = {}
+            for existing in elements:
+                if isinstance(existing, dict):
+                    known.setdefault(_key(existing.get("index")), existing)
+        if index not in known:
+            known[index] = _new(elements, index)
+        return known[index]
+
+
+def _key(index: Any) -> Any:
+    """A choice's or tool call's ``index`` as a dictionary key (a hostile upstream may send a list)."""
+    return index if isinstance(index, (int, str)) or index is None else repr(index)
 
 
 def _new(elements: list[Any], index: Any) -> dict[str, Any]:
@@ -390,3 +416,24 @@ def _append_entries(choice: dict[str, Any], path: Path, entries: list[Any]) -> N
         node = node[key]
     existing = node.get(path[-1])
     node[path[-1]] = (existing if isinstance(existing, list) else []) + entries
+
+
+_NOT_JSON = object()
+
+
+def _loads(data: bytes) -> tuple[Any, Callable[[Any], bytes]]:
+    """``data`` parsed, and how to write it back. JSON that orjson refuses but clients accept (NaN,
+    lone surrogates, integers beyond 64 bits) is read and written with the standard library, so it
+    is redacted as JSON too. ``_NOT_JSON`` when nobody could read it as JSON."""
+    try:
+        return orjson.loads(data), orjson.dumps
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data), _std_dumps
+    except (ValueError, RecursionError):
+        return _NOT_JSON, _std_dumps
+
+
+def _std_dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")

@@ -81,9 +81,14 @@ def test_adversarial_runs_stream_like_whole_text(alphabet: str, length: int, siz
 
 
 @pytest.mark.parametrize(
-    "detector", [d for d in build_detectors() if d.run is None], ids=lambda d: d.pattern[:30]
+    "detector",
+    [d for d in build_detectors() if d.run is None and not d.pattern.startswith("(?<=")],
+    ids=lambda d: d.pattern[:30],
 )
 def test_no_partial_match_outgrows_its_detectors_bound(detector: object) -> None:
+    # (Detectors whose context is a look-behind are left out: past a failed look-behind the regex
+    # module reports the rest of the text as a partial match. The engine searches them partially
+    # only within max_len of the end; the streaming tests cover them.)
     pattern = regex.compile(detector.pattern)  # type: ignore[attr-defined]
     for alphabet in [*ALPHABETS.values(), "1234567890 -", "abc.@-", "0123456789abcdefABCDEF:"]:
         for seed in range(20):

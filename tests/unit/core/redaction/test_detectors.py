@@ -29,6 +29,17 @@ POSITIVES = [
     (Entity.SECRET, "ghp_" + "a1B2" * 9),
     (Entity.SECRET, "xoxb-1234567890-abcdefghij"),
     (Entity.SECRET, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV"),
+    (Entity.CREDIT_CARD, "4242 4242 4242 4242"),  # before an expiry date: see the contexts below
+]
+
+# Values next to what follows them in real text: each must be redacted on its own.
+IN_CONTEXT = [
+    ("Card 4242 4242 4242 4242 12/27, CVV 123.", "Card [CREDIT_CARD] 12/27, CVV 123."),
+    ("jane,4111111111111111,12/27", "jane,[CREDIT_CARD],12/27"),
+    ("Call 415-555-2671,415-555-2672", "Call [PHONE],[PHONE]"),
+    ('{"ssn":"123456789"}', '{"ssn":"[US_SSN]"}'),
+    ('{"social_security_number":"123456789"}', '{"social_security_number":"[US_SSN]"}'),
+    ("My phone is 5551234567. Call me.", "My phone is [PHONE]. Call me."),
 ]
 
 NEGATIVES = [
@@ -57,6 +68,11 @@ NEGATIVES = [
 @pytest.mark.parametrize(("entity", "value"), POSITIVES, ids=lambda p: str(p))
 def test_positive_is_redacted_with_its_entity(entity: Entity, value: str) -> None:
     assert PLACEHOLDER.redact(f"before {value} after") == f"before [{entity.value}] after"
+
+
+@pytest.mark.parametrize(("text", "redacted"), IN_CONTEXT)
+def test_values_next_to_other_text_are_redacted(text: str, redacted: str) -> None:
+    assert PLACEHOLDER.redact(text) == redacted
 
 
 @pytest.mark.parametrize("text", NEGATIVES)

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -188,3 +189,78 @@ def test_without_entities_only_text_moves_and_unchanged_events_keep_their_bytes(
                 line for line in came.lines if not line.startswith(b"data")
             ]
     assert "".join(c["delta"].get("content", "") for c in choices(out)) == "".join(words)
+
+
+# Found by an adversarial run against the real gateway; each was a leak, a crash or a broken stream.
+
+CONTEXT_SPLITS = [
+    ["My phone is 555", "123", "4567", ". Call me."],
+    ["Her SSN is 123", "45", "6789", " ok"],
+    ["aws_secret_access_key=wJalrXUtnFEMI/K7MDE", "NG/bPxRfiCYEXAMPLEKEY done"],
+]
+
+
+@pytest.mark.parametrize("pieces", CONTEXT_SPLITS)
+def test_values_found_by_a_context_word_are_redacted_however_the_stream_is_cut(pieces: list[str]) -> None:
+    sse = SSERedactor(REDACTOR)
+    events = [event({"delta": {"content": p}}) for p in pieces] + [
+        event({"delta": {}, "finish_reason": "stop"})
+    ]
+    text = "".join(c["delta"].get("content") or "" for c in choices(sse.process(events)))
+    assert text == REDACTOR.redact("".join(pieces)) != "".join(pieces)
+
+
+def test_a_long_token_with_logprobs_on_every_chunk_is_swallowed_without_failing() -> None:
+    token = "sk-" + "Ab3_" * 70
+    pieces = [token[i : i + 4] for i in range(0, len(token), 4)] + [" after"]
+    sse = SSERedactor(REDACTOR)
+    out = sse.process(
+        [event({"delta": {"content": p}, "logprobs": {"content": [logprob(p)]}}) for p in pieces]
+    )
+    out += sse.finish()
+    assert "".join(c["delta"].get("content") or "" for c in choices(out)) == "SECRET_MASKED after"
+    assert "Ab3_" not in orjson.dumps(choices(out)).decode()
+
+
+@pytest.mark.parametrize("index", [[1], {"a": 1}, None])
+def test_an_index_that_is_not_a_number_does_not_break_the_stream(index: object) -> None:
+    raw = orjson.dumps({**ENVELOPE, "choices": [{"index": index, "delta": {"content": "mail jane.doe@exa"}}]})
+    call = {"index": index, "function": {"arguments": '{"a": "jane.doe@example.com"}'}}
+    raw2 = orjson.dumps({**ENVELOPE, "choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+    sse = SSERedactor(REDACTOR)
+    out = sse.process([SSEEvent.of_data(raw), SSEEvent.of_data(raw2), SSEEvent.of_data(b"[DONE]")])
+    assert "jane.doe@example.com" not in b"".join(e.raw for e in out).decode()
+    assert out[-1].data == b"[DONE]"
+
+
+def test_many_tool_calls_held_at_the_finish_are_flushed_in_one_pass() -> None:
+    calls = [{"index": i, "function": {"arguments": '{"a": "jane'}} for i in range(3000)]
+    sse = SSERedactor(REDACTOR)
+    out = choices(
+        sse.process([event({"delta": {"tool_calls": calls}}), event({"delta": {}, "finish_reason": "stop"})])
+    )
+    flushed = out[-1]["delta"]["tool_calls"]
+    assert [call["index"] for call in flushed] == list(range(3000))
+    assert all(call["function"]["arguments"] == "jane" for call in flushed)
+
+
+def test_json_that_only_the_standard_library_reads_is_still_redacted_across_events() -> None:
+    first = (
+        b'{"choices":[{"index":0,"delta":{"content":"Contact: jane.doe@exa"},"finish_reason":null}],"x":NaN}'
+    )
+    sse = SSERedactor(REDACTOR)
+    out = sse.process(
+        [SSEEvent.of_data(first), event({"delta": {"content": "mple.com ok"}, "finish_reason": "stop"})]
+    )
+    assert b"jane.doe" not in b"".join(e.raw for e in out)
+
+
+def test_escaped_characters_in_tool_arguments_never_make_them_invalid_json() -> None:
+    for args in [
+        '{"to": "zo\\u00eb.dupont@example.com", "cc": "\\u00e9lise@example.com"}',
+        '{"a":["-----BEGIN PRIVATE KEY-----"],"b":"-----END PRIVATE KEY-----"}',
+    ]:
+        sse = SSERedactor(REDACTOR)
+        pieces = [args[i : i + 3] for i in range(0, len(args), 3)]
+        out = sse.process(tool_call_events(pieces))
+        orjson.loads(arguments(out))  # still parses

@@ -36,7 +36,8 @@ class Detector:
     """``pattern`` finds candidates, ``validate`` accepts them; ``max_len`` bounds them (see the module).
 
     Two cheap checks (searched before the full pattern, with the same ``regex`` semantics) let the
-    engine skip a detector: every match contains something ``trigger`` finds, and every partial match
+    engine skip a detector: every match contains something ``trigger`` finds (or has it in its
+    look-behind context, within ``LOOKBEHIND`` characters before it), and every partial match
     (the start of a possible match cut by the end of the text so far) either does too or is at most
     ``tail_len`` characters long and ends with something ``tail`` matches. They may over-approximate,
     never under-: skipping must not change a result.
@@ -240,9 +241,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
             _always,
             max_len=40,
-            trigger="[A-Za-z0-9/+]{40}",
-            tail="[A-Za-z0-9/+]$",
-            tail_len=39,
+            trigger="(?i:secret)",
         ),
         Detector(
             Entity.SECRET,
@@ -277,6 +276,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             r"(?:is\s{1,2})?)\d{3} ?\d{2} ?\d{4}(?![\w-])",
             _valid_ssn,
             max_len=11,
+            trigger="(?i:ssn|social)",
         ),
         Detector(
             Entity.CREDIT_CARD,
@@ -326,8 +326,7 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             rf"(?<={_PHONE_CONTEXT}[^\d\n]{{0,12}})\+?\d{{7,14}}(?![\w-]|\.\d)",
             _phone_validator(phone_regions),
             max_len=15,
-            tail=r"\+$",
-            tail_len=1,
+            trigger=_PHONE_CONTEXT,
         ),
     )
 

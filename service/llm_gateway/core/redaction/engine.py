@@ -185,21 +185,29 @@ class Redactor:
 
     def _active(self, text: str, pos: int, partial: bool) -> dict[int, int]:
         """The detectors that may have a candidate (or, ``partial``, the start of one) in ``text[pos:]``,
-        each with the first place one can start."""
+        each with the first place one can start.
+
+        A trigger may lie in a candidate's look-behind context, so triggers are looked for from
+        ``LOOKBEHIND`` characters before ``pos``. For long texts the prefilter (whole patterns)
+        must agree too.
+        """
         length = len(text)
         ascii_text = text.isascii()
         long_text = length - pos >= _PREFILTER_MIN
+        context = max(0, pos - _CONTEXT)
         data = text.encode() if ascii_text else b""
         if ascii_text:
-            whole = self._prefilter if long_text else self._trigger_set
-            active = dict.fromkeys(whole.ids(data[pos:]), pos)
+            triggered = self._trigger_set.ids(data[context:])
+            whole = triggered & self._prefilter.ids(data[pos:]) if long_text and triggered else triggered
         else:
-            active = {i: pos for i, trigger in enumerate(self._triggers) if trigger.search(text, pos)}
+            triggered = whole = {
+                i for i, trigger in enumerate(self._triggers) if trigger.search(text, context)
+            }
+        active = dict.fromkeys(sorted(whole), pos)
         if not partial:
             return active
         # No whole candidate, but the start of one near the end: with its trigger within max_len
-        # (to check when the prefilter answered for whole candidates only), or without it, within
-        # tail_len, ending with its tail.
+        # (and its context), or without it, within tail_len, ending with its tail.
         if ascii_text:
             tails = self._tail_set.ids(data[max(pos, length - TAIL_SPAN) :])
         else:
@@ -208,7 +216,7 @@ class Redactor:
             if i in active:
                 continue
             window = max(pos, length - detector.max_len)
-            if ascii_text and long_text and self._triggers[i].search(text, window):
+            if i in triggered and self._triggers[i].search(text, max(0, window - _CONTEXT)):
                 active[i] = window
             elif i in tails:
                 active[i] = max(pos, length - detector.tail_len)

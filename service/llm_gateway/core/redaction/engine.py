@@ -67,7 +67,12 @@ class Redactor:
         # tens): which whole candidates (long texts), which triggers, which tails at the end.
         numbered = list(enumerate(self._detectors))
         self._prefilter = _Multi({i: prefilter_pattern(d.pattern) for i, d in numbered})
-        self._trigger_set = _Multi({i: prefilter_pattern(d.trigger) for i, d in numbered})
+        # Detectors that share a trigger (most share `\d`) share one hyperscan pattern.
+        self._trigger_groups: dict[str, list[int]] = {}
+        for i, detector in numbered:
+            self._trigger_groups.setdefault(detector.trigger, []).append(i)
+        self._trigger_members = tuple(self._trigger_groups.values())
+        self._trigger_set = _Multi({g: prefilter_pattern(t) for g, t in enumerate(self._trigger_groups)})
         self._tail_set = _Multi({i: prefilter_pattern(d.tail) for i, d in numbered if d.tail is not None})
         self._replace = replacer
         #: The most text a stream ever holds: no detector can turn a longer text into an entity.
@@ -197,29 +202,28 @@ class Redactor:
         context = max(0, pos - _CONTEXT)
         data = text.encode() if ascii_text else b""
         if ascii_text:
-            triggered = self._trigger_set.ids(data[context:])
+            groups = self._trigger_set.ids(data[context:])
+            triggered = {i for g in groups for i in self._trigger_members[g]}
             whole = triggered & self._prefilter.ids(data[pos:]) if long_text and triggered else triggered
         else:
-            triggered = whole = {
-                i for i, trigger in enumerate(self._triggers) if trigger.search(text, context)
-            }
+            triggered = {i for i, trigger in enumerate(self._triggers) if trigger.search(text, context)}
+            whole = triggered
         active = dict.fromkeys(sorted(whole), pos)
         if not partial:
             return active
         # No whole candidate, but the start of one near the end: with its trigger within max_len
-        # (and its context), or without it, within tail_len, ending with its tail.
+        # (and its context: only long texts can have triggered detectors that are not active yet),
+        # or without it, within tail_len, ending with its tail.
+        for i in sorted(triggered - whole):
+            window = max(pos, length - self._detectors[i].max_len)
+            if self._triggers[i].search(text, max(0, window - _CONTEXT)):
+                active[i] = window
         if ascii_text:
             tails = self._tail_set.ids(data[max(pos, length - TAIL_SPAN) :])
         else:
             tails = {i for i, tail in enumerate(self._tails) if tail is not None and tail.search(text, pos)}
-        for i, detector in enumerate(self._detectors):
-            if i in active:
-                continue
-            window = max(pos, length - detector.max_len)
-            if i in triggered and self._triggers[i].search(text, max(0, window - _CONTEXT)):
-                active[i] = window
-            elif i in tails:
-                active[i] = max(pos, length - detector.tail_len)
+        for i in sorted(tails - active.keys()):
+            active[i] = max(pos, length - self._detectors[i].tail_len)
         return active
 
 

@@ -292,6 +292,8 @@ class SSERedactor:
         channels = self._choices.setdefault(index, {})
         changed = False
         for number, spec in enumerate(self._locations.stream):
+            if not (_present(choice, spec.path) or (spec.logprobs and _present(choice, spec.logprobs))):
+                continue  # the usual case for most channels: a cheap look before any walking
             for element, (container, key) in _channel_places(choice, spec.path):
                 fragment = container[key]
                 if not isinstance(fragment, str):
@@ -395,6 +397,12 @@ class _Elements:
         if index not in known:
             known[index] = _new(elements, index)
         return known[index]
+
+
+def _present(choice: dict[str, Any], path: Path) -> bool:
+    """Whether the first two steps of ``path`` exist in ``choice`` (``delta.content``, say)."""
+    node = choice.get(path[0])
+    return len(path) == 1 or (isinstance(node, dict) and node.get(path[1]) is not None)
 
 
 def _key(index: Any) -> Any:

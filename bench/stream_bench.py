@@ -140,7 +140,7 @@ def main() -> None:
                 gateway_url, f"http://127.0.0.1:{mock_port}", gateway.pid, name, deltas, repeat
             )
             ordinary = ordinary or cpu
-            q = statistics.quantiles(latencies, n=100, method="inclusive")
+            q = _percentiles(latencies)
             print(f"| {name} | {len(deltas)} | {cpu * 1000:.0f} | {cpu * 1000 / (len(text) / 1e6):.0f} | "
                   f"{cpu / ordinary:.2f} | {q[49]:.1f} / {q[98]:.1f} / {max(latencies):.1f} |")  # fmt: skip
         print()
@@ -158,7 +158,7 @@ def main() -> None:
                 gateway_url, f"http://127.0.0.1:{mock_port}", gateway.pid, f"big-{name}", [text], repeat
             )
             whole = min(_timed(lambda: redactor.redact(text)) for _ in range(repeat))  # noqa: B023
-            q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [latencies[0]] * 99
+            q = _percentiles(latencies)
             print(
                 f"| {name} | {cpu * 1000:.0f} | {whole * 1000:.0f} | {cpu / whole:.2f} "
                 f"| {q[98]:.1f} / {max(latencies):.1f} |"
@@ -166,6 +166,12 @@ def main() -> None:
     finally:
         stop(gateway)
         stop(mock)
+
+
+def _percentiles(latencies: list[float]) -> list[float]:
+    if len(latencies) < 2:
+        return latencies * 99
+    return statistics.quantiles(latencies, n=100, method="inclusive")
 
 
 def _timed(fn: object) -> float:

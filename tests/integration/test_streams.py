@@ -194,3 +194,40 @@ def test_every_line_ending_streams_the_same_text(
         [wire[i : i + 9] for i in range(0, len(wire), 9)],
     )
     assert read_with_sdk(gateway, model) == ("one two", 3)
+
+
+def _healthz_while(gateway: ManagedProcess, work: Any) -> tuple[Any, float]:
+    """Run ``work()`` while probing ``/healthz``; its result and the slowest probe, in seconds."""
+    slowest, done = [0.0], threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not done.is_set():
+                started = time.monotonic()
+                assert client.get(gateway.url + "/healthz").status_code == 200
+                slowest[0] = max(slowest[0], time.monotonic() - started)
+                time.sleep(0.01)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        result = work()
+    finally:
+        done.set()
+        prober.join()
+    return result, slowest[0]
+
+
+def test_a_large_body_dense_with_candidates_does_not_stall_the_replica(
+    gateway: ManagedProcess, mock: ManagedProcess
+) -> None:
+    # Seconds of redaction CPU (digits that look like phone numbers everywhere), going up in
+    # the request and coming back in the answer: done off the event loop, probes keep answering.
+    dense = "12 34 " * 15_000  # 90 KB: over the 64 KiB that sends work to a thread
+    body = chat_body(dense + " mail jane.doe@example.com", model="mock:echo")
+    response, slowest = _healthz_while(
+        gateway, lambda: httpx.post(gateway.url + CHAT, json=body, timeout=120)
+    )
+    assert response.status_code == 200
+    assert "j***e@example.com" in response.text and "jane.doe" not in response.text
+    assert slowest < 1.0, slowest

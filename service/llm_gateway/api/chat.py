@@ -18,7 +18,7 @@ from llm_gateway.api.admission import Admission
 from llm_gateway.api.asgi_io import ClientDisconnected, Receive, Scope, Send, read_json_body, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
 from llm_gateway.api.identity import Identify
-from llm_gateway.api.relay import StreamTimings, open_upstream, relay_buffered, relay_stream
+from llm_gateway.api.relay import StreamTimings, off_the_loop, open_upstream, relay_buffered, relay_stream
 from llm_gateway.core.chat_request import parse_chat_request
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
@@ -104,7 +104,7 @@ class ChatCompletions:
         redactor = self._redactor
         if redactor is not None:
             found: Counter[Entity] = Counter()
-            if redact_request(request.payload, redactor, found):
+            if await off_the_loop(len(body), redact_request, request.payload, redactor, found):
                 changed = True
                 self._metrics.count_redactions(found, "request")
         client_wants_usage = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from time import perf_counter
+from typing import Any, TypeVar
 
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.api.asgi_io import send_response
@@ -14,7 +15,9 @@ from llm_gateway.core.usage import StreamUsage
 from llm_gateway.errors import GatewayError, UpstreamError
 from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
 
-__all__ = ["StreamTimings", "open_upstream", "relay_buffered", "relay_stream"]
+__all__ = ["StreamTimings", "off_the_loop", "open_upstream", "relay_buffered", "relay_stream"]
+
+_T = TypeVar("_T")
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -85,7 +88,7 @@ async def relay_buffered(
         if secret in body:
             body = body.replace(secret, b"[REDACTED]")
     elif transform is not None:
-        body = transform(body, exchange)
+        body = await off_the_loop(len(body), transform, body, exchange)
     await send_response(
         exchange.send, response.status, body, [(b"content-type", response.content_type.encode()), *headers]
     )
@@ -184,6 +187,19 @@ _EVENTS_PER_TURN = 32
 _INLINE_BYTES = 64 * 1024
 
 
+async def off_the_loop(size: int, work: Callable[..., _T], *args: Any) -> _T:
+    """``work(*args)``, in a worker thread when ``size`` (bytes) is over ``_INLINE_BYTES``.
+
+    Redaction of a large body can take seconds of CPU on text dense with candidates; the scans
+    release the GIL and the rest gives it up every few milliseconds, so in a thread the event loop
+    keeps serving other requests (health probes among them) meanwhile. The thread is not
+    interrupted if the client leaves: its work is bounded by the body it was given.
+    """
+    if size > _INLINE_BYTES:
+        return await asyncio.to_thread(work, *args)
+    return work(*args)
+
+
 async def _forward(
     events: list[SSEEvent], exchange: Exchange, redactor: SSERedactor | None, usage: StreamUsage | None
 ) -> None:
@@ -200,10 +216,8 @@ async def _forward(
         if start:
             await asyncio.sleep(0)
         batch = events[start : start + _EVENTS_PER_TURN]
-        if redactor is not None and sum(len(event.raw) for event in batch) > _INLINE_BYTES:
-            batch = await asyncio.to_thread(transform, batch)
-        else:
-            batch = transform(batch)
+        size = sum(len(event.raw) for event in batch) if redactor is not None else 0
+        batch = await off_the_loop(size, transform, batch)
         if batch:
             if exchange.first_event_at is None:
                 exchange.first_event_at = perf_counter()

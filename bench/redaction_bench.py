@@ -14,6 +14,7 @@ import time
 import orjson
 
 from llm_gateway.core.redaction import Redactor, Replacer, SSERedactor, StreamRedactor
+from llm_gateway.core.sse import SSEEvent
 
 PROSE = (
     "Sure! Here is a summary of the meeting notes from Tuesday. The team agreed to ship version 2.4 by "
@@ -63,15 +64,16 @@ def main() -> None:
     # Per SSE event: one chat-completion chunk per word, as an LLM streams them.
     words = corpus(64, True).split(" ")
     events = [
-        b"data: "
-        + orjson.dumps(
-            {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "m",
-                "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}],
-            }
+        SSEEvent.of_data(
+            orjson.dumps(
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}],
+                }
+            )
         )
         for w in words
     ]

@@ -24,6 +24,7 @@ from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentato
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from llm_gateway.core.sse import SSEDecoder
 from llm_gateway.core.usage import StreamUsage, Usage
 from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
 from llm_gateway.telemetry.metrics import GatewayMetrics
@@ -145,10 +146,9 @@ def main() -> None:
         ("same + tracing, collector down (after detection)", record_cost(telemetry(True, absent), n // 4))
     )
     absent.shutdown(0.1)
-    events = [
-        e.rstrip(b"\n")
-        for e in stream_events({"stream_options": {"include_usage": True}}, DEFAULT_REPLY, "id")
-    ]
+    events = SSEDecoder().decode(
+        b"".join(stream_events({"stream_options": {"include_usage": True}}, DEFAULT_REPLY, "id"))
+    )
 
     def watch() -> None:
         usage = StreamUsage(forward_usage=False)

@@ -68,11 +68,11 @@ class Redactor:
         numbered = list(enumerate(self._detectors))
         self._prefilter = _Multi({i: prefilter_pattern(d.pattern) for i, d in numbered})
         # Detectors that share a trigger (most share `\d`) share one hyperscan pattern.
-        self._trigger_groups: dict[str, list[int]] = {}
+        by_trigger: dict[str, list[int]] = {}
         for i, detector in numbered:
-            self._trigger_groups.setdefault(detector.trigger, []).append(i)
-        self._trigger_members = tuple(self._trigger_groups.values())
-        self._trigger_set = _Multi({g: prefilter_pattern(t) for g, t in enumerate(self._trigger_groups)})
+            by_trigger.setdefault(detector.trigger, []).append(i)
+        self._trigger_members = tuple(by_trigger.values())
+        self._trigger_set = _Multi({g: prefilter_pattern(t) for g, t in enumerate(by_trigger)})
         self._tail_set = _Multi({i: prefilter_pattern(d.tail) for i, d in numbered if d.tail is not None})
         self._replace = replacer
         #: The most text a stream ever holds: no detector can turn a longer text into an entity.

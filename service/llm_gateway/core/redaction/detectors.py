@@ -314,7 +314,14 @@ def build_detectors(phone_regions: Collection[str] = DEFAULT_PHONE_REGIONS) -> t
             r"\+[1-9]\d{6,14}"  # E.164
             # international, grouped
             r"|\+[1-9]\d{0,3}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,5}\)|\d{1,5})){1,6}"
-            r"|(?:\(\d{2,5}\)|\d{2,5})(?:[ .\-/]\d{2,8}){1,4}"  # national, grouped
+            # National, grouped as national numbers are written: a trunk prefix (030 12345678,
+            # 0171/1234567), an area code in parentheses, or the 3-3-4, 3-3-3, 3-2-2-2 and 2-4-4
+            # groupings (US, Spain, Mexico). Dates and versions have none of these shapes, so the
+            # prefilter (which keeps the `\b`) rules the detector out of text that only has those.
+            r"|\b0\d{2,4}(?:[ .\-/]\d{2,8}){1,3}"
+            r"|\(\d{2,5}\)[ .-]?\d{2,8}(?:[ .\-/]\d{2,8}){0,3}"
+            r"|\b\d{3}[ .-]\d{3}[ .-]\d{3,4}|\b\d{3}[ .-]\d{2}[ .-]\d{2}[ .-]\d{2}"
+            r"|\b\d{2}[ .-]\d{4}[ .-]\d{4}"
             r")(?![\w:/-]|\.\d)",
             _phone_validator(phone_regions),
             max_len=60,

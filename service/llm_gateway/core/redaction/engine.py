@@ -81,12 +81,7 @@ class Redactor:
 
     def inert(self, fragment: str) -> bool:
         """True when no detector can match in ``fragment`` or have a partial match end with it."""
-        if fragment.isascii():
-            data = fragment.encode()
-            return not self._trigger_set.ids(data) and not self._tail_set.ids(data[-TAIL_SPAN:])
-        return not any(t.search(fragment) for t in self._triggers) and not any(
-            t.search(fragment) for t in self._tails if t is not None
-        )
+        return not self._active(fragment, 0, partial=True)
 
     def redact(self, text: str, found: Counter[Entity] | None = None) -> str:
         """``text`` with every entity replaced; adds what it replaced to ``found``."""

@@ -19,6 +19,7 @@ from llm_gateway.api.asgi_io import ClientDisconnected, Receive, Scope, Send, re
 from llm_gateway.api.disconnect import CancelOnDisconnect
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import StreamTimings, off_the_loop, open_upstream, relay_buffered, relay_stream
+from llm_gateway.core import json_codec
 from llm_gateway.core.chat_request import parse_chat_request
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
@@ -112,7 +113,7 @@ class ChatCompletions:
             client_wants_usage = ask_for_stream_usage(request.payload)
             changed = changed or not client_wants_usage
         if changed:
-            body = orjson.dumps(request.payload)
+            body = request.dumps(request.payload)
         limit_headers = decision.headers()
         headers = forwarded_headers(scope["headers"])
         self._telemetry.start_upstream(exchange, f"chat {request.model}", headers)
@@ -155,9 +156,9 @@ class ChatCompletions:
         """A successful non-stream body: its usage and model noted, its completions redacted."""
         payload: Any
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            payload = None
+            payload, dumps = json_codec.loads(body)
+        except ValueError:
+            payload, dumps = None, orjson.dumps
         if isinstance(payload, dict):
             exchange.usage = usage_of(payload)
             model = payload.get("model")
@@ -166,7 +167,7 @@ class ChatCompletions:
         if self._redactor is None:
             return body
         found: Counter[Entity] = Counter()
-        body = redact_completion(body, payload, self._redactor, found)
+        body = redact_completion(body, payload, self._redactor, found, dumps=dumps)
         self._metrics.count_redactions(found, "response")
         return body
 

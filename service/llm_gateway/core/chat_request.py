@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from llm_gateway.core import json_codec
 from llm_gateway.core.json_depth import nested_deeper_than
 from llm_gateway.errors import InvalidRequest
 
@@ -20,11 +19,13 @@ __all__ = ["ChatRequest", "parse_chat_request"]
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """A validated chat-completions request. ``payload`` is the parsed body, untouched."""
+    """A validated chat-completions request. ``payload`` is the parsed body, untouched; ``dumps``
+    writes it back exactly (see :mod:`~llm_gateway.core.json_codec`)."""
 
     model: str
     stream: bool
     payload: dict[str, Any]
+    dumps: json_codec.Dumps
 
 
 def parse_chat_request(body: bytes, max_depth: int) -> ChatRequest:
@@ -37,8 +38,8 @@ def parse_chat_request(body: bytes, max_depth: int) -> ChatRequest:
             f"request body is nested more than {max_depth} levels deep", code="json_too_deep"
         )
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        payload, dumps = json_codec.loads(body)
+    except ValueError:
         raise InvalidRequest("request body is not valid JSON", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
@@ -53,4 +54,4 @@ def parse_chat_request(body: bytes, max_depth: int) -> ChatRequest:
         stream = False
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", code="invalid_stream")
-    return ChatRequest(model=model, stream=stream, payload=payload)
+    return ChatRequest(model=model, stream=stream, payload=payload, dumps=dumps)

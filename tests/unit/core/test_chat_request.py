@@ -45,3 +45,22 @@ def test_rejects_what_the_gateway_cannot_act_on(body: bytes, code: str) -> None:
 def test_a_body_at_the_depth_limit_is_accepted() -> None:
     body = b'{"model":"m","messages":[{}],"tools":' + b"[" * 63 + b"]" * 63 + b"}"
     assert parse_chat_request(body, DEPTH).payload["tools"]
+
+
+@pytest.mark.parametrize("number", [b"18446744073709551616", b"-123456789012345678901234567890", b"NaN"])
+def test_a_rewritten_request_keeps_numbers_orjson_cannot_hold(number: bytes) -> None:
+    request = parse_chat_request(
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"seed":' + number + b"}", DEPTH
+    )
+    request.payload["messages"][0]["content"] = "y"
+    written = request.dumps(request.payload)
+    assert written.endswith(b'"seed":' + number + b"}")
+
+
+@pytest.mark.parametrize(
+    "body", ['{"model":"m","messages":[{}]}'.encode("utf-16"), b'{"model":"m","messages":[{}],"t":1e400}']
+)
+def test_what_cannot_be_written_back_as_it_came_is_not_json_here(body: bytes) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(body, DEPTH)
+    assert caught.value.code == "invalid_json"

@@ -314,6 +314,11 @@ class StreamRedactor:
         self.spans: list[tuple[int, int]] = []
 
     @property
+    def json_text(self) -> bool:
+        """Whether the input is JSON text."""
+        return self._json is not None
+
+    @property
     def released(self) -> int:
         """How many characters of the input are decided (released, or redacted)."""
         return self._fed - (len(self._buffer) - self._held_from)

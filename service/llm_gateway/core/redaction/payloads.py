@@ -11,13 +11,13 @@ stream, entries travel with the text they belong to: held while that text is hel
 from __future__ import annotations
 
 import codecs
-import json
 from collections import Counter, deque
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from llm_gateway.core import json_codec
+from llm_gateway.core.json_codec import Dumps
 from llm_gateway.core.redaction.engine import Redactor, StreamRedactor
 from llm_gateway.core.redaction.entities import Entity
 from llm_gateway.core.redaction.locations import OPENAI_CHAT, Path, StreamChannel, TextLocations
@@ -58,15 +58,20 @@ def _redact_text_place(place: _Place, redactor: Redactor, found: Counter[Entity]
             return True
         return False
     changed = False
-    if isinstance(value, list):
-        for part in value:
-            if (
-                isinstance(part, dict)
-                and part.get("type") in TEXT_PARTS
-                and isinstance(part.get("text"), str)
-            ):
-                changed = _redact_text_place((part, "text"), redactor, found) or changed
+    for part in _text_parts(value):
+        changed = _redact_text_place((part, "text"), redactor, found) or changed
     return changed
+
+
+def _text_parts(value: Any) -> list[dict[str, Any]]:
+    """The content parts of ``value`` whose ``text`` is model text (none unless it is a list)."""
+    if not isinstance(value, list):
+        return []
+    return [
+        part
+        for part in value
+        if isinstance(part, dict) and part.get("type") in TEXT_PARTS and isinstance(part.get("text"), str)
+    ]
 
 
 def redact_json_text(text: str, redactor: Redactor, found: Counter[Entity]) -> str:
@@ -78,8 +83,18 @@ def redact_json_text(text: str, redactor: Redactor, found: Counter[Entity]) -> s
 
 
 def _redact_json_place(place: _Place, redactor: Redactor, found: Counter[Entity]) -> bool:
+    """Redact JSON text, or (as some OpenAI-compatible servers accept) the JSON value itself: every
+    string in it, keys aside."""
     container, key = place
     value = container[key]
+    if isinstance(value, (dict, list)):
+        changed = False
+        for inner in value.keys() if isinstance(value, dict) else range(len(value)):
+            if isinstance(value[inner], str):
+                changed = _redact_text_place((value, inner), redactor, found) or changed
+            else:
+                changed = _redact_json_place((value, inner), redactor, found) or changed
+        return changed
     if not isinstance(value, str):
         return False
     redacted = redact_json_text(value, redactor, found)
@@ -112,11 +127,13 @@ def redact_completion(
     redactor: Redactor,
     found: Counter[Entity],
     locations: TextLocations = OPENAI_CHAT,
+    dumps: Dumps = orjson.dumps,
 ) -> bytes:
     """A whole response with its model text redacted (``body`` itself if nothing changed).
 
     ``payload`` is ``body`` already parsed, or None when it is not JSON: such a body is redacted as
-    plain text, so nothing passes unexamined.
+    plain text, so nothing passes unexamined. ``dumps`` writes a changed payload (the writer
+    :func:`~llm_gateway.core.json_codec.loads` gave with it).
     """
     if payload is None:
         return redactor.redact(body.decode("utf-8", "replace"), found).encode()
@@ -135,7 +152,7 @@ def redact_completion(
             if path not in logprob_paths:
                 for place in _places(choice, path):
                     changed = _redact_text_place(place, redactor, found) or changed
-    return orjson.dumps(payload) if changed else body
+    return dumps(payload) if changed else body
 
 
 def _redact_with_logprobs(
@@ -213,13 +230,36 @@ def _chars(entry: Any, decoder: codecs.IncrementalDecoder) -> int:
 
 
 class _Channel:
-    """One redacted text stream (with its log probabilities) inside a streamed choice."""
+    """One redacted text stream (with its log probabilities) inside a streamed choice.
 
-    __slots__ = ("logprobs", "text")
+    ``parts`` is set once the stream came as lists of content parts (some OpenAI-compatible servers
+    send ``delta.content`` so): their texts, in order, are the channel's text, and held text is
+    flushed as a text part.
+    """
+
+    __slots__ = ("logprobs", "parts", "text")
 
     def __init__(self, redactor: Redactor, channel: StreamChannel) -> None:
         self.text = StreamRedactor(redactor, json_text=channel.json)
         self.logprobs = _LogprobAligner() if channel.logprobs is not None else None
+        self.parts = False
+
+    def feed(self, place: _Place) -> bool:
+        """Feed the text at ``place`` (a string, or content parts) and put back what is released;
+        True when that changed it."""
+        container, key = place
+        fragment = container[key]
+        if isinstance(fragment, str):
+            released = self.text.feed(fragment)
+            if released == fragment:
+                return False
+            container[key] = released
+            return True
+        changed = False
+        for part in () if self.text.json_text else _text_parts(fragment):
+            self.parts = True
+            changed = self.feed((part, "text")) or changed
+        return changed
 
     def entries(self, entries: list[Any] | None, *, final: bool) -> list[Any]:
         """Log-probability entries to send now (given this event's ``entries``)."""
@@ -294,18 +334,12 @@ class SSERedactor:
         for number, spec in enumerate(self._locations.stream):
             if not (_present(choice, spec.path) or (spec.logprobs and _present(choice, spec.logprobs))):
                 continue  # the usual case for most channels: a cheap look before any walking
-            for element, (container, key) in _channel_places(choice, spec.path):
-                fragment = container[key]
-                if not isinstance(fragment, str):
-                    continue
+            for element, place in _channel_places(choice, spec.path):
                 channel = channels.get((number, element))
                 if channel is None:
                     channel = channels[number, element] = _Channel(self._redactor, spec)
-                released = channel.text.feed(fragment)
+                changed = channel.feed(place) or changed
                 self._count(channel.text)
-                if released != fragment:
-                    container[key] = released
-                    changed = True
             if spec.logprobs is not None:
                 channel = channels.get((number, None))
                 if channel is None and any(True for _ in _places(choice, spec.logprobs)):
@@ -335,7 +369,7 @@ class SSERedactor:
             rest = channel.text.flush()
             self._count(channel.text)
             if rest:
-                _append_text(choice, spec.path, element, rest, elements)
+                _append_text(choice, spec.path, element, rest, elements, parts=channel.parts)
                 added = True
             if spec.logprobs is not None:
                 entries = channel.entries(None, final=True)
@@ -364,8 +398,11 @@ def _channel_places(choice: dict[str, Any], path: Path) -> list[tuple[Any, _Plac
     return found
 
 
-def _append_text(choice: dict[str, Any], path: Path, element: Any, text: str, elements: _Elements) -> None:
-    """Add ``text`` at ``path`` in ``choice``, creating what is missing (a tool call by its index)."""
+def _append_text(
+    choice: dict[str, Any], path: Path, element: Any, text: str, elements: _Elements, *, parts: bool
+) -> None:
+    """Add ``text`` at ``path`` in ``choice``, creating what is missing (a tool call by its index);
+    with ``parts``, as a text part."""
     node: Any = choice
     for position, key in enumerate(path[:-1]):
         if key == "*":
@@ -375,8 +412,11 @@ def _append_text(choice: dict[str, Any], path: Path, element: Any, text: str, el
         if not isinstance(node.get(key), (dict, list)):
             node[key] = [] if following == "*" else {}
         node = node[key]
-    last = path[-1]
-    node[last] = node.get(last, "") + text if isinstance(node.get(last), str) else text
+    last, existing = path[-1], node.get(path[-1])
+    if parts:
+        node[last] = [*(existing if isinstance(existing, list) else []), {"type": "text", "text": text}]
+    else:
+        node[last] = existing + text if isinstance(existing, str) else text
 
 
 class _Elements:
@@ -429,19 +469,9 @@ def _append_entries(choice: dict[str, Any], path: Path, entries: list[Any]) -> N
 _NOT_JSON = object()
 
 
-def _loads(data: bytes) -> tuple[Any, Callable[[Any], bytes]]:
-    """``data`` parsed, and how to write it back. JSON that orjson refuses but clients accept (NaN,
-    lone surrogates, integers beyond 64 bits) is read and written with the standard library, so it
-    is redacted as JSON too. ``_NOT_JSON`` when nobody could read it as JSON."""
+def _loads(data: bytes) -> tuple[Any, Dumps]:
+    """``data`` parsed exactly (see :mod:`~llm_gateway.core.json_codec`), or ``_NOT_JSON``."""
     try:
-        return orjson.loads(data), orjson.dumps
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(data), _std_dumps
-    except (ValueError, RecursionError):
-        return _NOT_JSON, _std_dumps
-
-
-def _std_dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        return json_codec.loads(data)
+    except ValueError:
+        return _NOT_JSON, orjson.dumps

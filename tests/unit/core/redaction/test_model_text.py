@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llm_gateway.core import json_codec
 from llm_gateway.core.redaction import (
     Entity,
     Redactor,
@@ -264,3 +265,56 @@ def test_escaped_characters_in_tool_arguments_never_make_them_invalid_json() -> 
         pieces = [args[i : i + 3] for i in range(0, len(args), 3)]
         out = sse.process(tool_call_events(pieces))
         orjson.loads(arguments(out))  # still parses
+
+
+def test_content_sent_as_lists_of_text_parts_is_redacted_across_events_and_keeps_its_shape() -> None:
+    """Some OpenAI-compatible servers stream ``delta.content`` as content parts."""
+    sse = SSERedactor(REDACTOR)
+    parts = [[{"type": "text", "text": d}] for d in DELTAS[:-1]]
+    out = choices(sse.process([event({"delta": {"content": p}}) for p in parts]))
+    out += choices(sse.process([event({"delta": {}, "finish_reason": "stop"})]))
+    contents = [c["delta"]["content"] for c in out if "content" in c["delta"]]
+    assert all(isinstance(content, list) for content in contents)
+    assert "".join(part["text"] for content in contents for part in content) == "mail j***e@example.com"
+
+
+def test_content_parts_that_are_not_text_pass_untouched_in_a_stream() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,jane.doe@example.com"}}
+    raw = event({"delta": {"content": [image]}})
+    assert SSERedactor(REDACTOR).process([raw])[0].raw == raw.raw
+
+
+@pytest.mark.parametrize(
+    "number", ["18446744073709551616", "123456789012345678901234567890", "-9223372036854775809"]
+)
+def test_integers_beyond_64_bits_stay_exact_when_an_event_is_rewritten(number: str) -> None:
+    data = (
+        b'{"choices":[{"index":0,"delta":{"content":"mail jane.doe@example.com ok"},"finish_reason":"stop"}],'
+        b'"n":%s}'
+    )
+    out = SSERedactor(REDACTOR).process([SSEEvent.of_data(data % number.encode())])
+    assert b'"n":' + number.encode() + b"}" in out[0].raw
+    assert b"jane.doe" not in out[0].raw
+
+
+def test_integers_beyond_64_bits_stay_exact_in_a_rewritten_response() -> None:
+    body = (
+        b'{"choices":[{"index":0,"message":{"role":"assistant","content":"jane.doe@example.com"}}],'
+        b'"n":18446744073709551616}'
+    )
+    payload, dumps = json_codec.loads(body)
+    out = redact_completion(body, payload, REDACTOR, Counter(), dumps=dumps)
+    assert out.endswith(b'"n":18446744073709551616}') and b"jane.doe" not in out
+
+
+def test_tool_call_arguments_given_as_an_object_have_their_strings_redacted() -> None:
+    """OpenAI sends arguments as JSON text; some compatible servers (Ollama) take the object."""
+    arguments = {"to": ["jane.doe@example.com"], "meta": {"ip": "10.1.2.3", "n": 3}, "ok": True}
+    payload = {
+        "model": "m",
+        "messages": [
+            {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": arguments}}]}
+        ],
+    }
+    assert redact_request(payload, REDACTOR, Counter())
+    assert arguments == {"to": ["j***e@example.com"], "meta": {"ip": "IP_MASKED", "n": 3}, "ok": True}

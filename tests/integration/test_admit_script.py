@@ -1,8 +1,11 @@
-"""The admission Lua script against a real redis-server: atomic counting and expiry, GCRA rate."""
+"""The admission and refund Lua scripts against a real redis-server: atomic counting and expiry, GCRA
+rate, and refunds that only ever go back to the window that counted."""
 
 from __future__ import annotations
 
-from llm_gateway.core.quota import ADMIT_SCRIPT
+import time
+
+from llm_gateway.core.quota import ADMIT_SCRIPT, REFUND_SCRIPT
 from tests.support import RedisServer
 
 
@@ -15,8 +18,12 @@ def admit(
 
 
 def test_first_request_sets_count_and_expiry_atomically(redis_server: RedisServer) -> None:
-    outcome, used, left, retry = admit(redis_server, "t", "t", quota=5, window_ms=60_000, rps=100, burst=100)
+    outcome, used, left, retry, window_end = admit(
+        redis_server, "t", "t", quota=5, window_ms=60_000, rps=100, burst=100
+    )
     assert (outcome, used, left, retry) == (0, 1, 60_000, 0)
+    seconds, micros = redis_server.client().time()
+    assert 0 < window_end - (seconds * 1000 + micros // 1000) <= 60_000  # on Redis's clock
     client = redis_server.client()
     assert client.get("quota:t") == b"1"
     assert 59_000 < client.pttl("quota:t") <= 60_000
@@ -52,3 +59,32 @@ def test_very_high_rates_still_store_a_valid_expiry(redis_server: RedisServer) -
     for _ in range(3):
         outcome = admit(redis_server, "fast", "fast", quota=10**9, window_ms=60_000, rps=1e9, burst=10**9)
         assert outcome[0] == 0
+
+
+def refund(server: RedisServer, tenant: str, window_end: int) -> int:
+    return int(server.client().register_script(REFUND_SCRIPT)(keys=[f"quota:{tenant}"], args=[window_end]))
+
+
+def test_a_refund_gives_one_unit_back_to_its_window_and_keeps_the_expiry(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    first = admit(redis_server, "f", "f", quota=5, window_ms=60_000, rps=100, burst=100)
+    second = admit(redis_server, "f", "f", quota=5, window_ms=60_000, rps=100, burst=100)
+    ttl_before = client.pttl("quota:f")
+    assert refund(redis_server, "f", second[4]) == 1
+    assert client.get("quota:f") == b"1"
+    assert ttl_before - 1000 < client.pttl("quota:f") <= ttl_before  # DECR leaves the expiry alone
+    assert refund(redis_server, "f", first[4]) == 1
+    assert refund(redis_server, "f", first[4]) == 0  # never below zero
+    assert client.get("quota:f") == b"0"
+
+
+def test_a_refund_never_touches_a_later_window(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    old = admit(redis_server, "w", "w", quota=5, window_ms=200, rps=100, burst=100)
+    time.sleep(0.3)  # the window ends; the next request opens a new one
+    admit(redis_server, "w", "w", quota=5, window_ms=200, rps=100, burst=100)
+    assert refund(redis_server, "w", old[4]) == 0
+    assert client.get("quota:w") == b"1"
+    time.sleep(0.3)
+    assert refund(redis_server, "w", old[4]) == 0  # no window at all: nothing to give back
+    assert client.get("quota:w") is None

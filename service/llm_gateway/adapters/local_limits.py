@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from aiolimiter import AsyncLimiter
 
-from llm_gateway.core.quota import Decision, Limits, Outcome
+from llm_gateway.core.quota import Decision, Limits, Outcome, rate_limited
 
 __all__ = ["LocalLimits"]
 
@@ -60,18 +60,27 @@ class LocalLimits:
         reset = window.ends_at - now
         bucket = self._bucket(rate_key, limits)
         if not bucket.limiter.has_capacity():
-            return Decision(
-                Outcome.RATE_LIMITED,
-                limits.quota,
-                max(limits.quota - window.used, 0),
-                reset,
-                retry_after_secs=1 / bucket.rps,
-            )
+            return rate_limited(limits, 1 / bucket.rps)
         if window.used >= limits.quota:
             return Decision(Outcome.QUOTA_EXCEEDED, limits.quota, 0, reset, retry_after_secs=reset)
         await bucket.limiter.acquire()  # has capacity: returns without waiting
         window.used += 1
-        return Decision(Outcome.ALLOWED, limits.quota, limits.quota - window.used, reset)
+        return Decision(
+            Outcome.ALLOWED,
+            limits.quota,
+            limits.quota - window.used,
+            reset,
+            counted_in="local",
+            window=window.ends_at,
+        )
+
+    def refund(self, tenant: str, decision: Decision) -> bool:
+        """Give back the unit ``decision`` counted, if its window is still the tenant's current one."""
+        window = self._windows.get(tenant)
+        if window is None or window.ends_at != decision.window or window.used < 1:
+            return False
+        window.used -= 1
+        return True
 
     def _window(self, tenant: str, now: float, window_secs: int) -> _Window:
         window = self._windows.pop(tenant, None)

@@ -1,7 +1,9 @@
 """Shared quota state in Redis: one ``EVALSHA`` per request; a heartbeat does everything else.
 
 Per request, :meth:`RedisStore.admit` runs :data:`~llm_gateway.core.quota.ADMIT_SCRIPT` (quota and rate
-limit together). Once a second a heartbeat script refreshes this replica's presence in the
+limit together); a request that failed before the client got anything gives its unit back with
+:meth:`RedisStore.refund` (:data:`~llm_gateway.core.quota.REFUND_SCRIPT`). Once a second a
+heartbeat script refreshes this replica's presence in the
 ``gateway_replicas`` sorted set (so every replica knows how many share the limits), reads the live
 map's revision, and reloads the map when it moved. The heartbeat doubles as the recovery probe: while
 Redis is unreachable, requests do not touch it at all (:attr:`available` is False), and the first
@@ -28,7 +30,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
-from llm_gateway.core.quota import ADMIT_SCRIPT, Decision, Limits, Outcome, quota_key, rate_key
+from llm_gateway.core.quota import (
+    ADMIT_SCRIPT,
+    REFUND_SCRIPT,
+    Decision,
+    Limits,
+    Outcome,
+    quota_key,
+    rate_key,
+    rate_limited,
+)
 from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, decode_entry
 from llm_gateway.core.quota_policy import QuotaPolicy
 
@@ -87,6 +98,7 @@ class RedisStore:
         self._client = Redis(connection_pool=pool)
         self._timeout = timeout
         self._admit = self._client.register_script(ADMIT_SCRIPT)
+        self._refund = self._client.register_script(REFUND_SCRIPT)
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
         self._on_error = on_error
@@ -124,20 +136,37 @@ class RedisStore:
         """Evaluate quota and rate limit for one request in one round trip."""
         try:
             async with asyncio.timeout(self._timeout):
-                outcome, used, left_ms, retry_ms = await self._admit(
+                outcome, used, left_ms, retry_ms, window_end = await self._admit(
                     keys=[quota_key(self._storage_id(tenant)), rate_key(self._storage_id(key))],
                     args=[limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst],
                 )
         except _ERRORS as exc:
             self._failed(exc)
             raise BackendUnavailable(str(exc)) from None
+        if _OUTCOMES[outcome] is Outcome.RATE_LIMITED:
+            return rate_limited(limits, retry_ms / 1000)
         return Decision(
             _OUTCOMES[outcome],
             limits.quota,
             max(limits.quota - used, 0),
             left_ms / 1000,
             retry_after_secs=retry_ms / 1000,
+            counted_in="redis" if outcome == 0 else None,
+            window=window_end,
         )
+
+    async def refund(self, tenant: str, decision: Decision) -> bool:
+        """Give back the unit ``decision`` counted, if its window is still the current one.
+
+        Raises :class:`BackendUnavailable` when Redis does not answer (the unit stays spent).
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                given = await self._refund(keys=[quota_key(self._storage_id(tenant))], args=[decision.window])
+        except _ERRORS as exc:
+            self._failed(exc)
+            raise BackendUnavailable(str(exc)) from None
+        return bool(given)
 
     async def _heartbeat_loop(self) -> None:
         while True:

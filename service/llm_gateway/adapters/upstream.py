@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp.payload import BytesPayload
 from yarl import URL
 
+from llm_gateway.core.headers import passed_response_headers
 from llm_gateway.errors import UpstreamError, UpstreamTimeout
 
 __all__ = ["Upstream", "UpstreamResponse"]
@@ -28,7 +29,15 @@ class UpstreamResponse:
     manager aborts it on exit unless it was released.
     """
 
-    __slots__ = ("_done", "_response", "content_type", "first_chunk", "status")
+    __slots__ = (
+        "_done",
+        "_response",
+        "client_headers",
+        "content_type",
+        "first_chunk",
+        "request_id",
+        "status",
+    )
 
     def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes) -> None:
         self._response = response
@@ -36,6 +45,9 @@ class UpstreamResponse:
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "application/json")
         self.first_chunk = first_chunk
+        #: The upstream headers the client gets, and the upstream's own request id (see
+        #: :func:`~llm_gateway.core.headers.passed_response_headers`).
+        self.client_headers, self.request_id = passed_response_headers(response.headers)
 
     async def read_rest(self, idle_timeout: float) -> bytes:
         """Everything after the first chunk; the upstream may not pause longer than ``idle_timeout``."""
@@ -45,6 +57,19 @@ class UpstreamResponse:
         if chunk is None:
             raise UpstreamTimeout("upstream stopped sending the response")
         return b"".join(parts)
+
+    async def read_some(self, limit: int, idle_timeout: float) -> bytes:
+        """At most about ``limit`` bytes of the body from its start (an error body's message); whatever
+        the upstream does after that, or an error or timeout while reading, ends the read early."""
+        parts, size = [self.first_chunk], len(self.first_chunk)
+        try:
+            while size < limit and (chunk := await self.next_chunk(idle_timeout)):
+                parts.append(chunk)
+                size += len(chunk)
+        except UpstreamError:
+            pass
+        self.abort()
+        return b"".join(parts)[:limit]
 
     async def next_chunk(self, wait: float) -> bytes | None:
         """The next body chunk, ``b""`` at the end, or ``None`` when ``wait`` seconds pass without data.

@@ -66,6 +66,19 @@ class Admission:
             raise self._refusal(decision)
         return decision
 
+    async def refund(self, tenant: str, decision: Decision) -> bool:
+        """Give back the quota unit an admitted ``decision`` counted; True when it was given back.
+
+        Only to the store and window that counted it: a window that has ended keeps its count, and
+        a Redis that does not answer keeps the unit spent (never more than one timeout's wait).
+        """
+        if decision.counted_in == "local":
+            return self._local.refund(tenant, decision)
+        if decision.counted_in == "redis" and self._store is not None:
+            with contextlib.suppress(BackendUnavailable):
+                return await self._store.refund(tenant, decision)
+        return False
+
     def _refusal(self, decision: Decision) -> GatewayError:
         headers = decision.headers()
         if decision.outcome is Outcome.RATE_LIMITED:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway.core.headers import header
@@ -65,6 +67,6 @@ async def send_response(send: Send, status: int, body: bytes, headers: list[tupl
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, error: GatewayError) -> None:
-    """Answer ``error`` as OpenAI-style JSON with its status and headers."""
-    await send_response(send, error.status, error.body(), [*JSON_HEADERS, *error.headers])
+async def send_error(send: Send, error: GatewayError, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Answer ``error`` as OpenAI-style JSON with its status, its headers and ``headers``."""
+    await send_response(send, error.status, error.body(), [*JSON_HEADERS, *error.headers, *headers])

@@ -20,20 +20,23 @@ from llm_gateway.api.disconnect import CancelOnDisconnect
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import StreamTimings, off_the_loop, open_upstream, relay_buffered, relay_stream
 from llm_gateway.core import json_codec
-from llm_gateway.core.chat_request import parse_chat_request
+from llm_gateway.core.chat_request import ChatRequest, parse_chat_request
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_request
+from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
 from llm_gateway.core.usage import StreamUsage, ask_for_stream_usage, usage_of
 from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded
-from llm_gateway.telemetry.exchange import Exchange
+from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
 from llm_gateway.telemetry.recorder import Telemetry
 
 __all__ = ["ChatCompletions"]
 
 ROUTE = "/v1/chat/completions"
 _ALLOW_POST = [(b"allow", b"POST")]
+#: Upstream statuses that mean "not now" about the upstream itself.
+UPSTREAM_REFUSALS = frozenset({429, 503})
 
 
 class ChatCompletions:
@@ -79,7 +82,7 @@ class ChatCompletions:
             await self._serve(scope, receive, exchange)
         except GatewayError as error:
             exchange.error = error
-            await send_error(exchange.send, error)
+            await send_error(exchange.send, error, exchange.limit_headers)
         except ClientDisconnected:
             pass  # nobody to answer; recorded as 499
         finally:
@@ -101,6 +104,26 @@ class ChatCompletions:
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
         decision = await self._admit(scope, exchange, request.model)
+        exchange.limit_headers = decision.headers()
+        try:
+            await self._forward(scope, receive, exchange, request, body, decision)
+        except GatewayError as error:
+            if exchange.status == 0:  # nothing reached the client
+                await self._refund(exchange, decision, refund_for_error(error))
+            raise
+        if exchange.stream_outcome in FAILED_STREAMS and exchange.first_event_at is None:
+            await self._refund(exchange, decision, "stream_failed")
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        exchange: Exchange,
+        request: ChatRequest,
+        body: bytes,
+        decision: Decision,
+    ) -> None:
+        """Redact the request, send it upstream, relay the answer."""
         changed = False
         redactor = self._redactor
         if redactor is not None:
@@ -114,7 +137,6 @@ class ChatCompletions:
             changed = changed or not client_wants_usage
         if changed:
             body = request.dumps(request.payload)
-        limit_headers = decision.headers()
         headers = forwarded_headers(scope["headers"])
         self._telemetry.start_upstream(exchange, f"chat {request.model}", headers)
         async with CancelOnDisconnect(receive):
@@ -128,6 +150,12 @@ class ChatCompletions:
                 first_byte_timeout=self._first_byte_timeout,
             )
             async with response:
+                reason = refund_for_status(response.status)
+                if reason is not None:  # given back before the answer, so its headers say so
+                    await self._refund(exchange, decision, reason)
+                if response.status in UPSTREAM_REFUSALS:
+                    # The upstream's own wait (`retry-after`) goes out; the tenant's room does not.
+                    exchange.limit_headers = []
                 if (
                     request.stream
                     and response.status == 200
@@ -136,7 +164,9 @@ class ChatCompletions:
                     sse = SSERedactor(redactor) if redactor is not None else None
                     usage = StreamUsage(forward_usage=client_wants_usage)
                     try:
-                        await relay_stream(response, exchange, self._timings, limit_headers, sse, usage)
+                        await relay_stream(
+                            response, exchange, self._timings, exchange.limit_headers, sse, usage
+                        )
                     finally:
                         exchange.usage = usage.usage
                         exchange.response_model = usage.model
@@ -148,9 +178,18 @@ class ChatCompletions:
                         exchange,
                         idle_timeout=self._timings.idle,
                         secret=self._secret,
-                        headers=limit_headers,
+                        headers=exchange.limit_headers,
                         transform=self._inspect_completion,
                     )
+
+    async def _refund(self, exchange: Exchange, decision: Decision, reason: RefundReason) -> None:
+        """Give the request's quota unit back (once); later responses report the room it made."""
+        if exchange.refund is not None or decision.counted_in is None:
+            return
+        if await self._admission.refund(exchange.tenant or "", decision):
+            exchange.refund = reason
+            self._metrics.refunds[reason].inc()
+            exchange.limit_headers = decision.refunded().headers()
 
     def _inspect_completion(self, body: bytes, exchange: Exchange) -> bytes:
         """A successful non-stream body: its usage and model noted, its completions redacted."""

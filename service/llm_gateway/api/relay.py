@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
 
+import orjson
+
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.redaction import SSERedactor
@@ -47,7 +49,9 @@ async def open_upstream(
     headers: dict[str, str],
     first_byte_timeout: float | None,
 ) -> UpstreamResponse:
-    """:meth:`Upstream.open`, with the wait and the upstream's status noted in ``exchange``."""
+    """:meth:`Upstream.open` with the request's id in ``x-request-id``; the wait, the upstream's status
+    and its request id are noted in ``exchange``."""
+    headers["x-request-id"] = exchange.request_id
     started = perf_counter()
     try:
         response = await upstream.open(
@@ -56,6 +60,7 @@ async def open_upstream(
     finally:
         exchange.waited_for_upstream(started)
     exchange.upstream_status = response.status
+    exchange.upstream_request_id = response.request_id
     return response
 
 
@@ -70,27 +75,31 @@ async def relay_buffered(
 ) -> None:
     """Read the whole upstream body and answer it with the upstream's status and content type.
 
-    Upstream 5xx and 401 (the gateway's own key refused) become a 502 :class:`UpstreamError`; other
-    statuses pass through with their body, scrubbed of ``secret`` in case an upstream echoes it.
-    ``headers`` are added to the upstream's content type; ``transform`` rewrites a successful body
-    (and may note what it learns in ``exchange``).
+    Upstream 5xx and 401 (the gateway's own key refused) become a 502 :class:`UpstreamError` (a 5xx
+    keeps the upstream's error message); other statuses pass through with their body. Both are
+    scrubbed of ``secret`` in case an upstream echoes it. The upstream headers a client needs
+    (``UpstreamResponse.client_headers``: ``retry-after`` and the like) go out either way, with
+    ``headers`` and the content type; ``transform`` rewrites a successful body (and may note what it
+    learns in ``exchange``).
     """
-    if response.status >= 500 or response.status == 401:
-        response.abort()
-        raise _upstream_status_error(response.status)
     started = perf_counter()
     try:
+        if response.status >= 500 or response.status == 401:
+            wait = min(idle_timeout, _ERROR_BODY_WAIT_SECS)
+            raise _upstream_status_error(response, await response.read_some(_ERROR_BODY_BYTES, wait), secret)
         body = response.first_chunk + await response.read_rest(idle_timeout)
     finally:
         exchange.waited_for_upstream(started)
     response.release()
     if response.status >= 400:
-        if secret in body:
-            body = body.replace(secret, b"[REDACTED]")
+        body = _scrubbed(body, secret)
     elif transform is not None:
         body = await off_the_loop(len(body), transform, body, exchange)
     await send_response(
-        exchange.send, response.status, body, [(b"content-type", response.content_type.encode()), *headers]
+        exchange.send,
+        response.status,
+        body,
+        [(b"content-type", response.content_type.encode()), *response.client_headers, *headers],
     )
 
 
@@ -130,7 +139,8 @@ async def _relay_events(
     usage: StreamUsage | None,
 ) -> StreamOutcome:
     send = exchange.send
-    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
+    start_headers = [*SSE_HEADERS, *response.client_headers, *headers]
+    await send({"type": "http.response.start", "status": 200, "headers": start_headers})
     loop = asyncio.get_running_loop()
     decoder = SSEDecoder()
     chunk: bytes | None = response.first_chunk
@@ -226,7 +236,46 @@ async def _forward(
             )
 
 
-def _upstream_status_error(status: int) -> UpstreamError:
+#: How much of an upstream error body is read for its message.
+_ERROR_BODY_BYTES = 64 * 1024
+#: How long an upstream error body may pause before the message is taken from what arrived.
+_ERROR_BODY_WAIT_SECS = 2.0
+#: The longest upstream message an error carries.
+_ERROR_MESSAGE_CHARS = 1000
+
+
+def _upstream_status_error(response: UpstreamResponse, body: bytes, secret: bytes) -> UpstreamError:
+    """The 502 for an upstream 5xx or 401, with the upstream's headers a client acts on
+    (``retry-after``). A 5xx keeps the upstream's own message (``error.message`` of an OpenAI-shaped
+    body, else the start of the body); a 401's message (about the gateway's own key) is not passed.
+    """
+    status = response.status
     if status == 401:
-        return UpstreamError("upstream rejected the gateway's credentials", code="upstream_auth_failed")
-    return UpstreamError(f"upstream returned HTTP {status}", code="upstream_error")
+        return UpstreamError(
+            "upstream rejected the gateway's credentials",
+            code="upstream_auth_failed",
+            headers=response.client_headers,
+        )
+    detail = _error_message(_scrubbed(body, secret))
+    message = f"upstream returned HTTP {status}" + (f": {detail}" if detail else "")
+    return UpstreamError(message, code="upstream_error", headers=response.client_headers)
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        if not isinstance(message, str):
+            message = payload.get("message")
+        if isinstance(message, str):
+            return " ".join(message.split())[:_ERROR_MESSAGE_CHARS]
+    text = body.decode("utf-8", "replace")
+    return "" if text.lstrip().startswith("<") else " ".join(text.split())[:_ERROR_MESSAGE_CHARS]
+
+
+def _scrubbed(body: bytes, secret: bytes) -> bytes:
+    return body.replace(secret, b"[REDACTED]") if secret and secret in body else body

@@ -1,18 +1,33 @@
-"""Which client request headers may travel to the upstream (pure).
+"""Which headers cross the gateway, in either direction, and the request id that follows a request (pure).
 
-An allow-list, not a deny-list: credentials (``Authorization``, ``X-Api-Key``, cookies), hop-by-hop
-headers, forwarding headers that reveal the client, and account selectors such as
-``OpenAI-Organization`` (which would let a client pick another organisation under the gateway's
-key) can never slip through, whatever new header a client invents.
+Both directions are allow-lists, not deny-lists. Towards the upstream: credentials
+(``Authorization``, ``X-Api-Key``, cookies), hop-by-hop headers, forwarding headers that reveal the
+client, and account selectors such as ``OpenAI-Organization`` (which would let a client pick another
+organisation under the gateway's key) can never slip through, whatever new header a client invents.
+Towards the client: what an SDK acts on (``retry-after``, ``retry-after-ms``, ``x-should-retry``)
+and what helps diagnose a call (``openai-processing-ms``, ``openai-version``), never the
+upstream's organisation-level ``x-ratelimit-*`` (they would read as the tenant's own), its
+``openai-organization`` or ``openai-project``, or cookies. The upstream's ``x-request-id`` (what a
+provider's support asks for) reaches the client as ``x-upstream-request-id``; ``x-request-id`` is
+the gateway's own id for the request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 
 from starlette.types import Scope
 
-__all__ = ["FORWARDED_REQUEST_HEADERS", "forwarded_headers", "header"]
+__all__ = [
+    "FORWARDED_REQUEST_HEADERS",
+    "PASSED_RESPONSE_HEADERS",
+    "UPSTREAM_REQUEST_ID_HEADER",
+    "caller_request_id",
+    "forwarded_headers",
+    "header",
+    "passed_response_headers",
+]
 
 #: Lower-case names of client headers passed to the upstream unchanged.
 FORWARDED_REQUEST_HEADERS = frozenset(
@@ -21,7 +36,6 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "accept-language",
         "openai-beta",
         "idempotency-key",
-        "x-request-id",
         # W3C trace context: passed on when tracing is off; the gateway's own span replaces it when on.
         "traceparent",
         "tracestate",
@@ -43,4 +57,41 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)
+    return None
+
+
+#: Lower-case names of upstream response headers passed to the client unchanged.
+PASSED_RESPONSE_HEADERS = frozenset(
+    {"retry-after", "retry-after-ms", "x-should-retry", "openai-processing-ms", "openai-version"}
+)
+_PASSED_RAW = tuple((name, name.encode()) for name in sorted(PASSED_RESPONSE_HEADERS))
+#: The header that carries the upstream's own request id to the client.
+UPSTREAM_REQUEST_ID_HEADER = b"x-upstream-request-id"
+
+# What a request id may be made of: safe in a header, a log line and a span attribute.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}")
+
+
+def passed_response_headers(headers: Mapping[str, str]) -> tuple[list[tuple[bytes, bytes]], str | None]:
+    """The upstream response headers the client gets (raw ASGI pairs), and the upstream's request id.
+
+    ``headers`` is the upstream response's (case-insensitive) mapping. An upstream request id that is
+    not a safe id (see :func:`caller_request_id`) is dropped.
+    """
+    passed = [
+        (raw, value.encode("latin-1"))
+        for name, raw in _PASSED_RAW
+        if (value := headers.get(name)) is not None
+    ]
+    upstream_id = caller_request_id(headers.get("x-request-id", "").encode("latin-1"))
+    if upstream_id is not None:
+        passed.append((UPSTREAM_REQUEST_ID_HEADER, upstream_id.encode()))
+    return passed, upstream_id
+
+
+def caller_request_id(value: bytes | None) -> str | None:
+    """``value`` as a request id when it is a safe one: 1 to 128 characters of letters, digits and
+    ``. _ : / + = -``, starting with a letter or digit. Otherwise None (the gateway makes its own)."""
+    if value and _REQUEST_ID.fullmatch(value):
+        return value.decode("ascii")
     return None

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
     "ADMIT_SCRIPT",
+    "QUOTA_RETRY_WITHIN_SECS",
+    "REFUND_SCRIPT",
+    "CountedIn",
     "Decision",
     "FailureMode",
     "Limits",
@@ -26,6 +29,7 @@ __all__ = [
     "format_reset",
     "quota_key",
     "rate_key",
+    "rate_limited",
     "share",
 ]
 
@@ -77,13 +81,27 @@ class Outcome(enum.Enum):
     QUOTA_EXCEEDED = "exceeded"
 
 
+#: A quota refusal whose window ends within this many seconds may be retried by the client (the
+#: OpenAI and Anthropic SDKs wait out a ``Retry-After`` of up to 60 s); a later end is answered
+#: with ``x-should-retry: false`` so SDKs fail at once instead of sleeping to the window's end.
+QUOTA_RETRY_WITHIN_SECS = 10.0
+
+#: Where an admitted request was counted, so that a refund goes back to the same place.
+CountedIn = Literal["redis", "local"]
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer for one request, with what the client's ``x-ratelimit-*`` headers report.
 
-    ``reset_secs`` is the time to the end of the quota window; ``retry_after_secs`` is how long a
-    refused request should wait (0 when allowed). An unmetered decision (admitted while the quota
-    backend is down in ``open`` mode) reports no headers rather than made-up numbers.
+    The headers describe the limit that decided: the quota window (``limit`` requests per window,
+    ``remaining``, ``reset_secs`` to its end) for an admitted or quota-refused request, the rate
+    limit (``limit`` = its burst, ``remaining`` 0, ``reset_secs`` = the wait) for a rate-limited one.
+    ``retry_after_secs`` is how long a refused request should wait (0 when allowed). An unmetered
+    decision (admitted while the quota backend is down in ``open`` mode) reports no headers rather
+    than made-up numbers. An admitted request names the store that ``counted_in`` it and that
+    store's ``window`` (an opaque token: the window's end on that store's clock), so a refund can
+    never take a unit from a later window.
     """
 
     outcome: Outcome
@@ -92,13 +110,30 @@ class Decision:
     reset_secs: float
     retry_after_secs: float = 0.0
     metered: bool = True
+    counted_in: CountedIn | None = None
+    window: float = 0.0
 
     @property
     def allowed(self) -> bool:
         return self.outcome is Outcome.ALLOWED
 
+    @property
+    def retryable(self) -> bool:
+        """Whether a refused request can succeed soon: a rate limit always can (its limits are
+        positive); a quota only when its window ends within ``QUOTA_RETRY_WITHIN_SECS`` and it is
+        not a limit of 0."""
+        if self.outcome is Outcome.RATE_LIMITED:
+            return True
+        return self.limit > 0 and self.retry_after_secs <= QUOTA_RETRY_WITHIN_SECS
+
+    def refunded(self) -> Decision:
+        """This decision after its unit was given back (one more remaining, nothing counted)."""
+        return replace(self, remaining=min(self.remaining + 1, self.limit), counted_in=None)
+
     def headers(self) -> list[tuple[bytes, bytes]]:
-        """The OpenAI-style rate-limit headers; refusals add ``Retry-After`` (s) and ``retry-after-ms``."""
+        """The OpenAI-style rate-limit headers. Refusals add ``Retry-After`` (whole seconds),
+        ``retry-after-ms`` and ``x-should-retry`` (``true``/``false``: what the official SDKs obey
+        before their own retry policy)."""
         if not self.metered:
             return []
         headers = [
@@ -110,7 +145,13 @@ class Decision:
             wait = max(self.retry_after_secs, 0.001)
             headers.append((b"retry-after", str(math.ceil(wait)).encode()))
             headers.append((b"retry-after-ms", str(math.ceil(wait * 1000)).encode()))
+            headers.append((b"x-should-retry", b"true" if self.retryable else b"false"))
         return headers
+
+
+def rate_limited(limits: Limits, wait_secs: float) -> Decision:
+    """A rate-limit refusal, described by the rate limit itself: its burst, nothing left, ``wait_secs``."""
+    return Decision(Outcome.RATE_LIMITED, limits.burst, 0, wait_secs, retry_after_secs=wait_secs)
 
 
 def format_reset(seconds: float) -> str:
@@ -128,9 +169,10 @@ def format_reset(seconds: float) -> str:
 
 
 #: KEYS: quota key, rate key. ARGV: quota limit, window ms, GCRA emission interval ms, burst.
-#: Returns {outcome, used, window ms left, retry-after ms}; outcome 0 allowed, 1 rate limited,
-#: 2 quota exceeded. A refused request changes nothing: the rate limit is checked first and its
-#: state is only advanced for a request that is admitted, so a rate-limited request costs no quota.
+#: Returns {outcome, used, window ms left, retry-after ms, window end (ms, Redis clock)}; outcome 0
+#: allowed, 1 rate limited, 2 quota exceeded. A refused request changes nothing: the rate limit is
+#: checked first and its state is only advanced for a request that is admitted, so a rate-limited
+#: request costs no quota.
 #: The quota key gets its expiry in the same atomic step as its first increment, and a key found
 #: without one (left by an older writer) gets it then, so a counter without a TTL cannot persist.
 ADMIT_SCRIPT = """
@@ -154,10 +196,10 @@ if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - interval * burst
 if now < allow_at then
-  return {1, used, left, math.ceil(allow_at - now)}
+  return {1, used, left, math.ceil(allow_at - now), 0}
 end
 if used >= limit then
-  return {2, used, left, left}
+  return {2, used, left, left, 0}
 end
 redis.call('SET', KEYS[2], string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
 used = redis.call('INCR', KEYS[1])
@@ -165,5 +207,26 @@ if used == 1 then
   redis.call('PEXPIRE', KEYS[1], window)
   left = window
 end
-return {0, used, left, 0}
+return {0, used, left, 0, math.floor(now + left)}
+"""
+
+#: How far two readings of one window's end (``TIME`` + ``PTTL``, each to the millisecond) may
+#: differ. A later window ends at least a whole window (≥ 1 s) after, so this cannot confuse them.
+_SAME_WINDOW_MS = 50
+
+#: KEYS: quota key. ARGV: the window end the admission returned. Gives one unit back to that
+#: window, atomically; a window that has ended (and any later one) is left alone. Returns 1 when
+#: a unit was given back, else 0.
+REFUND_SCRIPT = f"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 or math.abs(now + left - tonumber(ARGV[1])) > {_SAME_WINDOW_MS} then
+  return 0
+end
+if (tonumber(redis.call('GET', KEYS[1])) or 0) < 1 then
+  return 0
+end
+redis.call('DECR', KEYS[1])
+return 1
 """

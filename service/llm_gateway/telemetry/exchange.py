@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from llm_gateway.core.usage import Usage
     from llm_gateway.errors import GatewayError
 
-__all__ = ["OVERHEAD_HEADER", "REQUEST_ID_HEADER", "Exchange", "StreamOutcome"]
+__all__ = ["FAILED_STREAMS", "OVERHEAD_HEADER", "REQUEST_ID_HEADER", "Exchange", "StreamOutcome"]
 
 OVERHEAD_HEADER = b"x-gateway-overhead-ms"
 REQUEST_ID_HEADER = b"x-request-id"
 
 StreamOutcome = Literal["completed", "client_cancelled", "upstream_error", "idle_timeout"]
+#: The outcomes in which the stream failed.
+FAILED_STREAMS: frozenset[StreamOutcome] = frozenset({"upstream_error", "idle_timeout"})
 
 
 class Exchange:
@@ -33,7 +35,12 @@ class Exchange:
     waiting for the upstream (``upstream_wait``) and for the client to take what was sent
     (``client_wait``). Use :meth:`send` in place of the ASGI ``send``: it records the status, adds
     the overhead so far as the ``x-gateway-overhead-ms`` response header and the request's id as
-    ``x-request-id`` (the id its access line and span carry), and times the client.
+    ``x-request-id`` (the id its access line and span carry, and the upstream is sent), and times
+    the client. The request id is the caller's ``X-Request-Id`` when that is a safe id
+    (:func:`~llm_gateway.core.headers.caller_request_id`), else a new random one.
+
+    ``limit_headers`` are the ``x-ratelimit-*`` headers of an admitted request: every response to
+    it carries them, errors included.
     """
 
     __slots__ = (
@@ -42,8 +49,10 @@ class Exchange:
         "client_wait",
         "error",
         "first_event_at",
+        "limit_headers",
         "method",
         "model",
+        "refund",
         "request_id",
         "response_model",
         "route",
@@ -52,15 +61,19 @@ class Exchange:
         "status",
         "stream_outcome",
         "tenant",
+        "upstream_request_id",
         "upstream_status",
         "upstream_wait",
         "usage",
     )
 
-    def __init__(self, route: str, method: str, send: Send) -> None:
+    def __init__(self, route: str, method: str, send: Send, request_id: str | None = None) -> None:
         self.start = perf_counter()
         # Not a secret, only unique: the fast generator is enough.
-        self.request_id = f"{getrandbits(64):016x}"
+        self.request_id = request_id or f"{getrandbits(64):016x}"
+        self.limit_headers: list[tuple[bytes, bytes]] = []
+        self.upstream_request_id: str | None = None
+        self.refund: str | None = None  # why its quota unit was given back, if it was
         self.route = route
         self.method = method
         self._send = send

@@ -66,6 +66,10 @@ def access_record(exchange: Exchange, tenant: str | None) -> dict[str, Any]:
         record["output_tokens"] = exchange.usage.output_tokens
     if exchange.stream_outcome is not None:
         record["stream_outcome"] = exchange.stream_outcome
+    if exchange.upstream_request_id is not None:
+        record["upstream_request_id"] = exchange.upstream_request_id
+    if exchange.refund is not None:
+        record["quota_refund"] = exchange.refund
     if exchange.error is not None:
         record["error"] = exchange.error.code
     return record

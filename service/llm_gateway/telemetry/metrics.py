@@ -2,7 +2,8 @@
 
 The replaced gateway's names and labels are kept as they were, so dashboards and alerts keep
 working: ``requests_total{route}``, ``http_requests_total{route,model}``, ``inflight_requests``,
-``redactions_total``, ``quota_block_total{reason}``, ``cb_events_total{event}``. LLM series follow
+``redactions_total``, ``quota_block_total{reason}``, ``cb_events_total{event}``; new series get new
+names (``quota_refunds_total{reason}``). LLM series follow
 the OpenTelemetry GenAI conventions as Prometheus spells them (``gen_ai.server.time_to_first_token``
 becomes ``gen_ai_server_time_to_first_token_seconds``). Label values that clients choose (model,
 tenant) arrive here already bounded (see :mod:`llm_gateway.telemetry.labels`).
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_fastapi_instrumentator.metrics import Info
 
 from llm_gateway.core.redaction import Entity
+from llm_gateway.core.refunds import REFUND_REASONS
 from llm_gateway.errors import (
     GatewayError,
     Overloaded,
@@ -124,6 +126,13 @@ class GatewayMetrics:
             RateLimited: quota_blocks.labels(reason="rate_limited"),
             QuotaBackendUnavailable: quota_blocks.labels(reason="backend_unavailable"),
         }
+        refunds = Counter(
+            "quota_refunds",
+            "Quota units given back to requests that failed before the client got an answer, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.refunds = {reason: refunds.labels(reason=reason) for reason in REFUND_REASONS}
         redactions = Counter(
             "redactions",
             "Entities redacted, by entity and direction (request: to the upstream; response: to the client).",

@@ -14,8 +14,8 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 from starlette.types import Scope, Send
 
-from llm_gateway.core.headers import header
-from llm_gateway.telemetry.exchange import Exchange
+from llm_gateway.core.headers import caller_request_id, header
+from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
 from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
 from llm_gateway.telemetry.logs import ACCESS_LOGGER, access_record
 from llm_gateway.telemetry.metrics import GatewayMetrics
@@ -35,7 +35,6 @@ _REQUEST_PARAMETERS = {
 }
 _PROVIDER = "openai"
 _UNKNOWN_MODEL = "unknown"
-_FAILED_STREAMS = ("upstream_error", "idle_timeout")
 
 
 class Telemetry:
@@ -60,7 +59,7 @@ class Telemetry:
 
     def begin(self, route: str, scope: Scope, send: Send) -> Exchange:
         """Start recording a request to ``route``; use the exchange's ``send`` from here on."""
-        exchange = Exchange(route, scope["method"], send)
+        exchange = Exchange(route, scope["method"], send, caller_request_id(header(scope, b"x-request-id")))
         self.metrics.requests[route].inc()
         self.metrics.inflight += 1
         if self._tracing is not None:
@@ -143,7 +142,9 @@ class Telemetry:
             attributes["gen_ai.usage.output_tokens"] = exchange.usage.output_tokens
         if exchange.stream_outcome is not None:
             attributes["gateway.stream.outcome"] = exchange.stream_outcome
-        failed = status == 429 or status >= 500 or exchange.stream_outcome in _FAILED_STREAMS
+        if exchange.upstream_request_id is not None:
+            attributes["gateway.upstream.request_id"] = exchange.upstream_request_id
+        failed = status == 429 or status >= 500 or exchange.stream_outcome in FAILED_STREAMS
         if failed:
             attributes["error"] = True
             if exchange.error is not None:

@@ -6,7 +6,7 @@ import asyncio
 import tracemalloc
 
 from llm_gateway.adapters.local_limits import LocalLimits
-from llm_gateway.core.quota import Limits, Outcome
+from llm_gateway.core.quota import Decision, Limits, Outcome
 
 
 class Clock:
@@ -39,14 +39,39 @@ def test_burst_then_refuse_without_waiting_and_refusals_cost_no_quota() -> None:
     local = LocalLimits(clock=Clock())
     limits = Limits(quota=100, window_secs=60, rps=1, burst=3)
 
-    async def scenario() -> tuple[list[Outcome], int, float]:
+    async def scenario() -> tuple[list[Outcome], Decision, Decision]:
         decisions = [await local.check("t", "k", limits) for _ in range(5)]
-        return [d.outcome for d in decisions], decisions[-1].remaining, decisions[-1].retry_after_secs
+        return [d.outcome for d in decisions], decisions[-1], await local.check("t", "other key", limits)
 
-    outcomes, remaining, retry = run(scenario())
+    outcomes, refused, next_admitted = run(scenario())
     assert outcomes == [Outcome.ALLOWED] * 3 + [Outcome.RATE_LIMITED] * 2
-    assert remaining == 97
-    assert retry == 1.0
+    # The refusal describes the rate limit (its burst, nothing left, the wait), not the quota.
+    assert (refused.limit, refused.remaining, refused.retry_after_secs) == (3, 0, 1.0)
+    assert next_admitted.remaining == 96  # the two refusals cost no quota
+
+
+def test_a_refund_gives_back_one_unit_of_the_same_window_only() -> None:
+    clock = Clock()
+    local = LocalLimits(clock=clock)
+    limits = Limits(quota=2, window_secs=60, rps=1000, burst=1000)
+
+    async def scenario() -> list[object]:
+        first = await local.check("t", "k", limits)
+        second = await local.check("t", "k", limits)
+        refunded = local.refund("t", second)
+        third = await local.check("t", "k", limits)  # the unit given back is usable
+        clock.now += 61
+        fourth = await local.check("t", "k", limits)  # a new window
+        late = local.refund("t", first)  # the first window's unit: not from this window
+        return [
+            refunded,
+            third.outcome,
+            fourth.remaining,
+            late,
+            (await local.check("t", "k", limits)).remaining,  # 0: the late refund took nothing
+        ]
+
+    assert run(scenario()) == [True, Outcome.ALLOWED, 1, False, 0]
 
 
 def test_memory_stays_bounded_over_100k_distinct_keys() -> None:

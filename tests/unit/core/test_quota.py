@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from llm_gateway.core.quota import Decision, Limits, Outcome, format_reset, quota_key, rate_key, share
+from llm_gateway.core.quota import (
+    QUOTA_RETRY_WITHIN_SECS,
+    Decision,
+    Limits,
+    Outcome,
+    format_reset,
+    quota_key,
+    rate_key,
+    rate_limited,
+    share,
+)
 
 
 def test_key_layout_is_the_replaced_gateways() -> None:
@@ -42,9 +54,40 @@ def test_allowed_decision_headers() -> None:
 
 
 def test_refusal_headers_carry_retry_after_in_whole_seconds_and_ms() -> None:
-    headers = dict(Decision(Outcome.RATE_LIMITED, 5, 3, 30, retry_after_secs=0.2).headers())
-    assert headers[b"retry-after"] == b"1"
-    assert headers[b"retry-after-ms"] == b"200"
+    headers = dict(rate_limited(Limits(quota=5, window_secs=60, rps=5, burst=10), 0.2).headers())
+    assert headers == {
+        b"x-ratelimit-limit-requests": b"10",
+        b"x-ratelimit-remaining-requests": b"0",
+        b"x-ratelimit-reset-requests": b"200ms",
+        b"retry-after": b"1",
+        b"retry-after-ms": b"200",
+        b"x-should-retry": b"true",
+    }
+
+
+@pytest.mark.parametrize(
+    ("limit", "wait", "should_retry"),
+    [
+        (120, 0.5, b"true"),  # the window ends soon: a retry will succeed
+        (120, QUOTA_RETRY_WITHIN_SECS, b"true"),
+        (120, QUOTA_RETRY_WITHIN_SECS + 0.001, b"false"),
+        (120, 3599.0, b"false"),  # an hourly window: SDKs must not sleep for it
+        (0, 0.5, b"false"),  # a limit of 0 never admits
+    ],
+)
+def test_a_quota_refusal_says_whether_retrying_can_succeed_soon(
+    limit: int, wait: float, should_retry: bytes
+) -> None:
+    headers = dict(Decision(Outcome.QUOTA_EXCEEDED, limit, 0, wait, retry_after_secs=wait).headers())
+    assert headers[b"x-should-retry"] == should_retry
+    assert headers[b"retry-after-ms"] == str(math.ceil(wait * 1000)).encode()  # the truth, either way
+
+
+def test_a_refunded_decision_reports_one_more_remaining_and_cannot_be_refunded_again() -> None:
+    decision = Decision(Outcome.ALLOWED, 10, 3, 30, counted_in="redis", window=123.0)
+    refunded = decision.refunded()
+    assert (refunded.remaining, refunded.counted_in) == (4, None)
+    assert Decision(Outcome.ALLOWED, 10, 10, 30, counted_in="local").refunded().remaining == 10
 
 
 def test_unmetered_decision_reports_no_headers() -> None:

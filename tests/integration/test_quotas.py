@@ -97,15 +97,17 @@ def test_malformed_api_key_is_refused_without_being_echoed(gateway: ManagedProce
     assert key not in response.text
 
 
-def fire(urls: list[str], key: str, total: int) -> list[httpx.Response]:
-    """``total`` concurrent requests spread round-robin over ``urls``."""
+def fire(urls: list[str], key: str, total: int, model: str = "gpt-4o-mini") -> list[httpx.Response]:
+    """``total`` concurrent requests for ``model`` spread round-robin over ``urls``."""
 
     async def run() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=total)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
             return await asyncio.gather(
                 *(
-                    client.post(urls[i % len(urls)] + CHAT, json=chat_body(), headers={"X-Api-Key": key})
+                    client.post(
+                        urls[i % len(urls)] + CHAT, json=chat_body(model=model), headers={"X-Api-Key": key}
+                    )
                     for i in range(total)
                 )
             )
@@ -130,6 +132,27 @@ def test_three_replicas_admit_exactly_the_quota(
     responses = fire([g.url for g in gateways], "shared", 300)
     assert Counter(r.status_code for r in responses) == {200: 50, 429: 250}
     assert redis_server.client().get("quota:shared") == b"50"
+
+
+def test_three_replicas_refund_every_failed_request_exactly(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    """Failed requests cost nothing, across replicas: 90 upstream failures leave the count at 0, and
+    the whole quota is still there afterwards."""
+    gateways = [
+        gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="50", **LOOSE_RATE, **PATIENT)
+        for _ in range(3)
+    ]
+    urls = [g.url for g in gateways]
+    # In waves of 30 (inside the quota of 50): each wave's units are back before the next one starts.
+    failed = [r for _ in range(3) for r in fire(urls, "refunded", 30, model="mock:status=500")]
+    assert Counter(r.status_code for r in failed) == {502: 90}
+    assert redis_server.client().get("quota:refunded") == b"0"
+    refunds = sum(metric_value(url, 'quota_refunds_total{reason="upstream_error"}') for url in urls)
+    assert refunds == 90
+    responses = fire(urls, "refunded", 120)
+    assert Counter(r.status_code for r in responses) == {200: 50, 429: 70}
+    assert redis_server.client().get("quota:refunded") == b"50"
 
 
 def test_three_replicas_share_one_rate_limit(

@@ -14,7 +14,13 @@ from openaimock.scripts import Script, ScriptBook
 def test_text_and_base64_writes_become_exact_bytes() -> None:
     text = Script.from_json(orjson.dumps({"writes": ["data: a\r\n", "\r\n"], "write_delay_ms": 5}))
     raw = Script.from_json(
-        orjson.dumps({"writes_b64": [base64.b64encode(b"\xff\x00").decode()], "status": 502})
+        orjson.dumps(
+            {
+                "writes_b64": [base64.b64encode(b"\xff\x00").decode()],
+                "status": 502,
+                "headers": {"retry-after": "7"},
+            }
+        )
     )
     assert (text.writes, text.write_delay_ms, text.status, text.content_type) == (
         (b"data: a\r\n", b"\r\n"),
@@ -22,7 +28,7 @@ def test_text_and_base64_writes_become_exact_bytes() -> None:
         200,
         "text/event-stream",
     )
-    assert (raw.writes, raw.status) == ((b"\xff\x00",), 502)
+    assert (raw.writes, raw.status, raw.headers) == ((b"\xff\x00",), 502, (("retry-after", "7"),))
 
 
 @pytest.mark.parametrize(
@@ -34,6 +40,8 @@ def test_text_and_base64_writes_become_exact_bytes() -> None:
         ({"writes": [1]}, "expected a string, got int"),
         ({"writes": [], "status": 42}, "status must be an HTTP status"),
         ({"writes": [], "write_delay_ms": -1}, "write_delay_ms must be a non-negative integer"),
+        ({"writes": [], "headers": []}, "headers must be an object of strings"),
+        ({"writes": [], "headers": {"a": 1}}, "expected a string, got int"),
     ],
 )
 def test_bad_scripts_are_refused_with_the_reason(spec: object, message: str) -> None:

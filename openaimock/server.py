@@ -72,6 +72,13 @@ class _State:
     ids: itertools.count[int] = field(default_factory=itertools.count)
 
 
+_MODELS = ("gpt-4o-mini", "gpt-4o", "org/model-7b")
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "openaimock"}
+
+
 def _json(status: int, body: Any) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
@@ -188,11 +195,22 @@ def create_app(config: MockConfig) -> web.Application:
         return _json(200, {"registered": request.match_info["name"]})
 
     async def models(_: web.Request) -> web.Response:
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "openaimock"}
-            for name in ("gpt-4o-mini", "gpt-4o")
-        ]
-        return _json(200, {"object": "list", "data": data})
+        return _json(200, {"object": "list", "data": [_model(name) for name in _MODELS]})
+
+    async def model(request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        if name not in _MODELS:
+            return _json(
+                404,
+                {
+                    "error": {
+                        "message": f"The model `{name}` does not exist or you do not have access to it.",
+                        "type": "invalid_request_error",
+                        "code": "model_not_found",
+                    }
+                },
+            )
+        return _json(200, _model(name))
 
     async def last_request(_: web.Request) -> web.Response:
         return _json(200, state.last_request)
@@ -220,6 +238,7 @@ def create_app(config: MockConfig) -> web.Application:
     app = web.Application(middlewares=[openai_errors], client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model:.+}", model)
     app.router.add_get("/_mock/last-request", last_request)
     app.router.add_get("/_mock/stats", stats)
     app.router.add_post("/_mock/reset", reset)

@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
@@ -41,8 +42,9 @@ from llm_gateway.api.chat import ROUTE as CHAT_ROUTE
 from llm_gateway.api.chat import ChatCompletions
 from llm_gateway.api.health import Check, health_router
 from llm_gateway.api.identity import Identify
+from llm_gateway.api.models import MODEL_ROUTE, Models
+from llm_gateway.api.models import PREFIX as MODEL_PREFIX
 from llm_gateway.api.models import ROUTE as MODELS_ROUTE
-from llm_gateway.api.models import ListModels
 from llm_gateway.api.openapi import add_proxy_paths
 from llm_gateway.api.relay import StreamTimings
 from llm_gateway.core.api_keys import KeyRing
@@ -64,25 +66,32 @@ _TRACE_FLUSH_SECS = 3.0
 
 
 class HotPathRouter:
-    """Pure ASGI: exact-path HTTP routes to raw endpoints; all other traffic to ``fallback``."""
+    """Pure ASGI: HTTP routes to raw endpoints by exact path, then by path prefix (``/v1/models/``);
+    all other traffic to ``fallback``."""
 
-    def __init__(self, routes: dict[str, ASGIApp], fallback: FastAPI) -> None:
+    def __init__(self, routes: dict[str, ASGIApp], prefixes: dict[str, ASGIApp], fallback: FastAPI) -> None:
         self._routes = routes
+        self._prefixes = tuple(prefixes.items())
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self._routes.get(scope["path"]) if scope["type"] == "http" else None
+        endpoint = None
+        if scope["type"] == "http":
+            path = scope["path"]
+            endpoint = self._routes.get(path)
+            if endpoint is None:
+                endpoint = next((app for prefix, app in self._prefixes if path.startswith(prefix)), None)
         if endpoint is None:
             await self.fallback(scope, receive, send)
         else:
             await endpoint(scope, receive, send)
 
 
-def create_app(settings: Settings) -> HotPathRouter:
+def create_app(settings: Settings) -> ASGIApp:
     """Build the gateway for ``settings``. Serve it with an ASGI server that runs its lifespan."""
     api_key = settings.openai_api_key.get_secret_value()
     upstream = Upstream(settings.openai_base_url, api_key, idle_timeout=settings.stream_idle_timeout_secs)
-    metrics = GatewayMetrics((CHAT_ROUTE, MODELS_ROUTE), per_tenant=settings.metrics_per_tenant)
+    metrics = GatewayMetrics((CHAT_ROUTE, MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant)
     policy = QuotaPolicy(
         default_quota=settings.default_quota,
         tenant_quotas=settings.tenant_quotas,
@@ -161,12 +170,14 @@ def create_app(settings: Settings) -> HotPathRouter:
     chat = ChatCompletions(
         upstream,
         limit=ConcurrencyLimit(settings.max_concurrency),
+        buffered_bodies=ConcurrencyLimit(settings.max_buffered_body_bytes),
         telemetry=telemetry,
         admission=admission,
         identify=identify,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
         first_byte_timeout=settings.timeout_secs,
+        non_stream_timeout=settings.non_stream_timeout_secs,
         stream_timings=StreamTimings(
             keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
         ),
@@ -174,10 +185,11 @@ def create_app(settings: Settings) -> HotPathRouter:
         upstream_secret=api_key,
         redactor=_redactor(settings),
     )
-    models = ListModels(
+    models = Models(
         upstream,
         telemetry=telemetry,
         identify=identify,
+        policy=policy,
         first_byte_timeout=settings.timeout_secs,
         idle_timeout=settings.stream_idle_timeout_secs,
         upstream_secret=api_key,
@@ -200,7 +212,7 @@ def create_app(settings: Settings) -> HotPathRouter:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            app.openapi_schema = add_proxy_paths(document, CHAT_ROUTE, MODELS_ROUTE)
+            app.openapi_schema = add_proxy_paths(document, CHAT_ROUTE, MODELS_ROUTE, MODEL_ROUTE)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -211,7 +223,20 @@ def create_app(settings: Settings) -> HotPathRouter:
         instrumentations=[metrics.observe_http],
         registry=metrics.registry,
     )
-    return HotPathRouter({CHAT_ROUTE: chat, MODELS_ROUTE: models}, fallback=app)
+    router = HotPathRouter({CHAT_ROUTE: chat, MODELS_ROUTE: models}, {MODEL_PREFIX: models}, fallback=app)
+    if not settings.cors_allow_origins:
+        return router
+    # Starlette's CORS implementation, around everything (the hot-path endpoints included): it
+    # answers preflights itself and adds the headers to every response of an allowed origin.
+    return CORSMiddleware(
+        router,
+        allow_origins=settings.cors_allow_origins,
+        allow_methods=["GET", "POST"],
+        # Browsers ask for what the SDKs send: `authorization`, `x-stainless-*`, `openai-beta`, ...
+        allow_headers=["*"],
+        expose_headers=list(_EXPOSED_HEADERS),
+        max_age=600,
+    )
 
 
 def _secret_bytes(secret: SecretStr | None) -> bytes | None:
@@ -227,14 +252,33 @@ def _redactor(settings: Settings) -> Redactor | None:
     )
 
 
+#: Response headers a browser client may read (with CORS on): what SDKs act on and what ids a request.
+_EXPOSED_HEADERS = (
+    "x-request-id",
+    "x-upstream-request-id",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "openai-processing-ms",
+    "openai-version",
+    "x-gateway-overhead-ms",
+)
+
+#: The API endpoints, as a 404 lists them.
+_ENDPOINTS = ("POST /v1/chat/completions", "GET /v1/models", "GET /v1/models/{model}")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Render framework errors (unknown route, wrong method, bad params) in the OpenAI error shape."""
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error: GatewayError
         if exc.status_code == 404:
-            error = NotFound("unknown endpoint")
+            error = NotFound(unknown_endpoint(request.method, request.url.path))
         elif exc.status_code == 405:
             error = MethodNotAllowed("method not allowed for this endpoint")
         else:
@@ -247,6 +291,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def unknown_endpoint(method: str, path: str) -> str:
+    """The 404 message: the method and path asked for (bounded), the endpoints there are, and a
+    hint when the path is one of them without its ``/v1`` (a base URL missing ``/v1`` is the
+    commonest client mistake)."""
+    shown = path if len(path) <= 200 else path[:200] + "..."
+    message = f"unknown endpoint {method} {shown}; this gateway serves {', '.join(_ENDPOINTS)}"
+    routes = {endpoint.split(" ", 1)[1] for endpoint in _ENDPOINTS}
+    prefixed = "/v1" + path.rstrip("/")
+    if prefixed in routes or prefixed.startswith("/v1/models/"):
+        message += f". Did you mean {prefixed}? Set the client's base URL to end in /v1"
+    return message
 
 
 def _render(error: GatewayError, headers: Mapping[str, str] | None) -> Response:

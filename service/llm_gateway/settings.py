@@ -103,12 +103,34 @@ class Settings(BaseSettings):
         None,
         gt=0,
         description="First-byte timeout: 504 when the upstream sends no headers and first chunk in time. "
-        "Unset: only `STREAM_IDLE_TIMEOUT_SECS` bounds the wait.",
+        "Unset: `NON_STREAM_TIMEOUT_SECS` bounds non-stream requests, `STREAM_IDLE_TIMEOUT_SECS` streams.",
+    )
+    non_stream_timeout_secs: float = Field(
+        600,
+        gt=0,
+        description="First-byte timeout of a non-stream request when `TIMEOUT_SECS` is unset: a reasoning "
+        "model may think for minutes before it answers (600 s is the OpenAI SDKs' own timeout).",
     )
     max_concurrency: int = Field(
         1024, ge=1, description="In-flight proxy requests per replica; beyond it, 503 at once."
     )
-    max_body_bytes: int = Field(1_048_576, ge=1, description="Largest accepted request body (413 above).")
+    max_body_bytes: int = Field(
+        52_428_800,
+        ge=1,
+        description="Largest accepted request body, as sent and once decoded (413 above). 50 MiB: the "
+        "OpenAI API's limit for a request with images.",
+    )
+    max_buffered_body_bytes: int = Field(
+        268_435_456,
+        ge=1,
+        description="Request-body bytes a replica holds at once, all requests together; a body that "
+        "would pass it is refused with 503 (retryable). Bounds memory under many large bodies.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (comma-separated, or `*`) whose browser pages may call the API (CORS). "
+        "Unset: no CORS headers, preflights refused.",
+    )
     max_json_depth: int = Field(
         64, ge=1, le=254, description="Deepest nesting of arrays and objects in a request body (400 above)."
     )
@@ -250,6 +272,8 @@ class Settings(BaseSettings):
             raise ValueError("KEY_HASH_SECRET: required when AUTH_MODE=keys")
         if self.auth_mode == "keys" and self.redis_url is None:
             raise ValueError("REDIS_URL: required when AUTH_MODE=keys (the key map lives in Redis)")
+        if self.max_buffered_body_bytes < self.max_body_bytes:
+            raise ValueError("MAX_BUFFERED_BODY_BYTES: must be at least MAX_BODY_BYTES (one body must fit)")
         if self.privacy_mode == "strict" and self.tenant_hash_key is None:
             raise ValueError("TENANT_HASH_KEY: required when PRIVACY_MODE=strict")
         if self.privacy_mode == "strict" and self.tenant_label == "name":
@@ -257,6 +281,11 @@ class Settings(BaseSettings):
                 "TENANT_LABEL=name: not allowed when PRIVACY_MODE=strict (tenants are pseudonyms)"
             )
         return self
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        return split_list(value) if isinstance(value, str) else value
 
     @field_validator("tenant_quotas", mode="before")
     @classmethod

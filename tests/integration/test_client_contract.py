@@ -26,7 +26,9 @@ def sdk(gateway: ManagedProcess, key: str, **options: Any) -> openai.OpenAI:
 
 
 def ask(client: openai.OpenAI, model: str = "gpt-4o-mini") -> Any:
-    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    """One call; the client is closed after it (its connections with it)."""
+    with client:
+        return client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
 
 
 def script(
@@ -85,10 +87,9 @@ def test_rate_limit_refusals_are_retried_after_an_accurate_short_wait(
     gateway_factory: GatewayFactory,
 ) -> None:
     gateway = gateway_factory(RPS="2", BURST="1", DEFAULT_QUOTA="1000")
-    client = sdk(gateway, "paced")
     started = time.monotonic()
     for _ in range(3):  # each call after the first is refused once, waits ~0.5 s, then succeeds
-        ask(client)
+        ask(sdk(gateway, "paced"))
     assert time.monotonic() - started < 4
     refused = [
         httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": "paced2"}) for _ in range(2)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import openai
 import orjson
 
 from llm_gateway.core.privacy import tenant_hash
@@ -130,3 +131,24 @@ def test_standard_mode_keeps_the_replaced_gateways_key_layout(
     gateway = gateway_factory(REDIS_URL=redis_server.url)
     assert httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": "demo"}).status_code == 200
     assert redis_server.client().get("quota:demo") == b"1"
+
+
+def test_under_the_defaults_a_real_api_key_is_never_stored_in_clear(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer
+) -> None:
+    """An SDK still configured with a real OpenAI key sends it as the tenant (open auth, standard
+    privacy): the counters exist, under the key's pseudonym; chosen names keep the old layout."""
+    real_key = "sk-proj-" + "Q7mR2xK9vL4pT8nW" * 3
+    gateway = gateway_factory(REDIS_URL=redis_server.url)
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key=real_key, max_retries=0) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        client.models.list()
+    assert (
+        httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": "tenantA"}).status_code == 200
+    )
+    gateway.stop()
+    stored = list(redis_dump(redis_server))
+    assert not any(real_key.encode() in item or b"Q7mR2xK9" in item for item in stored)
+    assert f"quota:{tenant_hash(real_key)}".encode() in stored  # (its rate-limit key has expired)
+    assert b"quota:tenantA" in stored  # a name a person chose: as it always was
+    assert "Q7mR2xK9" not in gateway.output()

@@ -21,7 +21,7 @@ def test_defaults_match_the_replaced_gateway() -> None:
     assert settings.redis_url is None
     assert settings.tenant_quotas == {}
     assert settings.otel_service_name == "secure-llm-gateway"
-    assert settings.max_body_bytes == 1_048_576
+    assert settings.max_body_bytes == 52_428_800  # 50 MiB: a vision request fits (issue 16)
 
 
 def test_reads_the_old_env_names(monkeypatch: pytest.MonkeyPatch) -> None:

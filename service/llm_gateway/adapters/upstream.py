@@ -20,6 +20,9 @@ from llm_gateway.errors import UpstreamError, UpstreamTimeout
 
 __all__ = ["Upstream", "UpstreamResponse"]
 
+#: How many distinct upstream URLs are kept parsed (the fixed API paths, and some model ids).
+_CACHED_URLS = 64
+
 
 class UpstreamResponse:
     """An upstream response whose headers and first body chunk have arrived.
@@ -173,7 +176,9 @@ class Upstream:
             raise UpstreamError("upstream client is not started")
         url = self._urls.get(path)
         if url is None:
-            url = self._urls.setdefault(path, URL(self._prefix + path))
+            url = URL(self._prefix + path, encoded=True)  # paths come percent-encoded
+            if len(self._urls) < _CACHED_URLS:  # model ids in paths are the client's: bounded
+                self._urls[path] = url
         headers.update(self._auth)
         # A ready payload skips aiohttp's per-request payload-type lookup.
         data = None if body is None else BytesPayload(body, content_type="application/json")

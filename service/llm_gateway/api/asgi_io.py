@@ -1,4 +1,4 @@
-"""Small raw-ASGI helpers for the hot-path endpoints: bounded body reads and JSON responses."""
+"""Small raw-ASGI helpers for the hot-path endpoints: complete JSON responses and errors."""
 
 from __future__ import annotations
 
@@ -6,58 +6,11 @@ from collections.abc import Sequence
 
 from starlette.types import Receive, Scope, Send
 
-from llm_gateway.core.headers import header
-from llm_gateway.errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from llm_gateway.errors import GatewayError
 
-__all__ = [
-    "JSON_HEADERS",
-    "ClientDisconnected",
-    "Receive",
-    "Scope",
-    "Send",
-    "read_json_body",
-    "send_error",
-    "send_response",
-]
+__all__ = ["JSON_HEADERS", "Receive", "Scope", "Send", "send_error", "send_response"]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
-class ClientDisconnected(Exception):
-    """The client went away before its request body was complete; there is no one to answer."""
-
-
-async def read_json_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """Read the whole request body, refusing non-JSON (415) and anything over ``limit`` bytes (413).
-
-    A declared ``Content-Length`` over the limit is refused before a byte of the body is read; a
-    chunked body is counted as it arrives and refused as soon as it passes the limit. Raises
-    :class:`ClientDisconnected` when the client leaves (or is cut off) before the body is complete.
-    """
-    content_type = header(scope, b"content-type")
-    if content_type is None or content_type.split(b";", 1)[0].strip().lower() != b"application/json":
-        raise UnsupportedMediaType("Content-Type must be application/json")
-    declared = header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        return body
-    parts = [body]
-    size = len(body)
-    while message.get("more_body", False):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 async def send_response(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -15,10 +15,11 @@ import orjson
 
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.admission import Admission
-from llm_gateway.api.asgi_io import ClientDisconnected, Receive, Scope, Send, read_json_body, send_error
+from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import StreamTimings, off_the_loop, open_upstream, relay_buffered, relay_stream
+from llm_gateway.api.request_body import ClientDisconnected, read_json_body
 from llm_gateway.core import json_codec
 from llm_gateway.core.chat_request import ChatRequest, parse_chat_request
 from llm_gateway.core.concurrency import ConcurrencyLimit
@@ -51,12 +52,14 @@ class ChatCompletions:
         upstream: Upstream,
         *,
         limit: ConcurrencyLimit,
+        buffered_bodies: ConcurrencyLimit,
         telemetry: Telemetry,
         admission: Admission,
         identify: Identify,
         max_body_bytes: int,
         max_json_depth: int,
         first_byte_timeout: float | None,
+        non_stream_timeout: float,
         stream_timings: StreamTimings,
         stream_usage: bool,
         upstream_secret: str,
@@ -64,6 +67,7 @@ class ChatCompletions:
     ) -> None:
         self._upstream = upstream
         self._limit = limit
+        self._bodies = buffered_bodies
         self._telemetry = telemetry
         self._metrics = telemetry.metrics
         self._admission = admission
@@ -71,6 +75,7 @@ class ChatCompletions:
         self._max_body_bytes = max_body_bytes
         self._max_json_depth = max_json_depth
         self._first_byte_timeout = first_byte_timeout
+        self._non_stream_timeout = non_stream_timeout
         self._timings = stream_timings
         self._stream_usage = stream_usage
         self._secret = upstream_secret.encode()
@@ -94,13 +99,16 @@ class ChatCompletions:
         if not self._limit.try_acquire():
             raise Overloaded("server overloaded")
         try:
-            await self._proxy(scope, receive, exchange)
+            body = await read_json_body(scope, receive, self._max_body_bytes, self._bodies)
+            try:
+                await self._proxy(scope, receive, exchange, body)
+            finally:
+                self._bodies.release(len(body))
         finally:
             self._limit.release()
 
-    async def _proxy(self, scope: Scope, receive: Receive, exchange: Exchange) -> None:
-        body = await read_json_body(scope, receive, self._max_body_bytes)
-        request = parse_chat_request(body, self._max_json_depth)
+    async def _proxy(self, scope: Scope, receive: Receive, exchange: Exchange, body: bytes) -> None:
+        request = await off_the_loop(len(body), parse_chat_request, body, self._max_json_depth)
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
         decision = await self._admit(scope, exchange, request.model)
@@ -147,7 +155,10 @@ class ChatCompletions:
                 "/chat/completions",
                 body=body,
                 headers=headers,
-                first_byte_timeout=self._first_byte_timeout,
+                # Unset, a stream's first byte waits as long as the idle timeout allows; a non-stream
+                # answer may come only after a reasoning model has thought for minutes.
+                first_byte_timeout=self._first_byte_timeout
+                or (None if request.stream else self._non_stream_timeout),
             )
             async with response:
                 reason = refund_for_status(response.status)

@@ -1,26 +1,39 @@
-"""``GET /v1/models``, proxied (OpenAI SDKs call it) with the same header handling as chat."""
+"""``GET /v1/models`` and ``GET /v1/models/{model}``, proxied (OpenAI SDKs call both), per tenant.
+
+A tenant sees only what it may use: a suspended tenant gets 403 (as on chat), and a tenant whose
+live-map entry lists ``allowedModels`` gets the upstream's list filtered to those, and 404
+``model_not_found`` (the OpenAI answer) for any other model it asks about, without an upstream call.
+Nothing is counted against the tenant's quota.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import orjson
 
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import open_upstream, relay_buffered
 from llm_gateway.core.headers import forwarded_headers
-from llm_gateway.errors import GatewayError, MethodNotAllowed
+from llm_gateway.core.quota_policy import QuotaPolicy
+from llm_gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from llm_gateway.telemetry.exchange import Exchange
 from llm_gateway.telemetry.recorder import Telemetry
 
-__all__ = ["ListModels"]
+__all__ = ["MODEL_ROUTE", "ROUTE", "Models"]
 
 ROUTE = "/v1/models"
+#: The retrieve route, as its metric and span label (the model itself is a path segment).
+MODEL_ROUTE = "/v1/models/{model}"
+PREFIX = ROUTE + "/"
 
 
-class ListModels:
-    """Relays the upstream's model list; errors map exactly as for chat completions.
-
-    In the ``keys`` auth mode the caller's key is checked first (nothing is counted against it).
-    """
+class Models:
+    """Relays the upstream's model list and single models; errors map exactly as for chat completions."""
 
     def __init__(
         self,
@@ -28,6 +41,7 @@ class ListModels:
         *,
         telemetry: Telemetry,
         identify: Identify,
+        policy: QuotaPolicy,
         first_byte_timeout: float | None,
         idle_timeout: float,
         upstream_secret: str,
@@ -35,35 +49,70 @@ class ListModels:
         self._upstream = upstream
         self._telemetry = telemetry
         self._identify = identify
+        self._policy = policy
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = idle_timeout
         self._secret = upstream_secret.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = self._telemetry.begin(ROUTE, scope, send)
+        path: str = scope["path"]
+        model = path[len(PREFIX) :] if path.startswith(PREFIX) else None
+        exchange = self._telemetry.begin(ROUTE if model is None else MODEL_ROUTE, scope, send)
         try:
-            await self._serve(scope, exchange)
+            await self._serve(scope, exchange, model)
         except GatewayError as error:
             exchange.error = error
             await send_error(exchange.send, error)
         finally:
             self._telemetry.end(exchange)
 
-    async def _serve(self, scope: Scope, exchange: Exchange) -> None:
+    async def _serve(self, scope: Scope, exchange: Exchange, model: str | None) -> None:
         if scope["method"] not in ("GET", "HEAD"):
             raise MethodNotAllowed("use GET for this endpoint", headers=[(b"allow", b"GET")])
-        if self._identify.requires_key:
-            exchange.tenant = self._identify(scope)[0]
+        tenant = exchange.tenant = self._identify(scope)[0]
+        visible = self._policy.visible_models(tenant)  # raises for a suspended tenant
+        transform: Callable[[bytes, Exchange], bytes] | None = None
+        if model is None:
+            upstream_path = "/models"
+            if visible is not None:
+                transform = _only(visible)
+        else:
+            exchange.model = model
+            if not model or model in (".", "..") or (visible is not None and model not in visible):
+                raise NotFound(
+                    f"The model `{model[:200]}` does not exist or you do not have access to it.",
+                    code="model_not_found",
+                )
+            upstream_path = "/models/" + quote(model, safe="")
         headers = forwarded_headers(scope["headers"])
-        self._telemetry.start_upstream(exchange, "GET /models", headers)
+        self._telemetry.start_upstream(exchange, f"GET {ROUTE if model is None else MODEL_ROUTE}", headers)
         response = await open_upstream(
             self._upstream,
             exchange,
             "GET",
-            "/models",
+            upstream_path,
             body=None,
             headers=headers,
             first_byte_timeout=self._first_byte_timeout,
         )
         async with response:
-            await relay_buffered(response, exchange, idle_timeout=self._idle_timeout, secret=self._secret)
+            await relay_buffered(
+                response, exchange, idle_timeout=self._idle_timeout, secret=self._secret, transform=transform
+            )
+
+
+def _only(visible: frozenset[str]) -> Callable[[bytes, Exchange], bytes]:
+    """A transform that keeps the entries of a model list whose ``id`` is in ``visible``."""
+
+    def transform(body: bytes, _: Exchange) -> bytes:
+        try:
+            payload: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return b'{"object":"list","data":[]}'  # nothing unexamined reaches a restricted tenant
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            return b'{"object":"list","data":[]}'
+        payload["data"] = [m for m in data if isinstance(m, dict) and m.get("id") in visible]
+        return orjson.dumps(payload)
+
+    return transform

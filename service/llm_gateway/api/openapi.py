@@ -59,15 +59,17 @@ _ERRORS = {
     "`MAX_JSON_DEPTH`, an unusable API key; or the upstream's own 400",
     "401": "No API key where one is required, or a key not in the key map (`AUTH_MODE=keys`)",
     "403": "The tenant is suspended, or the model is not in its `allowedModels`",
+    "404": "The model does not exist or the tenant may not use it (`model_not_found`)",
     "408": "The request did not arrive within `REQUEST_READ_TIMEOUT_SECS`",
-    "413": "Body larger than `MAX_BODY_BYTES`",
-    "415": "Content-Type is not application/json",
+    "413": "Body larger than `MAX_BODY_BYTES`, as sent or once decoded",
+    "415": "Content-Type is not application/json, or a Content-Encoding other than gzip or deflate",
     "429": "Quota (`insufficient_quota`) or rate limit (`requests`) exceeded; see `Retry-After`",
     "431": "Request line and headers larger than `MAX_HEADER_BYTES`",
     "502": "The upstream failed (connection error, reset, or a 5xx it answered)",
     "4XX": "Another 4xx the upstream answered, relayed as it wrote it",
-    "503": "Load shed beyond `MAX_CONCURRENCY`, or the quota backend down with `QUOTA_FAILURE_MODE=closed`",
-    "504": "No first byte from the upstream within `TIMEOUT_SECS`",
+    "503": "Load shed beyond `MAX_CONCURRENCY` or `MAX_BUFFERED_BODY_BYTES`, or the quota backend down "
+    "with `QUOTA_FAILURE_MODE=closed`",
+    "504": "No first byte from the upstream within `TIMEOUT_SECS` (or `NON_STREAM_TIMEOUT_SECS`)",
 }
 
 
@@ -88,7 +90,9 @@ def _auth_parameters() -> list[dict[str, Any]]:
     ]
 
 
-def add_proxy_paths(document: dict[str, Any], chat_route: str, models_route: str) -> dict[str, Any]:
+def add_proxy_paths(
+    document: dict[str, Any], chat_route: str, models_route: str, model_route: str
+) -> dict[str, Any]:
     """``document`` (FastAPI's OpenAPI dict) with the proxy endpoints and their schemas added."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for model in (ChatCompletionRequest, ErrorResponse):
@@ -124,15 +128,33 @@ def add_proxy_paths(document: dict[str, Any], chat_route: str, models_route: str
     document["paths"][models_route] = {
         "get": {
             "tags": ["proxy"],
-            "summary": "List the upstream's models",
+            "summary": "List the upstream's models (those the tenant may use)",
             "operationId": "listModels",
             "parameters": _auth_parameters(),
             "responses": {
                 "200": {
-                    "description": "The upstream's model list",
+                    "description": "The upstream's model list, filtered to the tenant's allowed models",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
-                **_error_responses(["401", "408", "431", "4XX", "502", "504"]),
+                **_error_responses(["401", "403", "408", "431", "4XX", "502", "504"]),
+            },
+        }
+    }
+    document["paths"][model_route] = {
+        "get": {
+            "tags": ["proxy"],
+            "summary": "Retrieve one of the upstream's models",
+            "operationId": "retrieveModel",
+            "parameters": [
+                *_auth_parameters(),
+                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "The upstream's model",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_error_responses(["401", "403", "404", "408", "431", "4XX", "502", "504"]),
             },
         }
     }

@@ -1,4 +1,4 @@
-"""Per-replica in-flight limit for load shedding (pure; single event loop, so no lock is needed)."""
+"""Per-replica limits on what is held at once, for load shedding (pure; single event loop, no lock)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ __all__ = ["ConcurrencyLimit"]
 
 
 class ConcurrencyLimit:
-    """Admits at most ``limit`` holders at once; never queues.
+    """Admits at most ``limit`` units held at once (requests in flight, or bytes of request bodies);
+    never queues.
 
-    ``try_acquire()`` returns False when full (the caller sheds the request); every successful
-    acquire must be paired with exactly one ``release()``.
+    ``try_acquire(n)`` returns False when ``n`` more would not fit (the caller sheds the request);
+    every successful acquire must be paired with a ``release()`` of the same amount.
     """
 
     __slots__ = ("in_flight", "limit")
@@ -20,13 +21,13 @@ class ConcurrencyLimit:
         self.limit = limit
         self.in_flight = 0
 
-    def try_acquire(self) -> bool:
-        if self.in_flight >= self.limit:
+    def try_acquire(self, amount: int = 1) -> bool:
+        if self.in_flight + amount > self.limit:
             return False
-        self.in_flight += 1
+        self.in_flight += amount
         return True
 
-    def release(self) -> None:
-        if self.in_flight <= 0:
-            raise RuntimeError("release() without a matching try_acquire()")
-        self.in_flight -= 1
+    def release(self, amount: int = 1) -> None:
+        if amount > self.in_flight:
+            raise RuntimeError("release() of more than was acquired")
+        self.in_flight -= amount

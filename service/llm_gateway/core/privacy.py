@@ -1,20 +1,25 @@
 """Pseudonyms for tenants and the privacy mode that decides where they replace tenant ids (pure).
 
-``PRIVACY_MODE=standard`` keeps the replaced gateway's layout: Redis keys name the tenant
-(``quota:{tenant}``), which in the open auth mode is the client's API key. ``strict`` keeps every
-identifier that leaves the process (Redis keys, logs, metric labels, span attributes) a keyed
-pseudonym, so neither a key nor a tenant name is stored anywhere in clear.
+``PRIVACY_MODE=standard`` keeps the replaced gateway's layout for tenant names a person chose:
+Redis keys name the tenant (``quota:demo``, ``quota:tenantA``). In the open auth mode the tenant is
+whatever API key the client sends, and an SDK configured with a real key (``sk-proj-…``) would
+write that key into key names in clear, so an id that is not shaped like a chosen name (see
+:func:`chosen_name`) is written as its pseudonym instead (``quota:3f2a9c1e0b7d``, the same value
+its metric label and access-log field carry). ``strict`` writes every identifier that leaves the
+process (Redis keys, logs, metric labels, span attributes) as a keyed pseudonym, so neither a key
+nor a tenant name is stored anywhere in clear.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal
 
-__all__ = ["PrivacyMode", "storage_id", "tenant_hash"]
+__all__ = ["PrivacyMode", "chosen_name", "storage_id", "tenant_hash"]
 
 PrivacyMode = Literal["standard", "strict"]
 
@@ -35,16 +40,45 @@ def tenant_hash(tenant: str, key: bytes | None = None) -> str:
     return hmac.new(key, tenant.encode(), hashlib.sha256).hexdigest()[:12]
 
 
-def _same(value: str) -> str:
-    return value
+# A chosen name: a letter, then at most 31 letters, digits, `.`, `_` or `-`.
+_NAME_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}")
+# What credentials have and chosen names do not: a long run of letters and digits (random key
+# material), a credential prefix (OpenAI `sk-`, `sk-proj-`, `sk-svcacct-`, Anthropic `sk-ant-`,
+# Stripe-style `pk_`/`rk_`), or the shape of a pseudonym itself (12 hex digits).
+_RANDOM_RUN = re.compile(r"[A-Za-z0-9]{16}")
+_CREDENTIAL_PREFIXES = ("sk-", "sk_", "pk-", "pk_", "rk-", "rk_")
+_PSEUDONYM = re.compile(r"[0-9a-f]{12}")
+# A rate-limit key the gateway derived itself (``AUTH_MODE=keys``: a prefix of the key's HMAC).
+_DERIVED_KEY = re.compile(r"key:[0-9a-f]{16}")
+
+
+def chosen_name(value: str) -> bool:
+    """True when ``value`` reads as a tenant name a person chose, not as a credential: a letter,
+    then at most 31 letters, digits, ``.``, ``_`` or ``-``; no run of 16 letters and digits; no
+    credential prefix (``sk-``, ``sk_``, ``pk-``, ``pk_``, ``rk-``, ``rk_``, any case); not 12 hex
+    digits (a pseudonym's shape)."""
+    return (
+        _NAME_SHAPE.fullmatch(value) is not None
+        and _RANDOM_RUN.search(value) is None
+        and not value.lower().startswith(_CREDENTIAL_PREFIXES)
+        and _PSEUDONYM.fullmatch(value) is None
+    )
 
 
 def storage_id(mode: PrivacyMode, key: bytes | None) -> Callable[[str], str]:
     """How tenant ids and rate-limit keys are written into Redis key names and log lines.
 
-    ``standard``: as they are. ``strict``: as :func:`tenant_hash` under ``key`` (the same pseudonym
-    as in metric labels, so ``quota:<label>`` is the counter of the tenant labelled ``<label>``).
+    ``standard``: a :func:`chosen_name` (or a rate-limit key the gateway derived from a key's HMAC,
+    ``key:<16 hex>``) as it is, anything else (an API key, a client address) as
+    :func:`tenant_hash` under ``key``. ``strict``: always as :func:`tenant_hash` under ``key``. The
+    pseudonym is the same as in metric labels, so ``quota:<label>`` is the counter of the tenant
+    labelled ``<label>``.
     """
-    if mode == "standard":
-        return _same
-    return lambda value: tenant_hash(value, key)
+    if mode == "strict":
+        return lambda value: tenant_hash(value, key)
+
+    @lru_cache(maxsize=16_384)  # as tenant_hash: tenants repeat, ever-new ones cost a miss each
+    def standard(value: str) -> str:
+        return value if chosen_name(value) or _DERIVED_KEY.fullmatch(value) else tenant_hash(value, key)
+
+    return standard

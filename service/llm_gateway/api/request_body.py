@@ -13,8 +13,9 @@ from llm_gateway.errors import InvalidRequest, Overloaded, PayloadTooLarge, Unsu
 
 __all__ = ["ClientDisconnected", "read_json_body"]
 
-#: ``Content-Encoding`` values a body may have, and the zlib window bits that decode them
-#: (``deflate`` is the zlib format, as HTTP defines it).
+#: ``Content-Encoding`` values a body may have, and the zlib window bits that decode them.
+#: ``deflate`` is the zlib format, as HTTP defines it; a body in raw deflate (what some clients send
+#: under that name) is recognised by its missing zlib header and read too.
 _DECODERS = {b"gzip": 16 + zlib.MAX_WBITS, b"x-gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
 #: Decoded bytes produced per step; the event loop serves others between steps.
 _INFLATE_STEP = 1 << 20
@@ -38,16 +39,16 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
     if content_type is None or content_type.split(b";", 1)[0].strip().lower() != b"application/json":
         raise UnsupportedMediaType("Content-Type must be application/json")
     encoding = (header(scope, b"content-encoding") or b"identity").strip().lower()
-    inflater = None
+    wbits = 0
     if encoding != b"identity":
-        wbits = _DECODERS.get(encoding)
-        if wbits is None:
+        wbits = _DECODERS.get(encoding, 0)
+        if not wbits:
             shown = encoding.decode("latin-1")[:40]
             raise UnsupportedMediaType(
                 f"Content-Encoding {shown!r} is not supported; send gzip, deflate or no encoding",
                 code="unsupported_content_encoding",
             )
-        inflater = zlib.decompressobj(wbits)
+    inflater = None
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
@@ -62,6 +63,8 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
             received += len(chunk)
             if received > limit:
                 raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            if wbits and inflater is None and chunk:
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS if _raw_deflate(encoding, chunk) else wbits)
             if inflater is not None:
                 chunk = await _inflate(inflater, chunk, limit - size)
             size += len(chunk)
@@ -72,7 +75,7 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
             parts.append(chunk)
             if not message.get("more_body", False):
                 break
-        if inflater is not None and not inflater.eof:
+        if wbits and (inflater is None or not inflater.eof):
             raise InvalidRequest(
                 f"request body ends inside its {encoding.decode()} data", code="invalid_content_encoding"
             )
@@ -80,6 +83,16 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
         buffered.release(sum(len(part) for part in parts))
         raise
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _raw_deflate(encoding: bytes, first: bytes) -> bool:
+    """Whether a ``deflate`` body starts without the zlib header (RFC 1950: method 8, a check
+    that makes the first two bytes a multiple of 31)."""
+    if encoding != b"deflate":
+        return False
+    if len(first) < 2:
+        return first[0] & 0x0F != 8
+    return first[0] & 0x0F != 8 or (first[0] << 8 | first[1]) % 31 != 0
 
 
 async def _inflate(inflater: zlib._Decompress, data: bytes, room: int) -> bytes:

@@ -156,6 +156,8 @@ def rate_limited(limits: Limits, wait_secs: float) -> Decision:
 
 def format_reset(seconds: float) -> str:
     """A duration the way OpenAI writes its reset headers: ``250ms``, ``17s``, ``6m0s``, ``1h2m3s``."""
+    # Rounded to the millisecond first: a window of 3600 s read back as 3600.0000001 is "1h0m0s".
+    seconds = round(seconds, 3)
     if seconds < 1:
         return f"{max(math.ceil(seconds * 1000), 0)}ms"
     total = math.ceil(seconds)

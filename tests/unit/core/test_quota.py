@@ -24,7 +24,17 @@ def test_key_layout_is_the_replaced_gateways() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.25, "250ms"), (0.0, "0ms"), (1, "1s"), (17.2, "18s"), (60, "1m0s"), (360, "6m0s"), (3723, "1h2m3s")],
+    [
+        (0.25, "250ms"),
+        (0.0, "0ms"),
+        (1, "1s"),
+        (17.2, "18s"),
+        (60, "1m0s"),
+        (360, "6m0s"),
+        (3723, "1h2m3s"),
+        (3600.0000001, "1h0m0s"),
+        (59.99999, "1m0s"),
+    ],
 )
 def test_reset_is_written_like_openai(seconds: float, text: str) -> None:
     assert format_reset(seconds) == text

@@ -176,6 +176,7 @@ def create_app(settings: Settings) -> ASGIApp:
         identify=identify,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
+        max_json_elements=settings.max_json_elements,
         first_byte_timeout=settings.timeout_secs,
         non_stream_timeout=settings.non_stream_timeout_secs,
         stream_timings=StreamTimings(
@@ -302,7 +303,7 @@ def unknown_endpoint(method: str, path: str) -> str:
     routes = {endpoint.split(" ", 1)[1] for endpoint in _ENDPOINTS}
     prefixed = "/v1" + path.rstrip("/")
     if prefixed in routes or prefixed.startswith("/v1/models/"):
-        message += f". Did you mean {prefixed}? Set the client's base URL to end in /v1"
+        message += f". Did you mean /v1{shown}? Set the client's base URL to end in /v1"
     return message
 
 

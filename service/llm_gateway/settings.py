@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         64, ge=1, le=254, description="Deepest nesting of arrays and objects in a request body (400 above)."
     )
+    max_json_elements: int = Field(
+        100_000,
+        ge=1,
+        description="Array items and object members in a request body, all levels together (400 above). "
+        "Parsed JSON costs up to ~60 bytes per element however short its text: this bounds that memory.",
+    )
     max_header_bytes: int = Field(
         32_768, ge=1024, description="Largest request line plus headers (431 above, connection closed)."
     )
@@ -272,8 +278,11 @@ class Settings(BaseSettings):
             raise ValueError("KEY_HASH_SECRET: required when AUTH_MODE=keys")
         if self.auth_mode == "keys" and self.redis_url is None:
             raise ValueError("REDIS_URL: required when AUTH_MODE=keys (the key map lives in Redis)")
-        if self.max_buffered_body_bytes < self.max_body_bytes:
-            raise ValueError("MAX_BUFFERED_BODY_BYTES: must be at least MAX_BODY_BYTES (one body must fit)")
+        if self.max_buffered_body_bytes < self.max_body_bytes + 64 * self.max_json_elements:
+            raise ValueError(
+                "MAX_BUFFERED_BODY_BYTES: must be at least MAX_BODY_BYTES + 64 * MAX_JSON_ELEMENTS "
+                "(one request at both limits must fit)"
+            )
         if self.privacy_mode == "strict" and self.tenant_hash_key is None:
             raise ValueError("TENANT_HASH_KEY: required when PRIVACY_MODE=strict")
         if self.privacy_mode == "strict" and self.tenant_label == "name":

@@ -3,10 +3,14 @@ request with a photo, and a reasoning model that thinks for longer than a stream
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
+import json
 import os
+import time
 import zlib
+from pathlib import Path
 
 import httpx
 import openai
@@ -96,3 +100,69 @@ def test_a_non_stream_answer_may_take_longer_than_a_stream_may_stay_silent(
         timeout=30,
     )
     assert_openai_error(late, 504, "upstream_timeout")
+
+
+def peak_rss_mb(process: ManagedProcess) -> float:
+    """The gateway process's peak resident memory so far (VmHWM), in MiB."""
+    status = Path(f"/proc/{process.proc.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
+def test_compressed_bombs_in_parallel_stay_within_the_replicas_body_budget(
+    gateway_factory: GatewayFactory,
+) -> None:
+    """The hostile run's finding: 30 bombs of 58 KB each took the replica to 1.6 GB of memory."""
+    gateway = gateway_factory(MAX_BUFFERED_BODY_BYTES=str(64 << 20))
+    assert httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": "warm"}).status_code == 200
+    before = peak_rss_mb(gateway)
+    bomb = gzip.compress(b" " * (60 * 1000 * 1000))
+
+    async def fire() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        gateway.url + CHAT,
+                        content=bomb,
+                        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                    )
+                    for _ in range(30)
+                )
+            )
+        return [r.status_code for r in responses]
+
+    statuses = asyncio.run(fire())
+    assert set(statuses) <= {413, 503} and 413 in statuses
+    print(f"peak RSS {before:.0f} MiB before, {peak_rss_mb(gateway):.0f} MiB after")
+    assert peak_rss_mb(gateway) - before < 120  # the budget (64 MiB) and the steps in flight
+    assert httpx.get(gateway.url + "/healthz").status_code == 200
+
+
+def test_a_small_body_of_millions_of_elements_is_refused_before_it_is_parsed(gateway: ManagedProcess) -> None:
+    """The hostile run's finding: 47 KB of gzip (16 million `[]`) held the event loop for 9 s."""
+    body = (
+        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":['
+        + b"[]," * 16_000_000
+        + b"[]]}"
+    )
+    started = time.monotonic()
+    response = httpx.post(
+        gateway.url + CHAT,
+        content=gzip.compress(body, 9),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        timeout=60,
+    )
+    assert_openai_error(response, 400, "json_too_many_elements")
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("model", ["gpt\ud800x", "M" * 2_000_000])
+def test_a_model_name_no_label_can_hold_is_refused_and_metrics_keep_working(
+    gateway: ManagedProcess, model: str
+) -> None:
+    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    body = body.replace(b'"m"', json.dumps(model).encode())  # json: orjson will not write a lone surrogate
+    response = httpx.post(gateway.url + CHAT, content=body, headers={"Content-Type": "application/json"})
+    assert_openai_error(response, 400, "invalid_model")
+    metrics = httpx.get(gateway.url + "/metrics")
+    assert metrics.status_code == 200 and len(metrics.content) < 1_000_000

@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import GatewayFactory
+from tests.conftest import UPSTREAM_KEY, GatewayFactory
 from tests.integration.chat import CHAT, assert_openai_error, chat_body, metric_value
 from tests.support import ManagedProcess, RedisServer, free_port, node_chat
 
@@ -210,3 +210,43 @@ def test_one_request_id_follows_the_request_from_caller_to_upstream_and_back(
         httpx.get(mock.url + "/_mock/last-request").json()["headers"]["x-request-id"]
         == unsafe.headers["x-request-id"]
     )
+
+
+def test_the_upstream_key_reaches_no_client_however_an_upstream_echoes_it(
+    gateway: ManagedProcess, mock: ManagedProcess, gateway_factory: GatewayFactory
+) -> None:
+    """The hostile run's findings: 3xx and 200 bodies, escaped and cut error messages, headers and
+    stream events all carried the key an upstream echoed."""
+    escaped = UPSTREAM_KEY.replace("-", "\\u002d")
+    cases = {
+        "302": "mock:status=302,echo-auth",
+        "200": "mock:status=200,echo-auth",
+        "escaped": script(mock, "escaped", 500, {"error": {"message": f"bad key {escaped}"}}, {}),
+        "cut": script(mock, "cut", 500, {"error": {"message": "x" * 990 + " " + UPSTREAM_KEY}}, {}),
+        "headers": script(
+            mock,
+            "headers",
+            429,
+            {"error": {"message": "slow"}},
+            {"x-request-id": UPSTREAM_KEY, "retry-after": UPSTREAM_KEY, "openai-version": UPSTREAM_KEY},
+        ),
+    }
+    for name, model in cases.items():
+        response = httpx.post(gateway.url + CHAT, json=chat_body(model=model), headers={"X-Api-Key": "leak"})
+        shown = response.text + str(response.headers) + response.json().get("error", {}).get("message", "")
+        assert UPSTREAM_KEY[:8] not in shown, name
+    # Redaction masks an `sk-` key as a secret anyway: without it, the scrub alone must hold.
+    plain = gateway_factory(REDACTION="off")
+    spec = {
+        "writes": [
+            f'data: {{"choices":[{{"index":0,"delta":{{"content":"{UPSTREAM_KEY}"}}}}]}}\n\n',
+            "data: [DONE]\n\n",
+        ]
+    }
+    httpx.put(f"{mock.url}/_mock/scripts/stream-echo", content=orjson.dumps(spec)).raise_for_status()
+    streamed = httpx.post(
+        plain.url + CHAT,
+        json=chat_body(model="mock:script=stream-echo", stream=True),
+        headers={"X-Api-Key": "leak"},
+    )
+    assert UPSTREAM_KEY not in streamed.text and "[REDACTED]" in streamed.text

@@ -42,7 +42,7 @@ class UpstreamResponse:
         "status",
     )
 
-    def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes, secret: str) -> None:
         self._response = response
         self._done = False
         self.status = response.status
@@ -50,7 +50,7 @@ class UpstreamResponse:
         self.first_chunk = first_chunk
         #: The upstream headers the client gets, and the upstream's own request id (see
         #: :func:`~llm_gateway.core.headers.passed_response_headers`).
-        self.client_headers, self.request_id = passed_response_headers(response.headers)
+        self.client_headers, self.request_id = passed_response_headers(response.headers, secret)
 
     async def read_rest(self, idle_timeout: float) -> bytes:
         """Everything after the first chunk; the upstream may not pause longer than ``idle_timeout``."""
@@ -130,6 +130,7 @@ class Upstream:
         base = base_url.rstrip("/")
         self._prefix = base if base.endswith("/v1") else base + "/v1"
         self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._api_key = api_key
         self._idle_timeout = idle_timeout
         self._urls: dict[str, URL] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -198,7 +199,7 @@ class Upstream:
         except BaseException:
             _close(response)
             raise
-        return UpstreamResponse(response, first_chunk)
+        return UpstreamResponse(response, first_chunk, self._api_key)
 
 
 def _close(response: aiohttp.ClientResponse | None) -> None:

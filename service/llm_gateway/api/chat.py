@@ -36,6 +36,9 @@ __all__ = ["ChatCompletions"]
 
 ROUTE = "/v1/chat/completions"
 _ALLOW_POST = [(b"allow", b"POST")]
+#: What one parsed JSON element costs at most (a small list or dict and its slot in its container),
+#: counted against ``MAX_BUFFERED_BODY_BYTES`` beside the body's own bytes.
+PARSED_BYTES_PER_ELEMENT = 64
 #: Upstream statuses that mean "not now" about the upstream itself.
 UPSTREAM_REFUSALS = frozenset({429, 503})
 
@@ -58,6 +61,7 @@ class ChatCompletions:
         identify: Identify,
         max_body_bytes: int,
         max_json_depth: int,
+        max_json_elements: int,
         first_byte_timeout: float | None,
         non_stream_timeout: float,
         stream_timings: StreamTimings,
@@ -74,6 +78,7 @@ class ChatCompletions:
         self._identify = identify
         self._max_body_bytes = max_body_bytes
         self._max_json_depth = max_json_depth
+        self._max_json_elements = max_json_elements
         self._first_byte_timeout = first_byte_timeout
         self._non_stream_timeout = non_stream_timeout
         self._timings = stream_timings
@@ -108,7 +113,21 @@ class ChatCompletions:
             self._limit.release()
 
     async def _proxy(self, scope: Scope, receive: Receive, exchange: Exchange, body: bytes) -> None:
-        request = await off_the_loop(len(body), parse_chat_request, body, self._max_json_depth)
+        request = await off_the_loop(
+            len(body), parse_chat_request, body, self._max_json_depth, self._max_json_elements
+        )
+        # The parsed body is held as long as the request: its objects count in the replica's budget.
+        parsed = request.elements * PARSED_BYTES_PER_ELEMENT
+        if not self._bodies.try_acquire(parsed):
+            raise Overloaded("too many large request bodies in flight; retry shortly")
+        try:
+            await self._admitted(scope, receive, exchange, body, request)
+        finally:
+            self._bodies.release(parsed)
+
+    async def _admitted(
+        self, scope: Scope, receive: Receive, exchange: Exchange, body: bytes, request: ChatRequest
+    ) -> None:
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
         decision = await self._admit(scope, exchange, request.model)
@@ -176,7 +195,13 @@ class ChatCompletions:
                     usage = StreamUsage(forward_usage=client_wants_usage)
                     try:
                         await relay_stream(
-                            response, exchange, self._timings, exchange.limit_headers, sse, usage
+                            response,
+                            exchange,
+                            self._timings,
+                            exchange.limit_headers,
+                            sse,
+                            usage,
+                            self._secret,
                         )
                     finally:
                         exchange.usage = usage.usage

@@ -18,6 +18,7 @@ from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import open_upstream, relay_buffered
+from llm_gateway.core.chat_request import is_model_name
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.errors import GatewayError, MethodNotAllowed, NotFound
@@ -77,10 +78,15 @@ class Models:
             if visible is not None:
                 transform = _only(visible)
         else:
-            exchange.model = model
-            if not model or model in (".", "..") or (visible is not None and model not in visible):
+            exchange.model = model if is_model_name(model) else None
+            if (
+                not is_model_name(model)
+                or model in (".", "..")
+                or (visible is not None and model not in visible)
+            ):
+                shown = model[:200] if model.isprintable() else "(unprintable)"
                 raise NotFound(
-                    f"The model `{model[:200]}` does not exist or you do not have access to it.",
+                    f"The model `{shown}` does not exist or you do not have access to it.",
                     code="model_not_found",
                 )
             upstream_path = "/models/" + quote(model, safe="")

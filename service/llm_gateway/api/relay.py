@@ -12,6 +12,7 @@ import orjson
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.redaction import SSERedactor
+from llm_gateway.core.scrub import scrub_bytes, scrub_text
 from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
 from llm_gateway.core.usage import StreamUsage
 from llm_gateway.errors import GatewayError, UpstreamError
@@ -76,9 +77,10 @@ async def relay_buffered(
     """Read the whole upstream body and answer it with the upstream's status and content type.
 
     Upstream 5xx and 401 (the gateway's own key refused) become a 502 :class:`UpstreamError` (a 5xx
-    keeps the upstream's error message); other statuses pass through with their body. Both are
-    scrubbed of ``secret`` in case an upstream echoes it. The upstream headers a client needs
-    (``UpstreamResponse.client_headers``: ``retry-after`` and the like) go out either way, with
+    keeps the upstream's error message); other statuses pass through with their body. Whatever the
+    status, what reaches the client is scrubbed of ``secret`` in case an upstream echoes it. The
+    upstream headers a client needs (``UpstreamResponse.client_headers``: ``retry-after`` and the
+    like) go out either way, with
     ``headers`` and the content type; ``transform`` rewrites a successful body (and may note what it
     learns in ``exchange``).
     """
@@ -91,9 +93,8 @@ async def relay_buffered(
     finally:
         exchange.waited_for_upstream(started)
     response.release()
-    if response.status >= 400:
-        body = _scrubbed(body, secret)
-    elif transform is not None:
+    body = scrub_bytes(body, secret)
+    if response.status < 400 and transform is not None:
         body = await off_the_loop(len(body), transform, body, exchange)
     await send_response(
         exchange.send,
@@ -110,6 +111,7 @@ async def relay_stream(
     headers: Sequence[tuple[bytes, bytes]] = (),
     redactor: SSERedactor | None = None,
     usage: StreamUsage | None = None,
+    secret: bytes = b"",
 ) -> None:
     """Relay an upstream SSE stream event by event as it arrives.
 
@@ -121,10 +123,13 @@ async def relay_stream(
     ``headers`` are added to the response's own. With ``redactor``, events pass through it: text it
     holds back (a possible entity not yet complete) follows in a later event, and on a failure it is
     dropped, never released unexamined. ``usage`` watches the events for the usage chunk (and may
-    remove it). How the stream ended goes into ``exchange.stream_outcome``.
+    remove it). Events are scrubbed of ``secret`` (the upstream key, should an upstream echo it). How
+    the stream ended goes into ``exchange.stream_outcome``.
     """
     try:
-        exchange.stream_outcome = await _relay_events(response, exchange, timings, headers, redactor, usage)
+        exchange.stream_outcome = await _relay_events(
+            response, exchange, timings, headers, redactor, usage, secret
+        )
     except asyncio.CancelledError:  # the client went away (or shutdown's grace ran out)
         exchange.stream_outcome = "client_cancelled"
         raise
@@ -137,6 +142,7 @@ async def _relay_events(
     headers: Sequence[tuple[bytes, bytes]],
     redactor: SSERedactor | None,
     usage: StreamUsage | None,
+    secret: bytes,
 ) -> StreamOutcome:
     send = exchange.send
     start_headers = [*SSE_HEADERS, *response.client_headers, *headers]
@@ -159,7 +165,7 @@ async def _relay_events(
             await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
         else:
             last_data = loop.time()
-            await _forward(decoder.decode(chunk), exchange, redactor, usage)
+            await _forward(decoder.decode(chunk), exchange, redactor, usage, secret)
         wait = min(timings.keepalive, timings.idle - (loop.time() - last_data))
         started = perf_counter()
         try:
@@ -176,11 +182,11 @@ async def _relay_events(
             error = UpstreamError("upstream stream ended in the middle of a line", code="stream_truncated")
             outcome = "upstream_error"
         elif last is not None:
-            await _forward([last], exchange, redactor, usage)
+            await _forward([last], exchange, redactor, usage, secret)
     if error is None:
         response.release()
         held = redactor.finish() if redactor is not None else []
-        tail = encode_events(held) if held else b""
+        tail = scrub_bytes(encode_events(held), secret) if held else b""
     else:
         exchange.error = error
         response.abort()
@@ -211,9 +217,16 @@ async def off_the_loop(size: int, work: Callable[..., _T], *args: Any) -> _T:
 
 
 async def _forward(
-    events: list[SSEEvent], exchange: Exchange, redactor: SSERedactor | None, usage: StreamUsage | None
+    events: list[SSEEvent],
+    exchange: Exchange,
+    redactor: SSERedactor | None,
+    usage: StreamUsage | None,
+    secret: bytes,
 ) -> None:
-    """Send ``events`` after the usage watcher and the redactor had them, a bounded batch per turn."""
+    """Send ``events`` after the usage watcher and the redactor had them, a bounded batch per turn.
+
+    Events are whole, so the key cannot straddle two batches: scrubbing each batch's bytes is enough.
+    """
 
     def transform(batch: list[SSEEvent]) -> list[SSEEvent]:
         if usage is not None:
@@ -231,9 +244,8 @@ async def _forward(
         if batch:
             if exchange.first_event_at is None:
                 exchange.first_event_at = perf_counter()
-            await exchange.send(
-                {"type": "http.response.body", "body": encode_events(batch), "more_body": True}
-            )
+            body = scrub_bytes(encode_events(batch), secret)
+            await exchange.send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 #: How much of an upstream error body is read for its message.
@@ -247,7 +259,8 @@ _ERROR_MESSAGE_CHARS = 1000
 def _upstream_status_error(response: UpstreamResponse, body: bytes, secret: bytes) -> UpstreamError:
     """The 502 for an upstream 5xx or 401, with the upstream's headers a client acts on
     (``retry-after``). A 5xx keeps the upstream's own message (``error.message`` of an OpenAI-shaped
-    body, else the start of the body); a 401's message (about the gateway's own key) is not passed.
+    body, else a short plain-text body), scrubbed of the key also after JSON unescaping and cutting;
+    a 401's message (about the gateway's own key) is not passed.
     """
     status = response.status
     if status == 401:
@@ -256,12 +269,18 @@ def _upstream_status_error(response: UpstreamResponse, body: bytes, secret: byte
             code="upstream_auth_failed",
             headers=response.client_headers,
         )
-    detail = _error_message(_scrubbed(body, secret))
+    detail = scrub_text(_error_message(body), secret.decode("latin-1"))
     message = f"upstream returned HTTP {status}" + (f": {detail}" if detail else "")
     return UpstreamError(message, code="upstream_error", headers=response.client_headers)
 
 
 def _error_message(body: bytes) -> str:
+    """The message of an upstream error body, whitespace collapsed, at most ``_ERROR_MESSAGE_CHARS``.
+
+    Only a body read whole counts (one cut at ``_ERROR_BODY_BYTES`` could end inside anything).
+    """
+    if len(body) >= _ERROR_BODY_BYTES:
+        return ""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -275,7 +294,3 @@ def _error_message(body: bytes) -> str:
             return " ".join(message.split())[:_ERROR_MESSAGE_CHARS]
     text = body.decode("utf-8", "replace")
     return "" if text.lstrip().startswith("<") else " ".join(text.split())[:_ERROR_MESSAGE_CHARS]
-
-
-def _scrubbed(body: bytes, secret: bytes) -> bytes:
-    return body.replace(secret, b"[REDACTED]") if secret and secret in body else body

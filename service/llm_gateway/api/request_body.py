@@ -30,10 +30,12 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
     ``deflate`` (415, naming it), anything over ``limit`` bytes as sent or as decoded (413: a
     decompression bomb stops at ``limit``) and corrupt encoded data (400).
 
-    The decoded bytes are taken from ``buffered``, the replica's budget for bodies held at once
-    (503 when it is spent); the caller releases ``len(body)`` when done with the body. A declared
-    ``Content-Length`` over the limit is refused before a byte is read. Raises
-    :class:`ClientDisconnected` when the client leaves before the body is complete.
+    Bytes are taken from ``buffered``, the replica's budget for bodies held at once (503 when it is
+    spent), as they arrive; the caller releases ``len(body)`` when done with the body. An encoded
+    body is decoded only once it has arrived whole, so a client that sends a few compressed bytes
+    and stalls holds only those. A declared ``Content-Length`` over the limit is refused before a
+    byte is read. Raises :class:`ClientDisconnected` when the client leaves before the body is
+    complete.
     """
     content_type = header(scope, b"content-type")
     if content_type is None or content_type.split(b";", 1)[0].strip().lower() != b"application/json":
@@ -48,25 +50,28 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
                 f"Content-Encoding {shown!r} is not supported; send gzip, deflate or no encoding",
                 code="unsupported_content_encoding",
             )
-    inflater = None
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+    body = await _receive(receive, limit, buffered)
+    if not wbits:
+        return body
+    try:
+        return await _decode(body, encoding, wbits, limit, buffered)
+    finally:
+        buffered.release(len(body))
+
+
+async def _receive(receive: Receive, limit: int, buffered: ConcurrencyLimit) -> bytes:
+    """The body as sent, each chunk taken from ``buffered`` as it arrives (given back on failure)."""
     parts: list[bytes] = []
-    size = received = 0
+    size = 0
     try:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected
             chunk: bytes = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-            if wbits and inflater is None and chunk:
-                inflater = zlib.decompressobj(-zlib.MAX_WBITS if _raw_deflate(encoding, chunk) else wbits)
-            if inflater is not None:
-                chunk = await _inflate(inflater, chunk, limit - size)
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"request body exceeds {limit} bytes")
@@ -74,42 +79,57 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
                 raise Overloaded("too many large request bodies in flight; retry shortly")
             parts.append(chunk)
             if not message.get("more_body", False):
-                break
-        if wbits and (inflater is None or not inflater.eof):
-            raise InvalidRequest(
-                f"request body ends inside its {encoding.decode()} data", code="invalid_content_encoding"
-            )
+                return parts[0] if len(parts) == 1 else b"".join(parts)
     except BaseException:
-        buffered.release(sum(len(part) for part in parts))
+        buffered.release(sum(map(len, parts)))  # what was taken: the chunks kept
+        parts.clear()  # the exception's traceback keeps this frame, and so the list, alive
         raise
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _decode(data: bytes, encoding: bytes, wbits: int, limit: int, buffered: ConcurrencyLimit) -> bytes:
+    """``data`` decoded in steps of ``_INFLATE_STEP`` bytes, each taken from ``buffered`` (given back
+    on failure); the event loop serves others between steps. A gzip body may hold several members
+    (RFC 1952), read one after the other; anything else after the end of the data is refused."""
+    out: list[bytes] = []
+    size = 0
+    try:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS if _raw_deflate(encoding, data) else wbits)
+        while True:
+            try:
+                piece = inflater.decompress(data, min(limit - size + 1, _INFLATE_STEP))
+            except zlib.error:
+                raise InvalidRequest("request body is not valid compressed data", code=_INVALID) from None
+            size += len(piece)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes once decoded")
+            if not buffered.try_acquire(len(piece)):
+                raise Overloaded("too many large request bodies in flight; retry shortly")
+            out.append(piece)
+            data = inflater.unconsumed_tail
+            if inflater.eof:
+                if not inflater.unused_data:
+                    return b"".join(out)
+                if encoding == b"deflate":
+                    raise InvalidRequest("request body has data after its deflate stream", code=_INVALID)
+                data, inflater = inflater.unused_data, zlib.decompressobj(wbits)  # the next gzip member
+            elif not data and not piece:
+                raise InvalidRequest(f"request body ends inside its {encoding.decode()} data", code=_INVALID)
+            await asyncio.sleep(0)
+    except BaseException:
+        buffered.release(sum(map(len, out)))  # what was taken: the pieces kept
+        out.clear()  # the exception's traceback keeps this frame, and so the list, alive
+        piece = data = b""  # the same for the last piece and the input left
+        raise
+
+
+_INVALID = "invalid_content_encoding"
 
 
 def _raw_deflate(encoding: bytes, first: bytes) -> bool:
     """Whether a ``deflate`` body starts without the zlib header (RFC 1950: method 8, a check
     that makes the first two bytes a multiple of 31)."""
-    if encoding != b"deflate":
+    if encoding != b"deflate" or not first:
         return False
     if len(first) < 2:
         return first[0] & 0x0F != 8
     return first[0] & 0x0F != 8 or (first[0] << 8 | first[1]) % 31 != 0
-
-
-async def _inflate(inflater: zlib._Decompress, data: bytes, room: int) -> bytes:
-    """``data`` decoded; raises :class:`PayloadTooLarge` as soon as the output passes ``room``."""
-    out = []
-    try:
-        while True:
-            piece = inflater.decompress(data, min(room + 1, _INFLATE_STEP))
-            room -= len(piece)
-            if room < 0:
-                raise PayloadTooLarge("request body exceeds the size limit once decoded")
-            out.append(piece)
-            data = inflater.unconsumed_tail
-            if not data:
-                return b"".join(out)
-            await asyncio.sleep(0)
-    except zlib.error:
-        raise InvalidRequest(
-            "request body is not valid compressed data", code="invalid_content_encoding"
-        ) from None

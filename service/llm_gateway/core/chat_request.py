@@ -11,31 +11,50 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.core import json_codec
-from llm_gateway.core.json_depth import nested_deeper_than
+from llm_gateway.core.json_bounds import elements_in, nested_deeper_than
 from llm_gateway.errors import InvalidRequest
 
-__all__ = ["ChatRequest", "parse_chat_request"]
+__all__ = ["MAX_MODEL_LENGTH", "ChatRequest", "is_model_name", "parse_chat_request"]
+
+#: The longest model name accepted (fine-tuned names run to about 60 characters). Model names
+#: become metric labels, span attributes and log fields, so they are bounded and printable.
+MAX_MODEL_LENGTH = 256
+
+
+def is_model_name(name: str) -> bool:
+    """1 to ``MAX_MODEL_LENGTH`` printable characters: no control characters, no lone surrogates
+    (which no exposition format or log line can encode)."""
+    return 0 < len(name) <= MAX_MODEL_LENGTH and name.isprintable()
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A validated chat-completions request. ``payload`` is the parsed body, untouched; ``dumps``
-    writes it back exactly (see :mod:`~llm_gateway.core.json_codec`)."""
+    writes it back exactly (see :mod:`~llm_gateway.core.json_codec`); ``elements`` bounds its
+    number of JSON elements (see :func:`~llm_gateway.core.json_bounds.elements_in`)."""
 
     model: str
     stream: bool
     payload: dict[str, Any]
     dumps: json_codec.Dumps
+    elements: int
 
 
-def parse_chat_request(body: bytes, max_depth: int) -> ChatRequest:
+def parse_chat_request(body: bytes, max_depth: int, max_elements: int) -> ChatRequest:
     """Parse and check ``body``; raise :class:`InvalidRequest` naming the first problem found.
 
-    A body nested more than ``max_depth`` levels is refused before it is parsed.
+    A body nested more than ``max_depth`` levels, or with more than ``max_elements`` elements, is
+    refused before it is parsed.
     """
     if nested_deeper_than(body, max_depth):
         raise InvalidRequest(
             f"request body is nested more than {max_depth} levels deep", code="json_too_deep"
+        )
+    elements = elements_in(body, max_elements)
+    if elements > max_elements:
+        raise InvalidRequest(
+            f"request body has more than {max_elements} JSON elements (array items and object members)",
+            code="json_too_many_elements",
         )
     try:
         payload, dumps = json_codec.loads(body)
@@ -44,8 +63,11 @@ def parse_chat_request(body: bytes, max_depth: int) -> ChatRequest:
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object", code="invalid_json")
     model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a non-empty string", code="invalid_model")
+    if not isinstance(model, str) or not is_model_name(model):
+        raise InvalidRequest(
+            f"'model' is required: a string of 1 to {MAX_MODEL_LENGTH} printable characters",
+            code="invalid_model",
+        )
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' is required and must be a non-empty array", code="invalid_messages")
@@ -54,4 +76,4 @@ def parse_chat_request(body: bytes, max_depth: int) -> ChatRequest:
         stream = False
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", code="invalid_stream")
-    return ChatRequest(model=model, stream=stream, payload=payload, dumps=dumps)
+    return ChatRequest(model=model, stream=stream, payload=payload, dumps=dumps, elements=elements)

@@ -60,11 +60,21 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-#: Lower-case names of upstream response headers passed to the client unchanged.
-PASSED_RESPONSE_HEADERS = frozenset(
-    {"retry-after", "retry-after-ms", "x-should-retry", "openai-processing-ms", "openai-version"}
-)
-_PASSED_RAW = tuple((name, name.encode()) for name in sorted(PASSED_RESPONSE_HEADERS))
+_NUMBER = r"[0-9]{1,12}(?:\.[0-9]{1,6})?"
+#: Upstream response headers passed to the client unchanged (lower-case names), each only when its
+#: value has the shape that header has: nothing else an upstream puts there (an echoed credential,
+#: a long or multi-line value) reaches the client.
+PASSED_RESPONSE_HEADERS: dict[str, re.Pattern[str]] = {
+    # Seconds, or an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`).
+    "retry-after": re.compile(
+        rf"{_NUMBER}|[A-Z][a-z]{{2}}, [0-9]{{2}} [A-Z][a-z]{{2}} [0-9]{{4}} [0-9:]{{8}} GMT"
+    ),
+    "retry-after-ms": re.compile(_NUMBER),
+    "x-should-retry": re.compile("true|false"),
+    "openai-processing-ms": re.compile(_NUMBER),
+    "openai-version": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
+}
+_PASSED_RAW = tuple((name, name.encode(), shape) for name, shape in sorted(PASSED_RESPONSE_HEADERS.items()))
 #: The header that carries the upstream's own request id to the client.
 UPSTREAM_REQUEST_ID_HEADER = b"x-upstream-request-id"
 
@@ -72,18 +82,23 @@ UPSTREAM_REQUEST_ID_HEADER = b"x-upstream-request-id"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}")
 
 
-def passed_response_headers(headers: Mapping[str, str]) -> tuple[list[tuple[bytes, bytes]], str | None]:
+def passed_response_headers(
+    headers: Mapping[str, str], secret: str = ""
+) -> tuple[list[tuple[bytes, bytes]], str | None]:
     """The upstream response headers the client gets (raw ASGI pairs), and the upstream's request id.
 
-    ``headers`` is the upstream response's (case-insensitive) mapping. An upstream request id that is
-    not a safe id (see :func:`caller_request_id`) is dropped.
+    ``headers`` is the upstream response's (case-insensitive) mapping. A value without its header's
+    shape is dropped, and so is an upstream request id that is not a safe id (see
+    :func:`caller_request_id`) or contains ``secret`` (the gateway's upstream key).
     """
     passed = [
         (raw, value.encode("latin-1"))
-        for name, raw in _PASSED_RAW
-        if (value := headers.get(name)) is not None
+        for name, raw, shape in _PASSED_RAW
+        if (value := headers.get(name)) is not None and shape.fullmatch(value)
     ]
     upstream_id = caller_request_id(headers.get("x-request-id", "").encode("latin-1"))
+    if upstream_id is not None and secret and secret in upstream_id:
+        upstream_id = None
     if upstream_id is not None:
         passed.append((UPSTREAM_REQUEST_ID_HEADER, upstream_id.encode()))
     return passed, upstream_id

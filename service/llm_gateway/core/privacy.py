@@ -56,13 +56,31 @@ def chosen_name(value: str) -> bool:
     """True when ``value`` reads as a tenant name a person chose, not as a credential: a letter,
     then at most 31 letters, digits, ``.``, ``_`` or ``-``; no run of 16 letters and digits; no
     credential prefix (``sk-``, ``sk_``, ``pk-``, ``pk_``, ``rk-``, ``rk_``, any case); not 12 hex
-    digits (a pseudonym's shape)."""
+    digits (a pseudonym's shape); and at most 4 switches between lower case, upper case and digits
+    within its words (``mlPlatformV2`` has 4; random key material has about one every other
+    character: 7 in 10,000 random 22-character keys have 4 or fewer)."""
     return (
         _NAME_SHAPE.fullmatch(value) is not None
         and _RANDOM_RUN.search(value) is None
         and not value.lower().startswith(_CREDENTIAL_PREFIXES)
         and _PSEUDONYM.fullmatch(value) is None
+        and _class_switches(value) <= _MAX_CLASS_SWITCHES
     )
+
+
+_MAX_CLASS_SWITCHES = 4
+
+
+def _class_switches(value: str) -> int:
+    """How often consecutive characters of a word change between lower case, upper case and digit
+    (``.``, ``_`` and ``-`` separate words)."""
+    switches, previous = 0, ""
+    for char in value:
+        kind = "l" if char.islower() else "u" if char.isupper() else "d" if char.isdigit() else ""
+        if kind and previous and kind != previous:
+            switches += 1
+        previous = kind
+    return switches
 
 
 def storage_id(mode: PrivacyMode, key: bytes | None) -> Callable[[str], str]:

@@ -123,3 +123,32 @@ def test_only_json_is_read() -> None:
         asyncio.run(
             read_json_body(scope(content_type=b"text/plain"), receive, LIMIT, ConcurrencyLimit(LIMIT))
         )
+
+
+def test_a_gzip_body_of_several_members_is_read_whole_and_trailing_junk_is_refused() -> None:
+    half = len(BODY) // 2
+    assert read(gzip.compress(BODY[:half]) + gzip.compress(BODY[half:]), b"gzip", cuts=3) == BODY
+    with pytest.raises(InvalidRequest):
+        read(gzip.compress(BODY) + b"junk after the end", b"gzip")
+    with pytest.raises(InvalidRequest):
+        read(zlib.compress(BODY) + b"junk", b"deflate")
+
+
+def test_only_the_decoded_body_stays_taken_from_the_budget() -> None:
+    budget = ConcurrencyLimit(LIMIT * 4)
+    assert read(gzip.compress(BODY), b"gzip", budget=budget) == BODY
+    assert budget.in_flight == len(BODY)  # the compressed bytes were given back
+
+
+def test_a_bomb_never_holds_more_than_the_budget_while_it_is_decoded() -> None:
+    budget = ConcurrencyLimit(3 << 20)  # 3 MiB for all bodies; the bomb decodes to 20 MiB
+    with pytest.raises(Overloaded):
+        asyncio.run(read_json_body(scope(b"gzip"), _once(gzip.compress(b" " * (20 << 20))), 64 << 20, budget))
+    assert budget.in_flight == 0
+
+
+def _once(data: bytes) -> Any:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    return receive

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from llm_gateway.core.privacy import chosen_name, storage_id, tenant_hash
@@ -19,8 +21,23 @@ CREDENTIALS = [
     "tenant with spaces",
     "10.0.0.7:/v1/chat/completions",  # an anonymous client's rate-limit key
     "3f2a9c1e0b7d",  # a pseudonym's shape
+    "Swy6qOjwwYKKgah-ownxZg",  # secrets.token_urlsafe(16): no long run, but random (the hostile run's)
+    "glpat-x7Kq2Lm9Np4Rt6Vw8Yz1",  # a GitLab token
 ]
-NAMES = ["demo", "tenantA", "tenantB", "team-platform.prod", "acme_eu-west-1", "narrow", "r2d2", "A" * 15]
+NAMES = [
+    "demo",
+    "tenantA",
+    "tenantB",
+    "team-platform.prod",
+    "acme_eu-west-1",
+    "narrow",
+    "r2d2",
+    "A" * 15,
+    "mlPlatformV2",
+    "dataScienceTeam",
+    "Q3Forecast",
+    "customer_42",
+]
 
 
 @pytest.mark.parametrize("value", NAMES)
@@ -42,3 +59,9 @@ def test_strict_stores_the_keyed_pseudonym_metrics_show() -> None:
     assert pseudonym("tenantA") == tenant_hash("tenantA", b"k")
     assert pseudonym("tenantA") != tenant_hash("tenantA", b"other") != tenant_hash("tenantA")
     assert len(pseudonym("tenantA")) == 12
+
+
+def test_random_keys_without_a_long_run_are_not_names() -> None:
+    """The hostile run's finding: 23.6 % of `token_urlsafe(16)` keys passed the first rule."""
+    keys = [secrets.token_urlsafe(16) for _ in range(5000)]
+    assert sum(chosen_name(key) for key in keys) <= 25  # about 0.07 % expected: at most 0.5 %

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llm_gateway.core.json_depth import nested_deeper_than
+from llm_gateway.core.json_bounds import nested_deeper_than
 
 
 def depth(value: Any) -> int:

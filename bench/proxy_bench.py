@@ -6,12 +6,19 @@ then runs wrk (``bench/chat.lua``) against each target, non-stream and stream, a
 Prints a Markdown table with requests/s, p50/p99 latency, the gateway's CPU per request, and the
 ratios gateway/direct. Every run is bounded by ``--duration``; only 127.0.0.1 is contacted.
 
+``--base REV`` is the regression gate: the gateway of an earlier commit (checked out in a temporary
+git worktree, run with this tree's virtualenv) is measured beside this tree's in the same run,
+interleaved within each repetition, and a last table gives this tree / base for every figure, with
+the drops over 10 % marked.
+
     python bench/proxy_bench.py [--duration 10] [--concurrency 1 64] [--reps 1] [--env KEY=VALUE ...]
+    python bench/proxy_bench.py --base HEAD~1 --reps 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -19,8 +26,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +173,61 @@ def table(points: list[Point]) -> str:
     return "\n".join(lines)
 
 
+#: A drop larger than this (this tree / base) is marked in the regression table.
+REGRESSION = 0.10
+
+
+def regression_table(points: list[Point], base: str) -> str:
+    """This tree's figures over the base's, per mode and concurrency (mean over repetitions)."""
+
+    def mean(target: str, mode: str, concurrency: int, field: str) -> float:
+        values = [
+            getattr(p, field)
+            for p in points
+            if (p.target, p.mode, p.concurrency) == (target, mode, concurrency)
+        ]
+        return sum(values) / len(values)
+
+    lines = [
+        f"| mode | c | req/s head/base | p50 head/base | CPU ms/req head/base | (base = {base}) |",
+        "|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(p.mode, p.concurrency) for p in points if p.target == "base"})
+    for mode, concurrency in keys:
+        ratios = {
+            field: mean("gateway", mode, concurrency, field) / mean("base", mode, concurrency, field)
+            for field in ("rps", "p50_ms", "cpu_ms_per_req")
+        }
+        worse = ratios["rps"] < 1 - REGRESSION or any(
+            ratios[field] > 1 + REGRESSION for field in ("p50_ms", "cpu_ms_per_req")
+        )
+        lines.append(
+            f"| {mode} | {concurrency} | {ratios['rps']:.2f} | {ratios['p50_ms']:.2f} "
+            f"| {ratios['cpu_ms_per_req']:.2f} | {'**over 10 % worse**' if worse else ''} |"
+        )
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """A temporary detached git worktree of ``revision``, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="bench-base-"))
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(path), revision],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+            capture_output=True,
+            timeout=120,
+        )
+
+
 def redis_round_trips(port: int) -> int:
     """Commands clients sent to the redis-server on ``port`` (calls from inside scripts not counted)."""
     out = subprocess.run(
@@ -195,7 +259,15 @@ def main() -> None:
         action="store_true",
         help="also run the gateway exporting traces: to an OTLP receiver, and to an absent collector",
     )
+    parser.add_argument("--base", help="also measure the gateway of this earlier commit, and compare")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(worktree(args.base)) if args.base else None
+        run(args, base)
+
+
+def run(args: argparse.Namespace, base: Path | None) -> None:
+    """Measure direct, this tree's gateway variants and (with ``base``) the base's gateway."""
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     two_cores = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
@@ -231,6 +303,8 @@ def main() -> None:
         **dict(item.split("=", 1) for item in args.env),
     }
     variants = {"gateway": gateway_env}
+    if base is not None:  # the base's code, this tree's virtualenv (its dependencies must suffice)
+        variants["base"] = {**gateway_env, "PYTHONPATH": f"{base / 'service'}{os.pathsep}{base}"}
     if args.otlp:
         variants["gateway+otlp"] = {
             **gateway_env,
@@ -285,6 +359,9 @@ def main() -> None:
     print(table(points))
     for note in notes:
         print(note)
+    if base is not None:
+        print()
+        print(regression_table(points, args.base))
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ REGRESSION = 0.10
 
 
 def regression_table(points: list[Point], base: str) -> str:
-    """This tree's figures over the base's, per mode and concurrency (mean over repetitions)."""
+    """This tree's figures over the base's, per variant, mode and concurrency (mean over repetitions)."""
 
     def mean(target: str, mode: str, concurrency: int, field: str) -> float:
         values = [
@@ -189,20 +189,21 @@ def regression_table(points: list[Point], base: str) -> str:
         return sum(values) / len(values)
 
     lines = [
-        f"| mode | c | req/s head/base | p50 head/base | CPU ms/req head/base | (base = {base}) |",
-        "|---|---|---|---|---|---|",
+        f"| variant | mode | c | req/s head/base | p50 head/base | CPU ms/req head/base | (base = {base}) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(p.mode, p.concurrency) for p in points if p.target == "base"})
-    for mode, concurrency in keys:
+    keys = sorted({(p.target, p.mode, p.concurrency) for p in points if p.target.startswith("base:")})
+    for based, mode, concurrency in keys:
+        target = based.removeprefix("base:")
         ratios = {
-            field: mean("gateway", mode, concurrency, field) / mean("base", mode, concurrency, field)
+            field: mean(target, mode, concurrency, field) / mean(based, mode, concurrency, field)
             for field in ("rps", "p50_ms", "cpu_ms_per_req")
         }
         worse = ratios["rps"] < 1 - REGRESSION or any(
             ratios[field] > 1 + REGRESSION for field in ("p50_ms", "cpu_ms_per_req")
         )
         lines.append(
-            f"| {mode} | {concurrency} | {ratios['rps']:.2f} | {ratios['p50_ms']:.2f} "
+            f"| {target} | {mode} | {concurrency} | {ratios['rps']:.2f} | {ratios['p50_ms']:.2f} "
             f"| {ratios['cpu_ms_per_req']:.2f} | {'**over 10 % worse**' if worse else ''} |"
         )
     return "\n".join(lines)
@@ -303,8 +304,6 @@ def run(args: argparse.Namespace, base: Path | None) -> None:
         **dict(item.split("=", 1) for item in args.env),
     }
     variants = {"gateway": gateway_env}
-    if base is not None:  # the base's code, this tree's virtualenv (its dependencies must suffice)
-        variants["base"] = {**gateway_env, "PYTHONPATH": f"{base / 'service'}{os.pathsep}{base}"}
     if args.otlp:
         variants["gateway+otlp"] = {
             **gateway_env,
@@ -322,6 +321,13 @@ def run(args: argparse.Namespace, base: Path | None) -> None:
         )
         time.sleep(0.5)
         variants["gateway+redis"] = {**gateway_env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    if base is not None:  # each variant again with the base's code (and this tree's virtualenv)
+        code = {"PYTHONPATH": f"{base / 'service'}{os.pathsep}{base}"}
+        variants = {  # interleaved: each of this tree's variants, then the same with the base's code
+            key: value
+            for name, env in variants.items()
+            for key, value in ((name, env), (f"base:{name}", {**env, **code}))
+        }
     points: list[Point] = []
     notes = []
     try:

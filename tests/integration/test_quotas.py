@@ -58,6 +58,19 @@ def test_redis_shows_the_old_key_layout(gateway_factory: GatewayFactory, redis_s
     assert 0 < client.ttl("quota:demo") <= 60
 
 
+def test_a_redis_that_lost_its_scripts_gets_them_again_and_counts_on(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    """A restarted (or flushed) Redis answers NOSCRIPT to the batched EVALSHA: the script is loaded
+    again and the requests of that batch are counted once, not refused or counted twice."""
+    gateway = gateway_factory(DEFAULT_QUOTA="5", REDIS_URL=redis_server.url, **LOOSE_RATE)
+    assert statuses(gateway, "flushed", 2) == [200, 200]
+    redis_server.client().script_flush()
+    responses = fire([gateway.url], "flushed", 6)  # one batch, most likely: all NOSCRIPT at once
+    assert Counter(r.status_code for r in responses) == {200: 3, 429: 3}
+    assert redis_server.client().get("quota:flushed") == b"5"
+
+
 def test_tenant_quotas_override_the_default(
     gateway_factory: GatewayFactory, store_env: dict[str, str]
 ) -> None:

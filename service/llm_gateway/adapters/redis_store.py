@@ -1,9 +1,11 @@
 """Shared quota state in Redis: one ``EVALSHA`` per request; a heartbeat does everything else.
 
 Per request, :meth:`RedisStore.admit` runs :data:`~llm_gateway.core.quota.ADMIT_SCRIPT` (quota and rate
-limit together); a request that failed before the client got anything gives its unit back with
-:meth:`RedisStore.refund` (:data:`~llm_gateway.core.quota.REFUND_SCRIPT`). Once a second a
-heartbeat script refreshes this replica's presence in the
+limit together; the calls of one event-loop turn share a round trip, see
+:class:`~llm_gateway.adapters.script_batch.ScriptBatch`); a request that failed before the client
+got anything gives its unit back with :meth:`RedisStore.refund`
+(:data:`~llm_gateway.core.quota.REFUND_SCRIPT`). Once a second a heartbeat script refreshes this
+replica's presence in the
 ``gateway_replicas`` sorted set (so every replica knows how many share the limits), reads the live
 map's revision, and reloads the map when it moved. The heartbeat doubles as the recovery probe: while
 Redis is unreachable, requests do not touch it at all (:attr:`available` is False), and the first
@@ -29,6 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from llm_gateway.adapters.script_batch import ScriptBatch
 from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
 from llm_gateway.core.quota import (
     ADMIT_SCRIPT,
@@ -97,7 +100,7 @@ class RedisStore:
         )
         self._client = Redis(connection_pool=pool)
         self._timeout = timeout
-        self._admit = self._client.register_script(ADMIT_SCRIPT)
+        self._admit = ScriptBatch(self._client, ADMIT_SCRIPT, timeout=timeout)
         self._refund = self._client.register_script(REFUND_SCRIPT)
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
@@ -136,9 +139,9 @@ class RedisStore:
         """Evaluate quota and rate limit for one request in one round trip."""
         try:
             async with asyncio.timeout(self._timeout):
-                outcome, used, left_ms, retry_ms, window_end = await self._admit(
-                    keys=[quota_key(self._storage_id(tenant)), rate_key(self._storage_id(key))],
-                    args=[limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst],
+                outcome, used, left_ms, retry_ms, window_end = await self._admit.call(
+                    [quota_key(self._storage_id(tenant)), rate_key(self._storage_id(key))],
+                    [limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst],
                 )
         except _ERRORS as exc:
             self._failed(exc)

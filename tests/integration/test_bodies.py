@@ -84,22 +84,16 @@ def test_a_non_stream_answer_may_take_longer_than_a_stream_may_stay_silent(
 ) -> None:
     """With TIMEOUT_SECS unset, a reasoning model's slow non-stream answer is waited for
     (NON_STREAM_TIMEOUT_SECS), while a silent stream still ends after STREAM_IDLE_TIMEOUT_SECS."""
-    gateway = gateway_factory(STREAM_IDLE_TIMEOUT_SECS="1", STREAM_KEEPALIVE_SECS="0.5")
-    slow = httpx.post(
-        gateway.url + CHAT,
-        json=chat_body(model="mock:latency-ms=2500"),
-        headers={"X-Api-Key": "o1"},
-        timeout=30,
-    )
-    assert slow.status_code == 200  # was 504 after the stream idle timeout
-    bounded = gateway_factory(STREAM_IDLE_TIMEOUT_SECS="1", NON_STREAM_TIMEOUT_SECS="1")
-    late = httpx.post(
-        bounded.url + CHAT,
-        json=chat_body(model="mock:latency-ms=2500"),
-        headers={"X-Api-Key": "o1"},
-        timeout=30,
-    )
-    assert_openai_error(late, 504, "upstream_timeout")
+    waits = {"200": {"STREAM_KEEPALIVE_SECS": "0.5"}, "504": {"NON_STREAM_TIMEOUT_SECS": "1"}}
+    for status, env in waits.items():  # 200: was 504 after the stream idle timeout
+        gateway = gateway_factory(STREAM_IDLE_TIMEOUT_SECS="1", **env)
+        response = httpx.post(
+            gateway.url + CHAT,
+            json=chat_body(model="mock:latency-ms=2500"),
+            headers={"X-Api-Key": "o1"},
+            timeout=30,
+        )
+        assert str(response.status_code) == status, response.text
 
 
 def peak_rss_mb(process: ManagedProcess) -> float:

@@ -62,27 +62,49 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
         buffered.release(len(body))
 
 
+class _Held:
+    """The bytes of a body being read: counted against its ``limit`` and taken from the replica's
+    ``budget`` as they come; :meth:`give_back` returns them all (on a failure)."""
+
+    __slots__ = ("_budget", "_limit", "parts", "size")
+
+    def __init__(self, limit: int, budget: ConcurrencyLimit) -> None:
+        self._limit = limit
+        self._budget = budget
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes, *, decoded: bool = False) -> None:
+        self.size += len(chunk)
+        if self.size > self._limit:
+            raise PayloadTooLarge(
+                f"request body exceeds {self._limit} bytes" + (" once decoded" if decoded else "")
+            )
+        if not self._budget.try_acquire(len(chunk)):
+            raise Overloaded("too many large request bodies in flight; retry shortly")
+        self.parts.append(chunk)
+
+    def joined(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+    def give_back(self) -> None:
+        self._budget.release(sum(map(len, self.parts)))
+        self.parts.clear()  # an exception's traceback keeps the reader's frame, and so this, alive
+
+
 async def _receive(receive: Receive, limit: int, buffered: ConcurrencyLimit) -> bytes:
     """The body as sent, each chunk taken from ``buffered`` as it arrives (given back on failure)."""
-    parts: list[bytes] = []
-    size = 0
+    held = _Held(limit, buffered)
     try:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-            if not buffered.try_acquire(len(chunk)):
-                raise Overloaded("too many large request bodies in flight; retry shortly")
-            parts.append(chunk)
+            held.add(message.get("body", b""))
             if not message.get("more_body", False):
-                return parts[0] if len(parts) == 1 else b"".join(parts)
+                return held.joined()
     except BaseException:
-        buffered.release(sum(map(len, parts)))  # what was taken: the chunks kept
-        parts.clear()  # the exception's traceback keeps this frame, and so the list, alive
+        held.give_back()
         raise
 
 
@@ -90,25 +112,19 @@ async def _decode(data: bytes, encoding: bytes, wbits: int, limit: int, buffered
     """``data`` decoded in steps of ``_INFLATE_STEP`` bytes, each taken from ``buffered`` (given back
     on failure); the event loop serves others between steps. A gzip body may hold several members
     (RFC 1952), read one after the other; anything else after the end of the data is refused."""
-    out: list[bytes] = []
-    size = 0
+    held = _Held(limit, buffered)
     try:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS if _raw_deflate(encoding, data) else wbits)
         while True:
             try:
-                piece = inflater.decompress(data, min(limit - size + 1, _INFLATE_STEP))
+                piece = inflater.decompress(data, min(limit - held.size + 1, _INFLATE_STEP))
             except zlib.error:
                 raise InvalidRequest("request body is not valid compressed data", code=_INVALID) from None
-            size += len(piece)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes once decoded")
-            if not buffered.try_acquire(len(piece)):
-                raise Overloaded("too many large request bodies in flight; retry shortly")
-            out.append(piece)
+            held.add(piece, decoded=True)
             data = inflater.unconsumed_tail
             if inflater.eof:
                 if not inflater.unused_data:
-                    return b"".join(out)
+                    return held.joined()
                 if encoding == b"deflate":
                     raise InvalidRequest("request body has data after its deflate stream", code=_INVALID)
                 data, inflater = inflater.unused_data, zlib.decompressobj(wbits)  # the next gzip member
@@ -116,8 +132,7 @@ async def _decode(data: bytes, encoding: bytes, wbits: int, limit: int, buffered
                 raise InvalidRequest(f"request body ends inside its {encoding.decode()} data", code=_INVALID)
             await asyncio.sleep(0)
     except BaseException:
-        buffered.release(sum(map(len, out)))  # what was taken: the pieces kept
-        out.clear()  # the exception's traceback keeps this frame, and so the list, alive
+        held.give_back()
         piece = data = b""  # the same for the last piece and the input left
         raise
 

@@ -19,7 +19,7 @@ from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import StreamTimings, off_the_loop, open_upstream, relay_buffered, relay_stream
-from llm_gateway.api.request_body import ClientDisconnected, read_json_body
+from llm_gateway.api.request_body import ClientDisconnected, read_json_body, take
 from llm_gateway.core import json_codec
 from llm_gateway.core.chat_request import ChatRequest, parse_chat_request
 from llm_gateway.core.concurrency import ConcurrencyLimit
@@ -118,14 +118,13 @@ class ChatCompletions:
         )
         # The parsed body is held as long as the request: its objects count in the replica's budget.
         parsed = request.elements * PARSED_BYTES_PER_ELEMENT
-        if not self._bodies.try_acquire(parsed):
-            raise Overloaded("too many large request bodies in flight; retry shortly")
+        take(self._bodies, parsed)
         try:
-            await self._admitted(scope, receive, exchange, body, request)
+            await self._admit_and_forward(scope, receive, exchange, body, request)
         finally:
             self._bodies.release(parsed)
 
-    async def _admitted(
+    async def _admit_and_forward(
         self, scope: Scope, receive: Receive, exchange: Exchange, body: bytes, request: ChatRequest
     ) -> None:
         exchange.model = request.model

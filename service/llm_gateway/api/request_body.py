@@ -11,7 +11,7 @@ from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import header
 from llm_gateway.errors import InvalidRequest, Overloaded, PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["ClientDisconnected", "read_json_body"]
+__all__ = ["ClientDisconnected", "read_json_body", "take"]
 
 #: ``Content-Encoding`` values a body may have, and the zlib window bits that decode them.
 #: ``deflate`` is the zlib format, as HTTP defines it; a body in raw deflate (what some clients send
@@ -62,6 +62,12 @@ async def read_json_body(scope: Scope, receive: Receive, limit: int, buffered: C
         buffered.release(len(body))
 
 
+def take(budget: ConcurrencyLimit, amount: int) -> None:
+    """Take ``amount`` bytes from the replica's ``budget`` for bodies, or refuse with 503."""
+    if not budget.try_acquire(amount):
+        raise Overloaded("too many large request bodies in flight; retry shortly")
+
+
 class _Held:
     """The bytes of a body being read: counted against its ``limit`` and taken from the replica's
     ``budget`` as they come; :meth:`give_back` returns them all (on a failure)."""
@@ -80,8 +86,7 @@ class _Held:
             raise PayloadTooLarge(
                 f"request body exceeds {self._limit} bytes" + (" once decoded" if decoded else "")
             )
-        if not self._budget.try_acquire(len(chunk)):
-            raise Overloaded("too many large request bodies in flight; retry shortly")
+        take(self._budget, len(chunk))
         self.parts.append(chunk)
 
     def joined(self) -> bytes:

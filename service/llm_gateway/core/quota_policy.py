@@ -40,22 +40,18 @@ class QuotaPolicy:
 
     def check_access(self, tenant: str, model: str) -> None:
         """Raise :class:`Forbidden` for a suspended tenant or a model its entry does not allow."""
-        entry = self._restricted.get(tenant)
-        if entry is None:
-            return
-        if entry.suspended:
-            raise Forbidden("this tenant is suspended", code="tenant_suspended")
-        if entry.allowed_models is not None and model not in entry.allowed_models:
+        visible = self.visible_models(tenant)
+        if visible is not None and model not in visible:
             raise Forbidden(f"model {model!r} is not allowed for this tenant", code="model_not_allowed")
 
     def visible_models(self, tenant: str) -> frozenset[str] | None:
-        """The models a tenant may see (None: every model); raises :class:`Forbidden` when suspended."""
+        """The models a tenant may use (None: every model); raises :class:`Forbidden` when suspended."""
         entry = self._restricted.get(tenant)
         if entry is None:
             return None
         if entry.suspended:
             raise Forbidden("this tenant is suspended", code="tenant_suspended")
-        return None if entry.allowed_models is None else frozenset(entry.allowed_models)
+        return entry.allowed_models
 
     def replace_live_map(self, entries: Mapping[str, TenantEntry]) -> None:
         default = self._default

@@ -80,9 +80,8 @@ async def relay_buffered(
     keeps the upstream's error message); other statuses pass through with their body. Whatever the
     status, what reaches the client is scrubbed of ``secret`` in case an upstream echoes it. The
     upstream headers a client needs (``UpstreamResponse.client_headers``: ``retry-after`` and the
-    like) go out either way, with
-    ``headers`` and the content type; ``transform`` rewrites a successful body (and may note what it
-    learns in ``exchange``).
+    like) go out either way, with ``headers`` and the content type; ``transform`` rewrites a
+    successful body (and may note what it learns in ``exchange``).
     """
     started = perf_counter()
     try:

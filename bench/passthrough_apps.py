@@ -2,7 +2,7 @@
 
 Each forwards the request body to ``UPSTREAM`` (env) with one shared client and returns the answer:
 no validation, no timeouts, nothing else, so the difference between them is the client's own cost.
-Serve with ``uvicorn bench.passthrough_apps:aiohttp_app`` (or ``httpx_app``).
+Serve with ``uvicorn bench.passthrough_apps:aiohttp_app`` (or ``httpx_app``, ``pyreqwest_app``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from pyreqwest.client import Client, ClientBuilder
 
 UPSTREAM = os.environ.get("UPSTREAM", "http://127.0.0.1:4000") + "/v1/chat/completions"
 JSON = {"Content-Type": "application/json"}
@@ -72,5 +73,24 @@ class _HttpxApp:
         await self.client.aclose()
 
 
+class _PyreqwestApp:
+    client: Client
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send, self._open, self._close)
+            return
+        body = (await receive())["body"]
+        response = await self.client.post(UPSTREAM).headers(JSON).body_bytes(body).build().send()
+        await _answer(send, bytes(await response.bytes()))
+
+    async def _open(self) -> None:
+        self.client = ClientBuilder().build()
+
+    async def _close(self) -> None:
+        await self.client.close()
+
+
 aiohttp_app = _AiohttpApp()
 httpx_app = _HttpxApp()
+pyreqwest_app = _PyreqwestApp()

@@ -1,6 +1,6 @@
-"""Why aiohttp: the same minimal pass-through proxy with aiohttp and with httpx as upstream client.
+"""Which upstream client: the same minimal pass-through proxy with aiohttp, httpx and pyreqwest.
 
-Starts openaimock and, one after the other, ``bench/passthrough_apps.py``'s two apps under uvicorn
+Starts openaimock and, one after the other, ``bench/passthrough_apps.py``'s apps under uvicorn
 (uvloop, httptools), pinned like ``proxy_bench.py``, and runs wrk non-stream at each concurrency.
 
     python bench/upstream_clients.py [--duration 5] [--concurrency 1 64]
@@ -29,7 +29,7 @@ def main() -> None:
     )
     print("| client | c | req/s | p50 ms | CPU ms/req |\n|---|---|---|---|---|")
     try:
-        for client in ("aiohttp", "httpx"):
+        for client in ("aiohttp", "httpx", "pyreqwest"):
             port = free_port()
             app = start(
                 pinned(

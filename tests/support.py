@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -55,8 +56,12 @@ class ManagedProcess:
         workdir: Path,
         port: int,
         cwd: Path | None = None,
+        *,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
-        self.url = f"http://127.0.0.1:{port}"
+        """``verify``: the process serves HTTPS, with a certificate this context trusts."""
+        self.url = f"{'https' if verify else 'http'}://127.0.0.1:{port}"
+        self._verify: ssl.SSLContext | bool = verify or True
         self.port = port
         self.log_path = workdir / f"{name}-{port}.log"
         # The machine's own trust settings pass too: a `make run` that has to install needs them.
@@ -79,7 +84,7 @@ class ManagedProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"process exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(self.url + path, timeout=1.0).status_code < 500:
+                if httpx.get(self.url + path, timeout=1.0, verify=self._verify).status_code < 500:
                     return
             except httpx.TransportError:
                 pass
@@ -114,8 +119,11 @@ class ManagedProcess:
             os.killpg(self.proc.pid, signum)
 
 
-def start_mock(workdir: Path, **env: str) -> ManagedProcess:
-    """Start ``openaimock`` on a free port; ``env`` overrides its settings (e.g. ``LATENCY_MS``)."""
+def start_mock(workdir: Path, verify: ssl.SSLContext | None = None, **env: str) -> ManagedProcess:
+    """Start ``openaimock`` on a free port; ``env`` overrides its settings (e.g. ``LATENCY_MS``).
+
+    With ``TLS_CERT_FILE`` and ``TLS_KEY_FILE`` in ``env`` it serves HTTPS: ``verify`` must trust it.
+    """
     port = free_port()
     process = ManagedProcess(
         "openaimock",
@@ -123,6 +131,7 @@ def start_mock(workdir: Path, **env: str) -> ManagedProcess:
         {"PORT": str(port), "INTER_TOKEN_MS": "0", **env},
         workdir,
         port,
+        verify=verify,
     )
     process.wait_ready("/v1/models")
     return process

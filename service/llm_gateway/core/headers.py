@@ -15,7 +15,8 @@ the gateway's own id for the request.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from typing import Protocol
 
 from starlette.types import Scope
 
@@ -23,6 +24,7 @@ __all__ = [
     "FORWARDED_REQUEST_HEADERS",
     "PASSED_RESPONSE_HEADERS",
     "UPSTREAM_REQUEST_ID_HEADER",
+    "HeaderLookup",
     "caller_request_id",
     "forwarded_headers",
     "header",
@@ -82,21 +84,27 @@ UPSTREAM_REQUEST_ID_HEADER = b"x-upstream-request-id"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}")
 
 
+class HeaderLookup(Protocol):
+    """Case-insensitive header lookup: the first value of ``name``, or ``None``."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
 def passed_response_headers(
-    headers: Mapping[str, str], secret: str = ""
+    headers: HeaderLookup, secret: str = ""
 ) -> tuple[list[tuple[bytes, bytes]], str | None]:
     """The upstream response headers the client gets (raw ASGI pairs), and the upstream's request id.
 
-    ``headers`` is the upstream response's (case-insensitive) mapping. A value without its header's
-    shape is dropped, and so is an upstream request id that is not a safe id (see
-    :func:`caller_request_id`) or contains ``secret`` (the gateway's upstream key).
+    ``headers`` looks up the upstream response's headers (any mapping of them will do). A value
+    without its header's shape is dropped, and so is an upstream request id that is not a safe id
+    (see :func:`caller_request_id`) or contains ``secret`` (the gateway's upstream key).
     """
     passed = [
         (raw, value.encode("latin-1"))
         for name, raw, shape in _PASSED_RAW
         if (value := headers.get(name)) is not None and shape.fullmatch(value)
     ]
-    upstream_id = caller_request_id(headers.get("x-request-id", "").encode("latin-1"))
+    upstream_id = caller_request_id((headers.get("x-request-id") or "").encode("utf-8", "replace"))
     if upstream_id is not None and secret and secret in upstream_id:
         upstream_id = None
     if upstream_id is not None:

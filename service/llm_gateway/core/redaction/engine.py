@@ -79,10 +79,6 @@ class Redactor:
         #: The most text a stream ever holds: no detector can turn a longer text into an entity.
         self.max_hold = max((d.max_len for d in self._detectors), default=0)
 
-    def inert(self, fragment: str) -> bool:
-        """True when no detector can match in ``fragment`` or have a partial match end with it."""
-        return not self._active(fragment, 0, partial=True)
-
     def redact(self, text: str, found: Counter[Entity] | None = None) -> str:
         """``text`` with every entity replaced; adds what it replaced to ``found``."""
         return self.scan(text, 0, final=True, found=found).text
@@ -329,19 +325,30 @@ class StreamRedactor:
             fragment = self._swallowed(fragment)
         if not fragment:
             return ""
-        if self._held_from == len(self._buffer) and self._redactor.inert(fragment):
-            # Nothing held and nothing here can be or start an entity: release as is, keep context.
-            if self._json is not None:
-                self._json.advance(fragment)
-            self._buffer = (self._buffer + fragment)[-_CONTEXT:]
-            self._held_from = len(self._buffer)
-            return fragment
         self._buffer += fragment
-        return self._release(final=False)
+        return self._release(self._scan(final=False, found=self.found))
+
+    def feed_released(self, fragment: str) -> int | None:
+        """Feed ``fragment`` if that replaces nothing and nothing is held before it: returns how many
+        of its first characters are released as they are (the rest is held, as :meth:`feed` holds).
+
+        Otherwise returns ``None`` and nothing is fed (feed the fragment's pieces one by one). Lets a
+        caller with several fragments at hand redact them with one scan and keep each in its place.
+        """
+        if self._swallow is not None or self._held_from != len(self._buffer) or not fragment:
+            return None
+        before = self._buffer
+        self._buffer += fragment
+        scan = self._scan(final=False, found=None)  # whatever it finds is not taken
+        if scan.spans or scan.swallow is not None:
+            self._buffer = before
+            return None
+        self._fed += len(fragment)
+        return len(self._release(scan))
 
     def flush(self) -> str:
         self._swallow = None
-        return self._release(final=True)
+        return self._release(self._scan(final=True, found=self.found))
 
     def _swallowed(self, fragment: str) -> str:
         """``fragment`` less the continuation of a run already redacted (the redacted run is context)."""
@@ -356,10 +363,13 @@ class StreamRedactor:
             self._swallow = None
         return fragment[n:]
 
-    def _release(self, *, final: bool) -> str:
+    def _scan(self, *, final: bool, found: Counter[Entity] | None) -> Scan:
+        place = self._json_placement(self._buffer) if self._json is not None else None
+        return self._redactor.scan(self._buffer, self._held_from, final=final, found=found, place=place)
+
+    def _release(self, scan: Scan) -> str:
+        """Take ``scan`` (of the buffer) as decided: note its spans, keep what it holds, return its text."""
         buffer, base = self._buffer, self._fed - len(self._buffer)
-        place = self._json_placement(buffer) if self._json is not None else None
-        scan = self._redactor.scan(buffer, self._held_from, final=final, found=self.found, place=place)
         self.spans.extend((base + start, base + end) for start, end in scan.spans)
         held = scan.held_from
         if scan.swallow is not None:  # redacted up to the end: what follows may still be its run

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 from collections import Counter, deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -270,6 +270,19 @@ class _Channel:
         return self.logprobs.rest() if final else self.logprobs.release(self.text.released)
 
 
+#: A text channel of a stream: (choice index, number of the channel's spec, tool-call index or None).
+_ChannelKey = tuple[Any, int, Any]
+
+
+class _Plain(NamedTuple):
+    """A plain chunk waiting for its run to be redacted (see :meth:`SSERedactor._plain_places`)."""
+
+    event: SSEEvent
+    payload: Any
+    dumps: Dumps
+    places: list[tuple[_ChannelKey, _Place]]
+
+
 class SSERedactor:
     """Redacts a stream of chunks event by event, per choice and per text channel.
 
@@ -289,15 +302,24 @@ class SSERedactor:
 
     def process(self, events: list[SSEEvent]) -> list[SSEEvent]:
         out: list[SSEEvent] = []
+        run: list[_Plain] = []
         for event in events:
             data = event.data
-            if data is None:
+            if data is None or data == b"[DONE]":
+                out.extend(self._run(run))
+                run = []
+                out.extend(self.finish() if data is not None else ())
                 out.append(event)
-            elif data == b"[DONE]":
-                out.extend(self.finish())
-                out.append(event)
-            else:
-                out.append(self._event(event, data))
+                continue
+            payload, dumps = _loads(data)
+            places = self._plain_places(payload)
+            if places is not None:
+                run.append(_Plain(event, payload, dumps, places))
+                continue
+            out.extend(self._run(run))
+            run = []
+            out.append(self._event(event, data, payload, dumps))
+        out.extend(self._run(run))
         return out
 
     def finish(self) -> list[SSEEvent]:
@@ -310,8 +332,67 @@ class SSERedactor:
                 events.append(SSEEvent.of_data(orjson.dumps(chunk)))
         return events
 
-    def _event(self, event: SSEEvent, data: bytes) -> SSEEvent:
-        payload, dumps = _loads(data)
+    def _plain_places(self, payload: Any) -> list[tuple[_ChannelKey, _Place]] | None:
+        """For a plain chunk, the text places of its choices in order, each with its channel; None
+        for any other chunk. Plain: choices whose text channels hold strings, without log
+        probabilities or a ``finish_reason`` (the usual chunk of a stream)."""
+        choices = payload.get(self._locations.choices) if isinstance(payload, dict) else None
+        if not isinstance(choices, list) or not choices:
+            return None
+        found: list[tuple[_ChannelKey, _Place]] = []
+        for choice in choices:
+            if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
+                return None
+            index = _key(choice.get("index", 0))
+            for number, spec in enumerate(self._locations.stream):
+                if spec.logprobs and _present(choice, spec.logprobs):
+                    return None
+                if not _present(choice, spec.path):
+                    continue
+                for element, place in _channel_places(choice, spec.path):
+                    if not isinstance(place[0][place[1]], str):
+                        return None
+                    found.append(((index, number, element), place))
+        return found
+
+    def _run(self, run: list[_Plain]) -> list[SSEEvent]:
+        """Redact consecutive plain chunks together: each channel's fragments in one scan.
+
+        When that scan replaces nothing, each fragment keeps its place and only text that must be
+        held (a possible entity at the end) leaves its chunk; otherwise the channel's fragments are
+        fed one by one, as :meth:`_event` feeds them.
+        """
+        if not run:
+            return []
+        by_channel: dict[_ChannelKey, list[tuple[int, _Place]]] = {}
+        for i, plain in enumerate(run):
+            for channel_key, place in plain.places:
+                by_channel.setdefault(channel_key, []).append((i, place))
+        changed = [False] * len(run)
+        for (index, number, element), places in by_channel.items():
+            channels = self._choices.setdefault(index, {})
+            channel = channels.get((number, element))
+            if channel is None:
+                channel = channels[number, element] = _Channel(self._redactor, self._locations.stream[number])
+            fragments = [container[key] for _, (container, key) in places]
+            released = channel.text.feed_released("".join(fragments))
+            if released is None:
+                for i, place in places:
+                    changed[i] = channel.feed(place) or changed[i]
+            else:
+                for (i, (container, key)), fragment in zip(places, fragments, strict=True):
+                    if released < len(fragment):  # the held text starts here
+                        container[key] = fragment[:released]
+                        changed[i] = True
+                    released = max(released - len(fragment), 0)
+            self._count(channel.text)
+        self._template = _envelope(run[-1].payload)
+        return [
+            plain.event.with_data(plain.dumps(plain.payload)) if changed[i] else plain.event
+            for i, plain in enumerate(run)
+        ]
+
+    def _event(self, event: SSEEvent, data: bytes, payload: Any, dumps: Dumps) -> SSEEvent:
         if payload is _NOT_JSON:
             found: Counter[Entity] = Counter()
             text = self._redactor.redact(data.decode("utf-8", "replace"), found)
@@ -320,7 +401,7 @@ class SSERedactor:
         choices = payload.get(self._locations.choices) if isinstance(payload, dict) else None
         if not isinstance(choices, list) or not choices:
             return event
-        self._template = {key: payload[key] for key in ("id", "object", "created", "model") if key in payload}
+        self._template = _envelope(payload)
         changed = False
         for choice in choices:
             if isinstance(choice, dict):
@@ -382,6 +463,11 @@ class SSERedactor:
         if stream.found:
             self.found.update(stream.found)
             stream.found.clear()
+
+
+def _envelope(payload: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a chunk that a chunk of held text repeats."""
+    return {key: payload[key] for key in ("id", "object", "created", "model") if key in payload}
 
 
 def _channel_places(choice: dict[str, Any], path: Path) -> list[tuple[Any, _Place]]:

@@ -111,10 +111,39 @@ def test_held_text_at_done_goes_out_in_an_extra_chunk_before_done() -> None:
 
 def test_choices_are_redacted_independently() -> None:
     sse = SSERedactor(REDACTOR)
-    out = sse.process(
-        [chunk("a jane.do", 0), chunk("b jane.do", 1), chunk("e@x.com ok", 0), chunk("ugh ok", 1)]
-    )
+    events = [chunk("a jane.do", 0), chunk("b jane.do", 1), chunk("e@x.com ok", 0), chunk("ugh ok", 1)]
+    out = [released for event in events for released in sse.process([event])]  # one event per read
     assert contents(out) == ["a ", "b ", "[EMAIL] ", "jane.dough "]
+
+
+def test_chunks_read_together_keep_their_text_in_place_when_later_text_shows_it_is_safe() -> None:
+    sse = SSERedactor(REDACTOR)
+    events = [chunk("a jane.do", 0), chunk("b jane.do", 1), chunk("e@x.com ok", 0), chunk("ugh ok", 1)]
+    out = sse.process(events)
+    # Choice 1 is no email once "ugh" is read: its chunk goes out untouched, only "ok" (which could
+    # still start one) is held. Choice 0 has an email across its chunks: redacted chunk by chunk.
+    assert contents(out) == ["a ", "b jane.do", "[EMAIL] ", "ugh "]
+    assert out[1] is events[1]
+
+
+_PIECES = ["jane", ".doe", "@", "x.com", " ", "4242", " 4242 4242 4242", "-", "ok", "+1 415", " 555 0100", "é"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(_PIECES), min_size=1, max_size=20),
+    cuts=st.lists(st.integers(0, 20), max_size=5),
+)
+def test_chunks_read_in_any_grouping_stream_what_whole_text_redaction_gives(
+    pieces: list[str], cuts: list[int]
+) -> None:
+    events = [chunk(piece) for piece in pieces] + [chunk(None, finish="stop")]
+    for grouping in (sorted(set(cuts)), list(range(len(events)))):  # as read together, one by one
+        sse, out, start = SSERedactor(REDACTOR), [], 0
+        for cut in [*grouping, len(events)]:
+            out += sse.process(events[start:cut])
+            start = max(start, cut)
+        assert "".join(text or "" for text in contents(out)) == REDACTOR.redact("".join(pieces))
 
 
 def test_events_without_content_pass_through_unchanged() -> None:

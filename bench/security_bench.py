@@ -4,7 +4,8 @@
   next to parsing the same bodies with orjson;
 - looking up a registered key (``AUTH_MODE=keys``: one HMAC-SHA256 and a dict lookup);
 - the two Redis-key pseudonyms of ``PRIVACY_MODE=strict`` (two HMACs);
-- writing one JSON access line through ``logging`` to a file.
+- writing one JSON access line to a file: through ``logging`` (as before issue 17) and through
+  :class:`~llm_gateway.telemetry.logs.AccessLog` (one write per event-loop turn; here per 64 lines).
 
     python bench/security_bench.py [--number 20000]
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import tempfile
 import timeit
@@ -20,11 +22,11 @@ from collections.abc import Callable
 import orjson
 
 from llm_gateway.core.api_keys import KeyRing, key_digest
-from llm_gateway.core.json_depth import nested_deeper_than
+from llm_gateway.core.json_bounds import nested_deeper_than
 from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.usage import Usage
 from llm_gateway.telemetry.exchange import Exchange
-from llm_gateway.telemetry.logs import JsonFormatter, access_record
+from llm_gateway.telemetry.logs import AccessLog, JsonFormatter, access_record
 
 
 def chat_body(messages: int) -> bytes:
@@ -70,11 +72,27 @@ def main() -> None:
             (f"orjson.loads, {len(large)} B body", lambda: orjson.loads(large), 200),
             ("key lookup (HMAC + dict, 10k keys)", lambda: ring.identify(b"sk-4242"), number),
             ("strict pseudonyms (quota + rate key)", lambda: (pseudonym("a"), pseudonym("b")), number),
-            ("access line (record + JSON + file write)", access_line, number),
+            ("access line through logging (record + JSON + file write)", access_line, number),
         ]
         print("| what | µs per call |\n|---|---|")
         for name, fn, calls in rows:
             print(f"| {name} | {per_call_us(fn, calls):.2f} |")
+        cost = asyncio.run(_access_log_us(AccessLog(sink), exchange, number))
+        print(f"| access line through AccessLog (JSON, one write per 64 lines) | {cost:.2f} |")
+
+
+async def _access_log_us(access_log: AccessLog, exchange: Exchange, number: int) -> float:
+    """Inside a running loop, which :class:`AccessLog` schedules its writes on (flushed here every 64)."""
+    written = 0
+
+    def line() -> None:
+        nonlocal written
+        access_log.write(access_record(exchange, "2a97516c354b"))
+        written += 1
+        if written % 64 == 0:
+            access_log.flush()
+
+    return per_call_us(line, number)
 
 
 if __name__ == "__main__":

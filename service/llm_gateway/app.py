@@ -17,6 +17,8 @@ endpoints, knowing their route and status already, do not need to pay.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -55,6 +57,7 @@ from llm_gateway.core.redaction import Redactor, Replacer
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from llm_gateway.settings import Settings
 from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
+from llm_gateway.telemetry.logs import ACCESS_LOGGER, AccessLog
 from llm_gateway.telemetry.metrics import GatewayMetrics
 from llm_gateway.telemetry.recorder import Telemetry
 from llm_gateway.telemetry.tracing import Tracing
@@ -127,6 +130,11 @@ def create_app(settings: Settings) -> ASGIApp:
         else None
     )
     base_url = URL(settings.openai_base_url)
+    access_log = (
+        AccessLog(sys.stderr)
+        if settings.access_log and logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+        else None
+    )
     telemetry = Telemetry(
         metrics,
         tracing,
@@ -138,7 +146,7 @@ def create_app(settings: Settings) -> ASGIApp:
         ),
         models=BoundedLabel(settings.metrics_models, settings.metrics_max_models),
         upstream_address=(base_url.host or "", base_url.port or 0),
-        access_log=settings.access_log,
+        access_log=access_log,
     )
     identify = Identify(
         key_ring, allow_anonymous=settings.allow_anonymous, trusted_proxies=settings.trusted_proxies
@@ -155,6 +163,8 @@ def create_app(settings: Settings) -> ASGIApp:
             if store is not None:
                 await store.close()
             await upstream.close()
+            if access_log is not None:
+                access_log.flush()
             if tracing is not None:
                 tracing.shutdown(_TRACE_FLUSH_SECS)
 

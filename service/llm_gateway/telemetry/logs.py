@@ -7,17 +7,19 @@ tenant pseudonym, model, status, latency, tokens) and never a prompt, a completi
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import sys
-from datetime import UTC, datetime
+import time
 from time import perf_counter
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
 from llm_gateway.telemetry.exchange import Exchange
 
-__all__ = ["ACCESS_LOGGER", "JsonFormatter", "access_record", "configure_logging"]
+__all__ = ["ACCESS_LOGGER", "AccessLog", "JsonFormatter", "access_record", "configure_logging", "timestamp"]
 
 ACCESS_LOGGER = "llm_gateway.access"
 
@@ -30,7 +32,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -41,6 +43,60 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             line["exception"] = type(record.exc_info[1]).__name__
         return orjson.dumps(line).decode()
+
+
+_second = -1
+_second_text = ""
+
+
+def timestamp(created: float) -> str:
+    """``created`` (Unix seconds) in ISO 8601, UTC, to the millisecond: ``2026-11-30T17:30:42.123+00:00``.
+
+    The text of the second is kept for the next call: most lines under load fall in the same second.
+    """
+    global _second, _second_text
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)  # as datetime.fromtimestamp rounds, so the texts agree
+    second = int(whole) + micros // 1_000_000
+    if second != _second:
+        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second_text}.{micros % 1_000_000 // 1000:03d}+00:00"
+
+
+class AccessLog:
+    """Access lines, in :class:`JsonFormatter`'s format, written to ``stream`` once per event-loop turn.
+
+    An access line through :mod:`logging` costs about 35 µs (a record, the caller's frame, locks, a
+    flush per line); here it is one ``orjson.dumps`` on the request path, and the lines of one turn of
+    the loop go out together in one write after that turn. Use it from the event loop's thread.
+    A stream that fails (closed, broken pipe) loses those lines, as a logging handler would.
+    """
+
+    __slots__ = ("_pending", "_stream")
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending: list[bytes] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Queue one access line with ``record``'s fields (see :func:`access_record`)."""
+        line = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER, "message": "access"}
+        line.update(record)
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(orjson.dumps(line))
+
+    def flush(self) -> None:
+        """Write what is queued."""
+        if not self._pending:
+            return
+        lines = b"\n".join(self._pending) + b"\n"
+        self._pending.clear()
+        try:
+            self._stream.write(lines.decode())
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def configure_logging(level: str) -> None:

@@ -6,7 +6,6 @@ between fills the exchange in. With tracing off, no span work is done at all.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +16,7 @@ from starlette.types import Scope, Send
 from llm_gateway.core.headers import caller_request_id, header
 from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
 from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
-from llm_gateway.telemetry.logs import ACCESS_LOGGER, access_record
+from llm_gateway.telemetry.logs import AccessLog, access_record
 from llm_gateway.telemetry.metrics import GatewayMetrics
 from llm_gateway.telemetry.tracing import Tracing
 
@@ -38,7 +37,7 @@ _UNKNOWN_MODEL = "unknown"
 
 
 class Telemetry:
-    """Metrics always; spans when ``tracing`` is given; an access line per request with ``access_log``."""
+    """Metrics always; spans when ``tracing`` is given; an access line per request to ``access_log``."""
 
     def __init__(
         self,
@@ -48,14 +47,14 @@ class Telemetry:
         tenants: TenantNames,
         models: BoundedLabel,
         upstream_address: tuple[str, int],
-        access_log: bool,
+        access_log: AccessLog | None,
     ) -> None:
         self.metrics = metrics
         self._tracing = tracing
         self._tenants = tenants
         self._models = models
         self._upstream_address = upstream_address
-        self._access = logging.getLogger(ACCESS_LOGGER) if access_log else None
+        self._access = access_log
 
     def begin(self, route: str, scope: Scope, send: Send) -> Exchange:
         """Start recording a request to ``route``; use the exchange's ``send`` from here on."""
@@ -109,7 +108,7 @@ class Telemetry:
         self.metrics.observe(exchange, model, tenant)
         if self._access is not None:
             shown = self._tenants.attribute(exchange.tenant) if exchange.tenant is not None else None
-            self._access.info("access", extra={"access": access_record(exchange, shown)})
+            self._access.write(access_record(exchange, shown))
         span = exchange.server_span
         if span is not None:
             if span.is_recording():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from proxy_bench import OUT, free_port, pinned, redis_server_args, run_wrk, start, stop
+from proxy_bench import CLK_TCK, OUT, free_port, pinned, redis_server_args, run_wrk, start, stop
 
 #: Stages, innermost first: a sample goes to the first stage with a frame on its stack, looked for
 #: from the innermost frame outwards. Each is (name, substrings of "function (file)" frames).
@@ -33,7 +33,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("redaction", ("llm_gateway/core/redaction/", "hyperscan", "regex/")),
     ("json parse/dump", ("json_codec", "chat_request", "json_bounds", "orjson")),
     ("redis client", ("redis/", "hiredis", "adapters/redis_store")),
-    ("upstream client (aiohttp)", ("aiohttp/", "yarl/", "multidict/", "adapters/upstream")),
+    ("upstream client (pyreqwest, Python side)", ("pyreqwest/", "adapters/upstream")),
     ("metrics", ("prometheus_client/", "telemetry/metrics", "telemetry/labels")),
     ("access log", ("logging/", "telemetry/logs")),
     ("telemetry (exchange, recorder)", ("telemetry/",)),
@@ -57,6 +57,24 @@ def stage_of(stack: list[str]) -> str:
             if any(marker in frame for marker in markers):
                 return name
     return "other"
+
+
+def native_thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of ``pid``'s native threads, by thread name (``/proc``).
+
+    py-spy samples only threads that run Python (they keep the process's name); the upstream
+    client's runtime (tokio, in Rust: a thread named ``pyreqwest``) is a native one, so its CPU
+    is read here instead.
+    """
+    used: dict[str, float] = {}
+    python = Path(f"/proc/{pid}/comm").read_text().strip()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        name = (task / "comm").read_text().strip()
+        if name == python:
+            continue
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return used
 
 
 def breakdown(collapsed: Path) -> Counter[str]:
@@ -121,7 +139,9 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         time.sleep(0.5)
+        threads_before = native_thread_cpu(gateway.pid)
         result = run_wrk(url, args.stream, args.concurrency, args.duration, load_cpu)
+        threads_after = native_thread_cpu(gateway.pid)
         spy.wait(args.duration + 30)
     finally:
         stop(gateway)
@@ -140,6 +160,9 @@ def main() -> None:
     print("|---|---|---|")
     for stage, n in counts.most_common():
         print(f"| {stage} | {n / busy:.1%} | {ms(n):.3f} |")
+    for name, seconds in sorted(threads_after.items()):
+        used = seconds - threads_before.get(name, 0.0)
+        print(f"| native thread `{name}` (not sampled; from /proc) | | {used / requests * 1000:.3f} |")
     print(f"\nraw stacks: {collapsed}")
 
 

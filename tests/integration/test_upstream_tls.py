@@ -43,7 +43,10 @@ def test_an_https_upstream_the_machine_trusts_serves_completions_and_streams(
         completion = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
         assert completion.choices[0].message.content == DEFAULT_REPLY
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
-        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == DEFAULT_REPLY
+        assert (
+            "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+            == DEFAULT_REPLY
+        )
 
 
 def test_an_https_upstream_with_an_unknown_certificate_authority_is_unavailable(

@@ -165,7 +165,7 @@ class ChatCompletions:
             body = request.dumps(request.payload)
         headers = forwarded_headers(scope["headers"])
         self._telemetry.start_upstream(exchange, f"chat {request.model}", headers)
-        async with CancelOnDisconnect(receive):
+        async with CancelOnDisconnect(scope, receive):
             response = await open_upstream(
                 self._upstream,
                 exchange,

@@ -14,11 +14,16 @@ may be of any size; and idle keep-alive connections accumulate up to the file-de
 Each refusal is a complete OpenAI-style JSON response with ``Connection: close``. The limits are
 class attributes, set on a subclass made by :func:`guarded_protocol` (uvicorn instantiates the class
 itself, with its own arguments).
+
+It also tells a handler the moment its client's connection is lost: each request's scope carries a
+:class:`DisconnectSignal` at ``scope["extensions"][DISCONNECT_EXTENSION]["signal"]`` (see
+:class:`~llm_gateway.api.disconnect.CancelOnDisconnect`), which costs nothing until it fires.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import ClassVar
@@ -27,7 +32,42 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from llm_gateway.errors import GatewayError, HeadersTooLarge, Overloaded, RequestTimeout
 
-__all__ = ["ConnectionLimits", "GuardedHttpToolsProtocol", "guarded_protocol"]
+__all__ = [
+    "DISCONNECT_EXTENSION",
+    "ConnectionLimits",
+    "DisconnectSignal",
+    "GuardedHttpToolsProtocol",
+    "guarded_protocol",
+]
+
+#: The scope extension that carries a request's :class:`DisconnectSignal`.
+DISCONNECT_EXTENSION = "llm_gateway.disconnect"
+
+
+class DisconnectSignal:
+    """Fires once when the client's connection is lost before the response completed.
+
+    ``on_lost(callback)`` registers the one callback to call then (``None`` removes it); registered
+    after the loss, it is called at once. Callbacks run in the event loop, inside the server's
+    ``connection_lost``: they must not block.
+    """
+
+    __slots__ = ("_callback", "lost")
+
+    def __init__(self) -> None:
+        self.lost = False
+        self._callback: Callable[[], None] | None = None
+
+    def on_lost(self, callback: Callable[[], None] | None) -> None:
+        self._callback = callback
+        if self.lost and callback is not None:
+            callback()
+
+    def fire(self) -> None:
+        if not self.lost:
+            self.lost = True
+            if self._callback is not None:
+                self._callback()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +95,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_deadline()
         super().connection_lost(exc)
+        cycle = self.cycle
+        if cycle is not None and cycle.disconnected:  # the response had not completed
+            signal = cycle.scope["extensions"][DISCONNECT_EXTENSION]["signal"]
+            assert isinstance(signal, DisconnectSignal)
+            signal.fire()
 
     # Once a request is refused, the rest of what the client sent is parsed (it may already be in
     # the buffer being parsed) but ignored: no callback below acts on it.
@@ -65,6 +110,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._head_bytes = 0
         super().on_message_begin()
+        self.scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = {"signal": DisconnectSignal()}
 
     def on_url(self, url: bytes) -> None:
         if self._within_head_limit(len(url)):

@@ -126,7 +126,20 @@ def test_chunks_read_together_keep_their_text_in_place_when_later_text_shows_it_
     assert out[1] is events[1]
 
 
-_PIECES = ["jane", ".doe", "@", "x.com", " ", "4242", " 4242 4242 4242", "-", "ok", "+1 415", " 555 0100", "é"]
+_PIECES = [
+    "jane",
+    ".doe",
+    "@",
+    "x.com",
+    " ",
+    "4242",
+    " 4242 4242 4242",
+    "-",
+    "ok",
+    "+1 415",
+    " 555 0100",
+    "é",
+]
 
 
 @settings(max_examples=300, deadline=None)

@@ -197,12 +197,24 @@ def start_local(workdir: Path, **env: str) -> ManagedProcess:
 class RedisServer:
     """A real ``redis-server`` on a free port, without persistence; can be killed and restarted."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+        unix_socket: bool = False,
+    ) -> None:
+        """``password``: clients must ``AUTH``; ``unix_socket``: it also listens on ``socket_path``."""
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.socket_path = workdir / f"redis-{self.port}.sock"
+        self._extra = ["--requirepass", password] if password else []
+        if unix_socket:
+            self._extra += ["--unixsocket", str(self.socket_path)]
         self._workdir = workdir
         self._proc: subprocess.Popen[bytes] | None = None
-        self._client = redis.Redis(port=self.port, socket_timeout=2)
+        self._client = redis.Redis(port=self.port, password=password, socket_timeout=2)
         self.start()
 
     def start(self) -> None:
@@ -217,6 +229,7 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                *self._extra,
             ],
             cwd=self._workdir,
             stdout=subprocess.DEVNULL,

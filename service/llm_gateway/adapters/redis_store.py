@@ -1,8 +1,8 @@
 """Shared quota state in Redis: one ``EVALSHA`` per request; a heartbeat does everything else.
 
 Per request, :meth:`RedisStore.admit` runs :data:`~llm_gateway.core.quota.ADMIT_SCRIPT` (quota and rate
-limit together; the calls of one event-loop turn share a round trip, see
-:class:`~llm_gateway.adapters.script_batch.ScriptBatch`); a request that failed before the client
+limit together) over a pipelined connection of its own (see
+:class:`~llm_gateway.adapters.redis_script.ScriptConnection`); a request that failed before the client
 got anything gives its unit back with :meth:`RedisStore.refund`
 (:data:`~llm_gateway.core.quota.REFUND_SCRIPT`). Once a second a heartbeat script refreshes this
 replica's presence in the
@@ -31,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from llm_gateway.adapters.script_batch import ScriptBatch
+from llm_gateway.adapters.redis_script import ScriptConnection
 from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
 from llm_gateway.core.quota import (
     ADMIT_SCRIPT,
@@ -100,7 +100,7 @@ class RedisStore:
         )
         self._client = Redis(connection_pool=pool)
         self._timeout = timeout
-        self._admit = ScriptBatch(self._client, ADMIT_SCRIPT, timeout=timeout)
+        self._admit = ScriptConnection(url, ADMIT_SCRIPT)
         self._refund = self._client.register_script(REFUND_SCRIPT)
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
@@ -133,6 +133,7 @@ class RedisStore:
             with contextlib.suppress(*_ERRORS):
                 async with asyncio.timeout(self._timeout):
                     await self._client.zrem(REPLICAS_KEY, self._id)
+        await self._admit.close()
         await self._client.aclose()
 
     async def admit(self, tenant: str, key: str, limits: Limits) -> Decision:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import openai
 import orjson
 import pytest
 
+from llm_gateway.telemetry.exchange import StreamOutcome
+from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body, metric_value, sse_data
+from tests.integration.scrape import scrape, value
 from tests.support import ManagedProcess
 
 ENVELOPE = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
@@ -231,3 +234,25 @@ def test_a_large_body_dense_with_candidates_does_not_stall_the_replica(
     assert response.status_code == 200
     assert "j***e@example.com" in response.text and "jane.doe" not in response.text
     assert slowest < 1.0, slowest
+
+
+def test_a_stream_ends_for_the_client_at_done_however_long_the_upstream_keeps_its_connection(
+    gateway_factory: GatewayFactory, mock: ManagedProcess
+) -> None:
+    gateway = gateway_factory()
+    events = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Hi"}), chunk({}, "stop")]
+    first = b"".join(b"data: %s\n\n" % event for event in events) + b"data: [DONE]\n\n"
+    # The upstream sends everything, then holds its connection 3 s before ending the body.
+    spec = {"writes": [first.decode(), ": lingering\n\n"], "write_delay_ms": 3000}
+    httpx.put(f"{mock.url}/_mock/scripts/linger", content=orjson.dumps(spec)).raise_for_status()
+    started = time.monotonic()
+    assert read_with_sdk(gateway, "mock:script=linger") == ("Hi", 3)
+    assert time.monotonic() - started < 2.0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        samples = scrape(gateway.url)
+        if sum(value(samples, "gateway_streams_total", outcome=o) for o in get_args(StreamOutcome)) >= 1:
+            break
+        time.sleep(0.05)
+    assert value(samples, "gateway_streams_total", outcome="completed") == 1
+    assert value(samples, "gateway_streams_total", outcome="client_cancelled") == 0

@@ -13,7 +13,7 @@ from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.redaction import SSERedactor
 from llm_gateway.core.scrub import scrub_bytes, scrub_text
-from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
+from llm_gateway.core.sse import DONE, KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
 from llm_gateway.core.usage import StreamUsage
 from llm_gateway.errors import GatewayError, UpstreamError
 from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
@@ -152,6 +152,7 @@ async def _relay_events(
     last_data = loop.time()
     error: GatewayError | None = None
     outcome: StreamOutcome = "completed"
+    done = False  # `[DONE]` went out
     while chunk != b"":
         if chunk is None:
             silent_for = loop.time() - last_data
@@ -164,7 +165,13 @@ async def _relay_events(
             await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
         else:
             last_data = loop.time()
-            await _forward(decoder.decode(chunk), exchange, redactor, usage, secret)
+            events = decoder.decode(chunk)
+            await _forward(events, exchange, redactor, usage, secret)
+            if any(event.data == DONE for event in events):
+                # The stream is over for every client (the SDKs stop reading at `[DONE]`): end it
+                # now, whatever the upstream still sends or however long it keeps its connection.
+                done = True
+                break
         wait = min(timings.keepalive, timings.idle - (loop.time() - last_data))
         started = perf_counter()
         try:
@@ -175,7 +182,7 @@ async def _relay_events(
             break
         finally:
             exchange.waited_for_upstream(started)
-    if error is None:
+    if error is None and not done:
         last = decoder.finish()  # an event of complete lines that no blank line ended: deliver it
         if decoder.truncated:
             error = UpstreamError("upstream stream ended in the middle of a line", code="stream_truncated")

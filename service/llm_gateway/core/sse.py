@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["KEEPALIVE", "SSEDecoder", "SSEEvent", "encode_events", "format_event"]
+__all__ = ["DONE", "KEEPALIVE", "SSEDecoder", "SSEEvent", "encode_events", "format_event"]
+
+#: The data of the event that ends an OpenAI-style stream.
+DONE = b"[DONE]"
 
 #: An SSE comment: ignored by clients, keeps proxies and load balancers from closing a quiet stream.
 KEEPALIVE = b": keep-alive\n\n"

@@ -21,7 +21,7 @@ from llm_gateway.core.json_codec import Dumps
 from llm_gateway.core.redaction.engine import Redactor, StreamRedactor
 from llm_gateway.core.redaction.entities import Entity
 from llm_gateway.core.redaction.locations import OPENAI_CHAT, Path, StreamChannel, TextLocations
-from llm_gateway.core.sse import SSEEvent
+from llm_gateway.core.sse import DONE, SSEEvent
 
 __all__ = ["SSERedactor", "redact_completion", "redact_json_text", "redact_request"]
 
@@ -305,7 +305,7 @@ class SSERedactor:
         run: list[_Plain] = []
         for event in events:
             data = event.data
-            if data is None or data == b"[DONE]":
+            if data is None or data == DONE:
                 out.extend(self._run(run))
                 run = []
                 out.extend(self.finish() if data is not None else ())

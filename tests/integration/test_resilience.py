@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import threading
 import time
 
 import httpx
 import orjson
+import pytest
 
 from tests.conftest import GatewayFactory
 from tests.integration.chat import (
@@ -163,3 +165,54 @@ def test_sigterm_lets_an_in_flight_stream_finish(
     assert gateway.proc.wait(10) in (0, -signal.SIGTERM)
     log = gateway.output()
     assert "Traceback" not in log and "ERROR" not in log, log
+
+
+class SilentUpstream:
+    """An upstream that reads whatever it is sent and never answers: the time each connection was
+    closed by the gateway is noted in ``closed_at`` (the upstream sees its request cancelled)."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/v1"
+        self.closed_at: list[float] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            connection, _ = self._server.accept()
+            threading.Thread(target=self._read_until_closed, args=(connection,), daemon=True).start()
+
+    def _read_until_closed(self, connection: socket.socket) -> None:
+        with connection:
+            while connection.recv(65536):
+                pass
+        self.closed_at.append(time.monotonic())
+
+    def wait_closed(self, count: int, timeout: float) -> list[float]:
+        deadline = time.monotonic() + timeout
+        while len(self.closed_at) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.closed_at
+
+
+def test_a_request_still_waiting_for_its_headers_is_cancelled_upstream_when_the_client_leaves(
+    gateway_factory: GatewayFactory,
+) -> None:
+    upstream = SilentUpstream()
+    gateway = gateway_factory(upstream=upstream.url)
+    for stream in (False, True):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(gateway.url + CHAT, json=chat_body(stream=stream), timeout=0.5)
+    left = time.monotonic()
+    closed = upstream.wait_closed(2, timeout=5)
+    assert len(closed) == 2 and all(at - left < 2.0 for at in closed), closed
+
+
+def test_a_first_byte_timeout_cancels_the_upstream_request(gateway_factory: GatewayFactory) -> None:
+    upstream = SilentUpstream()
+    gateway = gateway_factory(upstream=upstream.url, TIMEOUT_SECS="1")
+    response = httpx.post(gateway.url + CHAT, json=chat_body(), timeout=10)
+    assert_openai_error(response, 504, "upstream_timeout")
+    answered = time.monotonic()
+    closed = upstream.wait_closed(1, timeout=5)
+    assert len(closed) == 1 and closed[0] - answered < 1.0, closed

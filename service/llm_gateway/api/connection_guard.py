@@ -23,6 +23,7 @@ It also tells a handler the moment its client's connection is lost: each request
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -87,6 +88,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
+        # The signals of the requests not answered yet, oldest first (HTTP/1.1 answers in order):
+        # with pipelining, the one being served is not the newest.
+        self._unanswered: deque[DisconnectSignal] = deque()
         if len(self.connections) > self.limits.max_connections and not self._close_an_idle_connection():
             self._refuse(Overloaded("too many open connections"))
             return
@@ -95,11 +99,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_deadline()
         super().connection_lost(exc)
-        cycle = self.cycle
-        if cycle is not None and cycle.disconnected:  # the response had not completed
-            signal = cycle.scope["extensions"][DISCONNECT_EXTENSION]["signal"]
-            assert isinstance(signal, DisconnectSignal)
-            signal.fire()
+        while self._unanswered:
+            self._unanswered.popleft().fire()
 
     # Once a request is refused, the rest of what the client sent is parsed (it may already be in
     # the buffer being parsed) but ignored: no callback below acts on it.
@@ -110,7 +111,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._head_bytes = 0
         super().on_message_begin()
-        self.scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = {"signal": DisconnectSignal()}
+        signal = DisconnectSignal()
+        self.scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = {"signal": signal}
+        self._unanswered.append(signal)
 
     def on_url(self, url: bytes) -> None:
         if self._within_head_limit(len(url)):
@@ -134,6 +137,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        if self._unanswered:
+            self._unanswered.popleft()
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_deadline()

@@ -84,16 +84,9 @@ def test_without_the_signal_a_watcher_reads_the_disconnect_from_receive() -> Non
     assert asyncio.run(scenario()) == "cancelled"
 
 
-def test_the_gateways_server_signals_a_client_that_hangs_up_mid_request() -> None:
-    outcome: dict[str, Any] = {}
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        await receive()  # the (empty) body
-        outcome["signal"] = scope["extensions"][DISCONNECT_EXTENSION]["signal"]
-        outcome["result"] = await _wait_inside(CancelOnDisconnect(scope, receive), asyncio.Event())
-
+def _serve_until(app: Any, client: Any, done: Any) -> None:
+    """Run ``app`` under uvicorn with the gateway's protocol, call ``client(port)``, then wait for
+    ``done()`` (at most 10 s) and stop the server."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -106,14 +99,48 @@ def test_the_gateways_server_signals_a_client_that_hangs_up_mid_request() -> Non
         deadline = time.monotonic() + 10
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.01)
-        with socket.create_connection(("127.0.0.1", port)) as client:
-            client.sendall(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
-            while "signal" not in outcome and time.monotonic() < deadline:
-                time.sleep(0.01)
-        while "result" not in outcome and time.monotonic() < deadline:
+        client(port)
+        while not done() and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         server.should_exit = True
         thread.join(10)
-    assert isinstance(outcome["signal"], DisconnectSignal) and outcome["signal"].lost
-    assert outcome["result"] == "cancelled"
+
+
+def _waiting_app(outcome: dict[str, Any]) -> Any:
+    """An app whose requests wait inside CancelOnDisconnect; notes each one's signal and result."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()  # the (empty) body
+        outcome.setdefault("signals", []).append(scope["extensions"][DISCONNECT_EXTENSION]["signal"])
+        result = await _wait_inside(CancelOnDisconnect(scope, receive), asyncio.Event())
+        outcome.setdefault("results", []).append(result)
+
+    return app
+
+
+def _hang_up_after(requests: int, outcome: dict[str, Any]) -> Any:
+    def client(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.sendall(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n" * requests)
+            deadline = time.monotonic() + 10
+            while not outcome.get("signals") and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    return client
+
+
+def test_the_gateways_server_signals_a_client_that_hangs_up_mid_request() -> None:
+    outcome: dict[str, Any] = {}
+    _serve_until(_waiting_app(outcome), _hang_up_after(1, outcome), lambda: "results" in outcome)
+    [signal] = outcome["signals"]
+    assert isinstance(signal, DisconnectSignal) and signal.lost
+    assert outcome["results"] == ["cancelled"]
+
+
+def test_a_hang_up_with_pipelined_requests_cancels_the_one_being_served() -> None:
+    outcome: dict[str, Any] = {}
+    _serve_until(_waiting_app(outcome), _hang_up_after(3, outcome), lambda: "results" in outcome)
+    assert outcome["results"] == ["cancelled"]  # the first; the queued ones never started

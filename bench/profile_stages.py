@@ -33,7 +33,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("redaction", ("llm_gateway/core/redaction/", "hyperscan", "regex/")),
     ("json parse/dump", ("json_codec", "chat_request", "json_bounds", "orjson")),
     ("redis client", ("redis/", "hiredis", "adapters/redis_store")),
-    ("upstream client (pyreqwest, Python side)", ("pyreqwest/", "adapters/upstream")),
+    ("upstream client (aiohttp)", ("aiohttp/", "yarl/", "multidict/", "adapters/upstream")),
     ("metrics", ("prometheus_client/", "telemetry/metrics", "telemetry/labels")),
     ("access log", ("logging/", "telemetry/logs")),
     ("telemetry (exchange, recorder)", ("telemetry/",)),
@@ -62,9 +62,8 @@ def stage_of(stack: list[str]) -> str:
 def native_thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of ``pid``'s native threads, by thread name (``/proc``).
 
-    py-spy samples only threads that run Python (they keep the process's name); the upstream
-    client's runtime (tokio, in Rust: a thread named ``pyreqwest``) is a native one, so its CPU
-    is read here instead.
+    py-spy samples only threads that run Python (they keep the process's name); native ones (uvloop's
+    ``libuv-worker``, the runtime of a Rust HTTP client such as pyreqwest's) are read here instead.
     """
     used: dict[str, float] = {}
     python = Path(f"/proc/{pid}/comm").read_text().strip()

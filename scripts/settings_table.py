@@ -27,14 +27,17 @@ TABLES: dict[str, type[BaseSettings]] = {
 def table(model: type[BaseSettings]) -> str:
     rows = ["| name | default | meaning |", "|---|---|---|"]
     for name, field in model.model_fields.items():
-        if field.default is PydanticUndefined and field.default_factory is None:
+        value = field.get_default(call_default_factory=True)
+        if value is PydanticUndefined:
             default = "*(required)*"
-        elif field.default is None or field.default_factory is not None:
+        elif value is None or value in ([], {}):
             default = "*(unset)*"
-        elif isinstance(field.default, bool):
-            default = f"`{str(field.default).lower()}`"
+        elif isinstance(value, bool):
+            default = f"`{str(value).lower()}`"
+        elif isinstance(value, (list, tuple)):  # written as the setting takes it: comma-separated
+            default = "`" + ",".join(str(getattr(item, "value", item)) for item in value) + "`"
         else:
-            default = f"`{field.default}`"
+            default = f"`{value}`"
         rows.append(f"| `{name.upper()}` | {default} | {field.description} |")
     return "\n".join(rows)
 

@@ -93,7 +93,12 @@ class HotPathRouter:
 def create_app(settings: Settings) -> ASGIApp:
     """Build the gateway for ``settings``. Serve it with an ASGI server that runs its lifespan."""
     api_key = settings.openai_api_key.get_secret_value()
-    upstream = Upstream(settings.openai_base_url, api_key, idle_timeout=settings.stream_idle_timeout_secs)
+    upstream = Upstream(
+        settings.openai_base_url,
+        api_key,
+        idle_timeout=settings.stream_idle_timeout_secs,
+        max_response_bytes=settings.max_response_bytes,
+    )
     metrics = GatewayMetrics((CHAT_ROUTE, MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant)
     policy = QuotaPolicy(
         default_quota=settings.default_quota,

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="Largest accepted request body, as sent and once decoded (413 above). 50 MiB: the "
         "OpenAI API's limit for a request with images.",
     )
+    max_response_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=64 * 1024,
+        description="The largest upstream answer read: a whole non-stream body, or one streamed event "
+        "(after decompression). Beyond it the client gets 502 `upstream_response_too_large`.",
+    )
     max_buffered_body_bytes: int = Field(
         268_435_456,
         ge=1,

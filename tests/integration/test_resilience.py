@@ -4,6 +4,8 @@ client disconnects and graceful shutdown, all against real processes."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import signal
 import socket
 import threading
@@ -216,3 +218,44 @@ def test_a_first_byte_timeout_cancels_the_upstream_request(gateway_factory: Gate
     answered = time.monotonic()
     closed = upstream.wait_closed(1, timeout=5)
     assert len(closed) == 1 and closed[0] - answered < 1.0, closed
+
+
+def _script(mock: ManagedProcess, name: str, spec: dict[str, object]) -> str:
+    httpx.put(f"{mock.url}/_mock/scripts/{name}", content=orjson.dumps(spec)).raise_for_status()
+    return f"mock:script={name}"
+
+
+def test_an_upstream_answer_beyond_max_response_bytes_is_a_502_compressed_or_not(
+    gateway_factory: GatewayFactory, mock: ManagedProcess
+) -> None:
+    gateway = gateway_factory(MAX_RESPONSE_BYTES="1048576")
+    big = orjson.dumps({"id": "x", "object": "chat.completion", "choices": [], "pad": "a" * 2_000_000})
+    bomb = gzip.compress(b"\0" * 64 * 1024 * 1024)  # 64 MiB of zeros in about 64 KB
+    answers = {
+        "big": {"content_type": "application/json", "writes": [big.decode()]},
+        "bomb": {
+            "content_type": "application/json",
+            "headers": {"content-encoding": "gzip"},
+            "writes_b64": [base64.b64encode(bomb).decode()],
+        },
+    }
+    for name, spec in answers.items():
+        started = time.monotonic()
+        response = httpx.post(gateway.url + CHAT, json=chat_body(model=_script(mock, name, spec)), timeout=30)
+        assert_openai_error(response, 502, "upstream_response_too_large")
+        assert time.monotonic() - started < 5, name  # stopped at the limit, not after reading it all
+    assert httpx.get(gateway.url + "/healthz").status_code == 200
+
+
+def test_a_streamed_event_beyond_max_response_bytes_ends_the_stream_with_an_error_event(
+    gateway_factory: GatewayFactory, mock: ManagedProcess
+) -> None:
+    gateway = gateway_factory(MAX_RESPONSE_BYTES="1048576")
+    first = 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}\n\n'
+    endless = "data: " + "a" * 100_000  # a line that never ends, 100 KB per write
+    model = _script(mock, "endless-event", {"writes": [first] + [endless] * 30})
+    response = httpx.post(gateway.url + CHAT, json=chat_body(model=model, stream=True), timeout=30)
+    assert response.status_code == 200
+    events = sse_data(response.content)
+    assert orjson.loads(events[0])["id"] == "c"
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_response_too_large"

@@ -23,7 +23,7 @@ from yarl import URL
 from llm_gateway.core.headers import passed_response_headers
 from llm_gateway.errors import UpstreamError, UpstreamTimeout
 
-__all__ = ["Upstream", "UpstreamResponse"]
+__all__ = ["Upstream", "UpstreamResponse", "too_large"]
 
 #: How many distinct upstream URLs are kept parsed (the fixed API paths, and some model ids).
 _CACHED_URLS = 64
@@ -41,12 +41,17 @@ class UpstreamResponse:
         "client_headers",
         "content_type",
         "first_chunk",
+        "max_bytes",
         "request_id",
         "status",
     )
 
-    def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes, secret: str) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, first_chunk: bytes, secret: str, max_bytes: int
+    ) -> None:
         self._response = response
+        #: The most of the body the gateway reads (whole, or one streamed event).
+        self.max_bytes = max_bytes
         self._done = False
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "application/json")
@@ -56,9 +61,13 @@ class UpstreamResponse:
         self.client_headers, self.request_id = passed_response_headers(response.headers, secret)
 
     async def read_rest(self, idle_timeout: float) -> bytes:
-        """Everything after the first chunk; the upstream may not pause longer than ``idle_timeout``."""
-        parts = []
+        """Everything after the first chunk; the upstream may not pause longer than ``idle_timeout``,
+        nor send more than ``max_bytes`` in all (:class:`UpstreamError` ``upstream_response_too_large``)."""
+        parts, size = [], len(self.first_chunk)
         while chunk := await self.next_chunk(idle_timeout):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise too_large(self.max_bytes)
             parts.append(chunk)
         if chunk is None:
             raise UpstreamTimeout("upstream stopped sending the response")
@@ -128,12 +137,13 @@ class Upstream:
     followed, so nothing a client sends can make the gateway call another host or path.
     """
 
-    def __init__(self, base_url: str, api_key: str, *, idle_timeout: float) -> None:
+    def __init__(self, base_url: str, api_key: str, *, idle_timeout: float, max_response_bytes: int) -> None:
         base = base_url.rstrip("/")
         self._prefix = base if base.endswith("/v1") else base + "/v1"
         self._auth = {"Authorization": f"Bearer {api_key}"}
         self._api_key = api_key
         self._idle_timeout = idle_timeout
+        self._max_response_bytes = max_response_bytes
         self._urls: dict[str, URL] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -201,7 +211,12 @@ class Upstream:
         except BaseException:
             _close(response)
             raise
-        return UpstreamResponse(response, first_chunk, self._api_key)
+        return UpstreamResponse(response, first_chunk, self._api_key, self._max_response_bytes)
+
+
+def too_large(limit: int) -> UpstreamError:
+    """The error for an upstream answer (or streamed event) beyond ``MAX_RESPONSE_BYTES``."""
+    return UpstreamError(f"upstream answer exceeds {limit} bytes", code="upstream_response_too_large")
 
 
 def _close(response: aiohttp.ClientResponse | None) -> None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
+from llm_gateway.adapters.upstream import Upstream, UpstreamResponse, too_large
 from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.redaction import SSERedactor
 from llm_gateway.core.scrub import scrub_bytes, scrub_text
@@ -167,6 +167,10 @@ async def _relay_events(
             last_data = loop.time()
             events = decoder.decode(chunk)
             await _forward(events, exchange, redactor, usage, secret)
+            if decoder.pending_bytes > response.max_bytes:  # an event without end: not held further
+                error = too_large(response.max_bytes)
+                outcome = "upstream_error"
+                break
             if any(event.data == DONE for event in events):
                 # The stream is over for every client (the SDKs stop reading at `[DONE]`): end it
                 # now, whatever the upstream still sends or however long it keeps its connection.

@@ -107,15 +107,31 @@ class SSEDecoder:
     stream was cut inside a line, and that partial event is dropped.
     """
 
-    __slots__ = ("_lines", "_partial", "_raw", "_skip_lf", "_started", "truncated")
+    __slots__ = (
+        "_lines",
+        "_partial",
+        "_partial_size",
+        "_raw",
+        "_raw_size",
+        "_skip_lf",
+        "_started",
+        "truncated",
+    )
 
     def __init__(self) -> None:
         self._partial: list[bytes] = []  # pieces of a line not ended yet, joined once when it ends
+        self._partial_size = 0
         self._lines: list[bytes] = []  # the current event's complete lines
         self._raw: list[bytes] = []  # the same lines with their line ends, as received
+        self._raw_size = 0
         self._skip_lf = False
         self._started = False
         self.truncated = False
+
+    @property
+    def pending_bytes(self) -> int:
+        """How many bytes of an event not ended yet are held (a caller bounds it)."""
+        return self._partial_size + self._raw_size
 
     def decode(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
@@ -142,6 +158,7 @@ class SSEDecoder:
             self._skip_lf = chunk.endswith(b"\r")
         if last:
             self._partial.append(last)
+            self._partial_size += len(last)
         return events
 
     def finish(self) -> SSEEvent | None:
@@ -153,6 +170,7 @@ class SSEDecoder:
         self._partial.clear()
         self._lines.clear()
         self._raw.clear()
+        self._partial_size = self._raw_size = 0
         return event
 
     def _line(self, piece: bytes, end: bytes, events: list[SSEEvent]) -> None:
@@ -160,14 +178,17 @@ class SSEDecoder:
             self._partial.append(piece)
             piece = b"".join(self._partial)
             self._partial.clear()
+            self._partial_size = 0
         if piece:
             self._lines.append(piece)
             self._raw.append(piece + end)
+            self._raw_size += len(piece) + len(end)
         elif self._lines:
             self._raw.append(end)
             events.append(SSEEvent(tuple(self._lines), b"".join(self._raw)))
             self._lines.clear()
             self._raw.clear()
+            self._raw_size = 0
 
 
 def encode_events(events: list[SSEEvent]) -> bytes:

@@ -148,3 +148,17 @@ def test_a_last_event_ended_by_a_cr_is_closed_so_nothing_after_it_joins_it() -> 
     assert last is not None and last.raw == b'data: {"b":2}\n\n'
     wire = encode_events([*events, last, SSEEvent.of_data(b"[DONE]")])
     assert [e.data for e in ClientDecoder().iter_bytes(iter([wire]))] == ['{"a":1}', '{"b":2}', "[DONE]"]
+
+
+def test_pending_bytes_counts_what_an_unended_event_holds() -> None:
+    decoder = SSEDecoder()
+    for byte in b"data: abc":  # a line a byte at a time
+        decoder.decode(bytes([byte]))
+    assert decoder.pending_bytes == 9
+    decoder.decode(b"\nid: 1\r\n")
+    assert decoder.pending_bytes == len(b"data: abc\nid: 1\r\n")
+    [event] = decoder.decode(b"\n")
+    assert event.raw == b"data: abc\nid: 1\r\n\n" and decoder.pending_bytes == 0
+    decoder.decode(b"data: tail")
+    decoder.finish()
+    assert decoder.pending_bytes == 0

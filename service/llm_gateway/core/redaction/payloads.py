@@ -237,9 +237,10 @@ class _Channel:
     flushed as a text part.
     """
 
-    __slots__ = ("logprobs", "parts", "text")
+    __slots__ = ("_redactor", "logprobs", "parts", "text")
 
     def __init__(self, redactor: Redactor, channel: StreamChannel) -> None:
+        self._redactor = redactor
         self.text = StreamRedactor(redactor, json_text=channel.json)
         self.logprobs = _LogprobAligner() if channel.logprobs is not None else None
         self.parts = False
@@ -255,8 +256,10 @@ class _Channel:
                 return False
             container[key] = released
             return True
+        if self.text.json_text:  # arguments sent as a JSON value (some servers do): whole, so redacted whole
+            return _redact_json_place(place, self._redactor, self.text.found)
         changed = False
-        for part in () if self.text.json_text else _text_parts(fragment):
+        for part in _text_parts(fragment):
             self.parts = True
             changed = self.feed((part, "text")) or changed
         return changed
@@ -532,7 +535,15 @@ def _present(choice: dict[str, Any], path: Path) -> bool:
 
 
 def _key(index: Any) -> Any:
-    """A choice's or tool call's ``index`` as a dictionary key (a hostile upstream may send a list)."""
+    """A choice's or tool call's ``index`` as a dictionary key: the number a client reads it as
+    (``0``, ``"0"`` and ``0.0`` are one choice to the SDKs, so one channel here), else as it came
+    (a hostile upstream may send a list)."""
+    if isinstance(index, bool):
+        return int(index)
+    if isinstance(index, float) and index.is_integer():
+        return int(index)
+    if isinstance(index, str) and index.strip().isdigit():
+        return int(index)
     return index if isinstance(index, (int, str)) or index is None else repr(index)
 
 

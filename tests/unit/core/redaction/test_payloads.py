@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ REDACTOR = Redactor(Replacer("placeholder"))
 DONE = SSEEvent.of_data(b"[DONE]")
 
 
-def chunk(content: str | None, index: int = 0, finish: str | None = None, **choice: object) -> SSEEvent:
+def chunk(content: str | None, index: object = 0, finish: str | None = None, **choice: object) -> SSEEvent:
     delta = {} if content is None else {"content": content}
     body = {
         "id": "c1",
@@ -204,3 +205,23 @@ def test_text_without_entities_streams_through_exactly(words: list[str]) -> None
     )
     assert text == "".join(words)
     assert out[-1] == DONE
+
+
+def test_streamed_tool_call_arguments_sent_as_a_json_object_are_redacted() -> None:
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "function": {"name": "mail", "arguments": {"to": "jane.doe@example.com"}},
+    }
+    event = {"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+    [out] = SSERedactor(REDACTOR).process([SSEEvent.of_data(orjson.dumps(event))])
+    sent = payload(out)["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+    assert sent == {"to": REDACTOR.redact("jane.doe@example.com")} != {"to": "jane.doe@example.com"}
+
+
+@pytest.mark.parametrize("index", ["0", 0.0, False])
+def test_a_choice_index_the_sdks_read_as_zero_is_the_same_channel(index: object) -> None:
+    sse = SSERedactor(REDACTOR)
+    events = [chunk("mail jane."), chunk("doe@example.com ok", index=index), chunk(None, finish="stop")]
+    out = [released for event in events for released in sse.process([event])]
+    assert "".join(text or "" for text in contents(out)) == REDACTOR.redact("mail jane.doe@example.com ok")

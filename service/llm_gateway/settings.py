@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.asyncio.connection import parse_url as parse_redis_url
 from yarl import URL
 
 from llm_gateway.core.client_ip import parse_networks
@@ -250,6 +252,22 @@ class Settings(BaseSettings):
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        """What redis-py's parser takes, with a numeric database; never echoed (it may hold a password)."""
+        if value is None:
+            return None
+        problem = "expected redis://[[user]:password@]host[:port][/db], rediss://… or unix:///path[?db=N]"
+        try:
+            options = parse_redis_url(value)
+        except ValueError:
+            raise ValueError(problem) from None
+        port, path = options.get("port", 6379), urlsplit(value).path.strip("/")
+        if not 0 < int(port) < 65536 or (not value.startswith("unix:") and path and not path.isdigit()):
+            raise ValueError(problem)
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_trusted_proxies(cls, value: Any) -> Any:
@@ -321,7 +339,10 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
-_SECRET_SETTINGS = frozenset({"OPENAI_API_KEY", "REDACTION_HASH_KEY", "TENANT_HASH_KEY", "KEY_HASH_SECRET"})
+#: Settings whose value is never echoed in an error (``REDIS_URL`` may carry a password).
+_SECRET_SETTINGS = frozenset(
+    {"OPENAI_API_KEY", "REDACTION_HASH_KEY", "TENANT_HASH_KEY", "KEY_HASH_SECRET", "REDIS_URL"}
+)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -31,6 +31,9 @@ VALID = {"OPENAI_API_KEY": "sk-upstream-secret-0123456789", "LISTEN_ADDR": "127.
         ({"TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "TRUSTED_PROXIES", "'proxy' is not an IP"),
         ({"REDACT_MODE": "hash"}, "REDACTION_HASH_KEY", "required when REDACT_MODE=hash"),
         ({"REDACT_ENTITIES": "EMAIL,NAME"}, "REDACT_ENTITIES", "unknown entities ['NAME']"),
+        ({"REDIS_URL": "http://127.0.0.1:6379/0"}, "REDIS_URL", "expected redis://"),
+        ({"REDIS_URL": "redis://127.0.0.1:99999/0"}, "REDIS_URL", "expected redis://"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/abc"}, "REDIS_URL", "expected redis://"),
         (
             {"REDACT_PHONE_REGIONS": "ES,XX"},
             "REDACT_PHONE_REGIONS",
@@ -57,17 +60,22 @@ def test_invalid_configuration_refuses_to_start_with_one_clear_line(
     assert "Traceback" not in result.stderr
 
 
-def test_api_key_value_is_never_printed_in_config_errors(tmp_path: Path) -> None:
+def test_secrets_are_never_printed_in_config_errors(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "llm_gateway"],
-        env={"OPENAI_API_KEY": "sk-do-not-print-me", "RPS": "-3"},
+        env={
+            "OPENAI_API_KEY": "sk-do-not-print-me",
+            "RPS": "-3",
+            "REDIS_URL": "redis://:redis-pass-do-not-print@127.0.0.1:99999/0",
+        },
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 2
-    assert "sk-do-not-print-me" not in result.stderr + result.stdout
+    assert "REDIS_URL" in result.stderr
+    assert "do-not-print" not in result.stderr + result.stdout
 
 
 def test_dotenv_file_in_the_working_directory_is_read(tmp_path: Path, shared_mock: ManagedProcess) -> None:

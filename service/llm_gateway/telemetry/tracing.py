@@ -137,7 +137,13 @@ class Tracing:
         )
         self._tracer = self._provider.get_tracer("llm_gateway", __version__)
         # With the collector away, the SDK warns once per dropped span: thousands of lines a second.
-        logging.getLogger("opentelemetry.sdk._shared_internal").addFilter(_AtMostEvery(60.0))
+        # The SDK's batch worker and the exporter log each failure and retry; while a collector is
+        # away, one line a minute from each says so.
+        for noisy in (
+            "opentelemetry.sdk._shared_internal",
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",  # the exporter's retries
+        ):
+            logging.getLogger(noisy).addFilter(_AtMostEvery(60.0))
         self._propagator = TraceContextTextMapPropagator()
 
     def start_server_span(

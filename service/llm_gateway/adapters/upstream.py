@@ -83,7 +83,7 @@ class UpstreamResponse:
                 size += len(chunk)
         except UpstreamError:
             pass
-        await self.close()
+        self.close()
         return b"".join(parts)[:limit]
 
     async def next_chunk(self, wait: float) -> bytes | None:
@@ -107,7 +107,7 @@ class UpstreamResponse:
         except aiohttp.ClientError:
             raise UpstreamError("upstream stream was interrupted") from None
 
-    async def close(self) -> None:
+    def close(self) -> None:
         """End the response: a body read to its end gives the connection back to the pool; otherwise
         the connection is closed, and the upstream sees the request cancelled."""
         if not self._done:
@@ -126,7 +126,7 @@ class UpstreamResponse:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        self.close()
 
 
 class Upstream:

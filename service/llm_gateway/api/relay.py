@@ -91,7 +91,7 @@ async def relay_buffered(
         body = response.first_chunk + await response.read_rest(idle_timeout)
     finally:
         exchange.waited_for_upstream(started)
-    await response.close()
+    response.close()
     body = scrub_bytes(body, secret)
     if response.status < 400 and transform is not None:
         body = await off_the_loop(len(body), transform, body, exchange)
@@ -193,13 +193,12 @@ async def _relay_events(
             outcome = "upstream_error"
         elif last is not None:
             await _forward([last], exchange, redactor, usage, secret)
+    response.close()
     if error is None:
-        await response.close()
         held = redactor.finish() if redactor is not None else []
         tail = scrub_bytes(encode_events(held), secret) if held else b""
     else:
         exchange.error = error
-        await response.close()
         tail = format_event(error.body())
     await send({"type": "http.response.body", "body": tail, "more_body": False})
     return outcome

@@ -328,23 +328,25 @@ class StreamRedactor:
         self._buffer += fragment
         return self._release(self._scan(final=False, found=self.found))
 
-    def feed_released(self, fragment: str) -> int | None:
-        """Feed ``fragment`` if that replaces nothing and nothing is held before it: returns how many
-        of its first characters are released as they are (the rest is held, as :meth:`feed` holds).
+    def feed_released(self, fragment: str) -> tuple[str, int] | None:
+        """Feed ``fragment`` if that replaces nothing: returns the held text it releases (what earlier
+        fragments left held, or a first part of it) and how many of ``fragment``'s first characters
+        are released as they are; the rest is held, as :meth:`feed` holds it.
 
         Otherwise returns ``None`` and nothing is fed (feed the fragment's pieces one by one). Lets a
         caller with several fragments at hand redact them with one scan and keep each in its place.
         """
-        if self._swallow is not None or self._held_from != len(self._buffer) or not fragment:
+        if self._swallow is not None or not fragment:
             return None
-        before = self._buffer
+        before, held = self._buffer, len(self._buffer) - self._held_from
         self._buffer += fragment
         scan = self._scan(final=False, found=None)  # whatever it finds is not taken
         if scan.spans or scan.swallow is not None:
             self._buffer = before
             return None
         self._fed += len(fragment)
-        return len(self._release(scan))
+        text = self._release(scan)  # nothing replaced: the held text, then the fragment's start
+        return text[:held], max(len(text) - held, 0)
 
     def flush(self) -> str:
         self._swallow = None

@@ -361,9 +361,10 @@ class SSERedactor:
     def _run(self, run: list[_Plain]) -> list[SSEEvent]:
         """Redact consecutive plain chunks together: each channel's fragments in one scan.
 
-        When that scan replaces nothing, each fragment keeps its place and only text that must be
-        held (a possible entity at the end) leaves its chunk; otherwise the channel's fragments are
-        fed one by one, as :meth:`_event` feeds them.
+        When that scan replaces nothing, each fragment keeps its place: text held from an earlier
+        read goes out at the start of the first, and only text that must still be held (a possible
+        entity at the end) leaves its chunk. Otherwise the channel's fragments are fed one by one,
+        as :meth:`_event` feeds them.
         """
         if not run:
             return []
@@ -378,16 +379,19 @@ class SSERedactor:
             if channel is None:
                 channel = channels[number, element] = _Channel(self._redactor, self._locations.stream[number])
             fragments = [container[key] for _, (container, key) in places]
-            released = channel.text.feed_released("".join(fragments))
-            if released is None:
+            result = channel.text.feed_released("".join(fragments))
+            if result is None:
                 for i, place in places:
                     changed[i] = channel.feed(place) or changed[i]
             else:
+                # Text held from an earlier read opens the first fragment; text still held leaves its own.
+                prefix, released = result
                 for (i, (container, key)), fragment in zip(places, fragments, strict=True):
-                    if released < len(fragment):  # the held text starts here
-                        container[key] = fragment[:released]
+                    out = prefix + fragment[:released]
+                    if out != fragment:
+                        container[key] = out
                         changed[i] = True
-                    released = max(released - len(fragment), 0)
+                    prefix, released = "", max(released - len(fragment), 0)
             self._count(channel.text)
         self._template = _envelope(run[-1].payload)
         return [

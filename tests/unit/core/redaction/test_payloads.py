@@ -127,6 +127,14 @@ def test_chunks_read_together_keep_their_text_in_place_when_later_text_shows_it_
     assert out[1] is events[1]
 
 
+def test_text_held_at_the_end_of_a_read_opens_the_next_reads_first_chunk() -> None:
+    sse = SSERedactor(REDACTOR)
+    assert contents(sse.process([chunk("mail jane")])) == ["mail "]  # "jane" may start an e-mail
+    later = [chunk(".doe ok"), chunk(" bye")]
+    assert contents(sse.process(later)) == ["jane.doe ok", " "]  # no e-mail; "bye" may start one
+    assert contents(sse.process([chunk(None, finish="stop")])) == ["bye"]
+
+
 _PIECES = [
     "jane",
     ".doe",

@@ -15,8 +15,7 @@ the gateway's own id for the request.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Iterable, Mapping
 
 from starlette.types import Scope
 
@@ -24,7 +23,6 @@ __all__ = [
     "FORWARDED_REQUEST_HEADERS",
     "PASSED_RESPONSE_HEADERS",
     "UPSTREAM_REQUEST_ID_HEADER",
-    "HeaderLookup",
     "caller_request_id",
     "forwarded_headers",
     "header",
@@ -84,20 +82,15 @@ UPSTREAM_REQUEST_ID_HEADER = b"x-upstream-request-id"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}")
 
 
-class HeaderLookup(Protocol):
-    """Case-insensitive header lookup: the first value of ``name``, or ``None``."""
-
-    def get(self, name: str, /) -> str | None: ...
-
-
 def passed_response_headers(
-    headers: HeaderLookup, secret: str = ""
+    headers: Mapping[str, str], secret: str = ""
 ) -> tuple[list[tuple[bytes, bytes]], str | None]:
     """The upstream response headers the client gets (raw ASGI pairs), and the upstream's request id.
 
-    ``headers`` looks up the upstream response's headers (any mapping of them will do). A value
-    without its header's shape is dropped, and so is an upstream request id that is not a safe id
-    (see :func:`caller_request_id`) or contains ``secret`` (the gateway's upstream key).
+    ``headers`` is the upstream response's (case-insensitive) mapping. A value without its header's
+    shape is dropped, and so is an upstream request id that is not a safe id (see
+    :func:`caller_request_id`) or contains ``secret`` (the gateway's upstream key; a value that is
+    not ASCII never is a safe id).
     """
     passed = [
         (raw, value.encode("latin-1"))

@@ -40,8 +40,8 @@ def test_calls_in_flight_together_each_get_their_own_reply_in_order(redis_server
         echo = ScriptConnection(redis_server.url, ECHO)
         echoed = await asyncio.gather(*(echo.call([], [i, 1.5]) for i in range(50)))
         later = await connection.call(["n"], [])
-        await connection.close()
-        await echo.close()
+        connection.close()
+        echo.close()
         return counted, echoed, later
 
     counted, echoed, later = asyncio.run(scenario())
@@ -56,7 +56,7 @@ def test_a_redis_that_lost_its_scripts_gets_them_loaded_again(redis_server: Redi
         first = await connection.call(["m"], [])
         redis_server.client().script_flush()
         rest = await asyncio.gather(*(connection.call(["m"], []) for _ in range(4)))
-        await connection.close()
+        connection.close()
         return [first, *rest]
 
     assert asyncio.run(scenario()) == [1, 2, 3, 4, 5]
@@ -71,8 +71,8 @@ def test_a_failing_script_raises_the_redis_error_and_the_connection_stays_usable
             await failing.call(["k"], [])
         counting = ScriptConnection(redis_server.url, COUNT)
         reply = await counting.call(["k"], [])
-        await failing.close()
-        await counting.close()
+        failing.close()
+        counting.close()
         return reply
 
     assert asyncio.run(scenario()) == 1
@@ -95,7 +95,7 @@ def test_a_lost_connection_fails_its_calls_and_the_next_call_opens_a_new_one(
         except RedisConnectionError:
             failed = True
         after = await asyncio.wait_for(connection.call(["r"], []), 5)
-        await connection.close()
+        connection.close()
         return failed, after
 
     failed, after = asyncio.run(scenario())
@@ -126,8 +126,8 @@ def test_password_database_and_unix_socket_come_from_the_url(workdir: Path) -> N
             wrong = ScriptConnection(f"redis://:wrong@127.0.0.1:{server.port}/0", COUNT)
             with pytest.raises(ResponseError):
                 await wrong.call(["x"], [])
-            await tcp.close()
-            await unix.close()
+            tcp.close()
+            unix.close()
             return replies
 
         assert asyncio.run(scenario()) == (1, 2)

@@ -50,10 +50,10 @@ class ScriptConnection:
         self._path: str | None = options.get("path")
         self._host: str = options.get("host", "localhost")
         self._port: int = options.get("port", 6379)
-        self._script = script
+        self._load = _pack("SCRIPT", "LOAD", script)
         self._handshake = [
             *_handshake(options.get("username"), options.get("password"), options.get("db", 0)),
-            _pack("SCRIPT", "LOAD", script),  # so calls do not all meet NOSCRIPT first
+            self._load,  # so calls do not all meet NOSCRIPT first
         ]
         self._sha = hashlib.sha1(script.encode()).hexdigest()
         self._pipe: _Pipe | None = None
@@ -62,13 +62,13 @@ class ScriptConnection:
     async def call(self, keys: Sequence[_Arg], args: Sequence[_Arg]) -> Any:
         pipe = self._pipe if self._pipe is not None and self._pipe.open else await self._open()
         command = _pack("EVALSHA", self._sha, len(keys), *keys, *args)
-        reply = await pipe.send(command)
-        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
-            _checked(await pipe.send(_pack("SCRIPT", "LOAD", self._script)))
-            reply = await pipe.send(command)
-        return _checked(reply)
+        try:
+            return _checked(await pipe.send(command))
+        except NoScriptError:
+            _checked(await pipe.send(self._load))
+            return _checked(await pipe.send(command))
 
-    async def close(self) -> None:
+    def close(self) -> None:
         if self._pipe is not None:
             self._pipe.close()
             self._pipe = None

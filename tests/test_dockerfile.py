@@ -29,11 +29,13 @@ def test_hadolint_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_multi_stage_with_a_pinned_base() -> None:
+def test_multi_stage_with_a_pinned_base_that_a_build_argument_can_replace() -> None:
+    defaults = dict(args.split("=", 1) for name, args in instructions() if name == "ARG" and "=" in args)
     bases = [args.split()[0] for name, args in instructions() if name == "FROM"]
     assert len(bases) >= 2
-    for base in bases:
-        assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*(@sha256:[0-9a-f]{64})?", base), base
+    assert set(bases) == {"${PYTHON_IMAGE}"}, bases
+    base = defaults["PYTHON_IMAGE"]
+    assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*(@sha256:[0-9a-f]{64})?", base), base
 
 
 def test_the_final_stage_runs_as_a_numeric_non_root_user_without_build_tools() -> None:

@@ -33,10 +33,28 @@ def test_it_points_at_files_that_exist_and_the_built_image() -> None:
     skaffold = config()
     [artifact] = skaffold["build"]["artifacts"]
     assert (ROOT / artifact["docker"]["dockerfile"]).is_file()
-    [release] = skaffold["manifests"]["helm"]["releases"]
-    assert (ROOT / release["chartPath"] / "Chart.yaml").is_file()
-    assert release["setValueTemplates"]["image.repository"] == "{{.IMAGE_REPO_secure_llm_gateway}}"
-    for manifest in skaffold["manifests"]["rawYaml"]:
-        assert (ROOT / manifest).is_file()
-    assert [p["name"] for p in skaffold["profiles"]] == ["kind"]
+    releases = skaffold["manifests"]["helm"]["releases"]
+    assert [r["name"] for r in releases] == ["openaimock", "slg"]
+    for release in releases:
+        assert (ROOT / release["chartPath"] / "Chart.yaml").is_file()
+        assert release["setValueTemplates"]["image.repository"] == "{{.IMAGE_REPO_secure_llm_gateway}}"
+        assert release["setValueTemplates"]["image.tag"] == "{{.IMAGE_TAG_secure_llm_gateway}}"
+        for values in release.get("valuesFiles", []):
+            assert (ROOT / values).is_file()
+    assert [p["name"] for p in skaffold["profiles"]] == ["kind", "ci"]
     assert skaffold["build"]["local"]["push"] is False
+
+
+def test_helm_alone_deploys_so_nothing_is_applied_twice() -> None:
+    """A kubectl deployer beside helm re-applied the rendered chart: its generated Secrets changed."""
+    skaffold = config()
+    assert skaffold["deploy"] == {"helm": {}}
+    assert "rawYaml" not in skaffold["manifests"] and "kustomize" not in skaffold["manifests"]
+
+
+def test_the_build_needs_neither_buildkit_nor_buildx() -> None:
+    """With useBuildkit true skaffold adds ``--load``, a buildx flag; unset, it builds through the API."""
+    skaffold = config()
+    assert "useBuildkit" not in skaffold["build"]["local"]
+    for profile in skaffold["profiles"]:
+        assert "useBuildkit" not in profile.get("build", {}).get("local", {}), profile["name"]

@@ -39,6 +39,7 @@ from llm_gateway import __version__
 from llm_gateway.adapters.local_limits import LocalLimits
 from llm_gateway.adapters.redis_store import RedisStore
 from llm_gateway.adapters.upstream import Upstream
+from llm_gateway.adapters.upstream_probe import UpstreamProbe
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.chat import ROUTE as CHAT_ROUTE
 from llm_gateway.api.chat import ChatCompletions
@@ -157,14 +158,20 @@ def create_app(settings: Settings) -> ASGIApp:
         key_ring, allow_anonymous=settings.allow_anonymous, trusted_proxies=settings.trusted_proxies
     )
 
+    probe = UpstreamProbe(upstream) if settings.upstream_readiness_probe else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await upstream.start()
+        if probe is not None:
+            probe.start()
         if store is not None:
             await store.start()
         try:
             yield
         finally:
+            if probe is not None:
+                await probe.close()
             if store is not None:
                 await store.close()
             await upstream.close()
@@ -211,7 +218,7 @@ def create_app(settings: Settings) -> ASGIApp:
         upstream_secret=api_key,
     )
     checks: dict[str, Check] = {
-        "upstream": lambda: (upstream.ready, "ok" if upstream.ready else "closed"),
+        "upstream": probe.check if probe else lambda: (upstream.ready, "ok" if upstream.ready else "closed"),
         "redis": redis_check,
     }
     if key_ring is not None:  # without the key map no request can be admitted

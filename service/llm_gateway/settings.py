@@ -200,6 +200,12 @@ class Settings(BaseSettings):
         None, description="OTLP/HTTP endpoint for traces, e.g. `http://localhost:4318`."
     )
     otel_service_name: str = Field("secure-llm-gateway", description="Service name on exported spans.")
+    upstream_readiness_probe: bool = Field(
+        True,
+        description="`/readyz` is not ready until the upstream has answered `GET /v1/models` with the "
+        "gateway's key (every 2 s from start-up; 401/403 and 5xx do not count), then stays ready through "
+        "upstream outages. `off`: ready as soon as the process serves.",
+    )
     stream_usage: bool = Field(
         True,
         description="Ask the upstream for token usage on streams (`stream_options.include_usage`) and "

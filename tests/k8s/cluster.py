@@ -118,12 +118,13 @@ def start_cluster(workdir: Path) -> Cluster:
         api_port,
     )
     kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(_kubeconfig(f"https://127.0.0.1:{api_port}", pki))
-    _wait_ready(apiserver, pki)
+    kubeconfig.write_text(kubeconfig_text(f"https://127.0.0.1:{api_port}", pki))
+    wait_ready(apiserver, pki)
     return Cluster(kubeconfig, [etcd, apiserver])
 
 
-def _wait_ready(apiserver: ManagedProcess, pki: Path) -> None:
+def wait_ready(apiserver: ManagedProcess, pki: Path) -> None:
+    """Until ``/readyz`` answers 200 to the admin certificate; RuntimeError with the log otherwise."""
     deadline = time.monotonic() + START_TIMEOUT_S
     url = apiserver.url.replace("http://", "https://") + "/readyz"
     tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
@@ -143,29 +144,43 @@ def _wait_ready(apiserver: ManagedProcess, pki: Path) -> None:
 
 def _make_pki(pki: Path) -> None:
     """A CA, a serving certificate for 127.0.0.1, an admin client certificate, a service-account key."""
+    make_ca(pki)
+    issue(pki, "server", "/CN=kube-apiserver", "IP:127.0.0.1,DNS:localhost")
+    issue(pki, "admin", "/O=system:masters/CN=test-admin")
+
+
+def make_ca(pki: Path) -> None:
+    """``ca.crt``/``ca.key`` (valid 2 days) and the service-account key pair ``sa.key``/``sa.pub``."""
     pki.mkdir(parents=True, exist_ok=True)
+    _openssl(pki, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+             "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    _openssl(pki, "genrsa", "-out", "sa.key", "2048")
+    _openssl(pki, "rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+
+
+def issue(pki: Path, name: str, subject: str, san: str | None = None) -> None:
+    """``<name>.crt``/``<name>.key`` signed by the CA; ``subject`` like ``/O=group/CN=user``.
+
+    ``san``: the subjectAltName value of a serving certificate (``IP:127.0.0.1,DNS:localhost``).
+    """
+    _openssl(pki, "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
+             "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+    extra: list[str] = []
+    if san:
+        (pki / f"{name}.ext").write_text(f"subjectAltName={san}\n")
+        extra = ["-extfile", f"{name}.ext"]
+    _openssl(pki, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", *extra, "-out", f"{name}.crt")  # fmt: skip
+
+
+def _openssl(pki: Path, *args: str) -> None:
     if shutil.which("openssl") is None:
         raise RuntimeError("openssl is required to make the test cluster's certificates")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-            "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
-    (pki / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
-            "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "server.ext", "-out", "server.crt")  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=system:masters/CN=test-admin",
-            "-keyout", "admin.key", "-out", "admin.csr")  # fmt: skip
-    openssl("x509", "-req", "-in", "admin.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-out", "admin.crt")  # fmt: skip
-    openssl("genrsa", "-out", "sa.key", "2048")
-    openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+    subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
 
 
-def _kubeconfig(server: str, pki: Path) -> str:
+def kubeconfig_text(server: str, pki: Path, user: str = "admin") -> str:
+    """A kubeconfig (JSON) for ``server`` with the client certificate ``<pki>/<user>.crt``."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -174,16 +189,14 @@ def _kubeconfig(server: str, pki: Path) -> str:
         ],
         "users": [
             {
-                "name": "admin",
+                "name": user,
                 "user": {
-                    "client-certificate": str(pki / "admin.crt"),
-                    "client-key": str(pki / "admin.key"),
+                    "client-certificate": str(pki / f"{user}.crt"),
+                    "client-key": str(pki / f"{user}.key"),
                 },
             }
         ],
-        "contexts": [
-            {"name": "test", "context": {"cluster": "test", "user": "admin", "namespace": "default"}}
-        ],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": user, "namespace": "default"}}],
         "current-context": "test",
     }
     return json.dumps(config, indent=2)

@@ -2,7 +2,7 @@
 # Everything a fresh Debian machine needs is installed from here: a .venv for Python (the runtime
 # for `make run`, plus the dev extras for `make test`), Debian packages through apt when they are
 # missing (redis-server; prometheus, for promtool and a real Prometheus server; containerd, runc, the
-# CNI plugins, iptables, buildah and debootstrap for the one-node cluster), the binaries no package
+# CNI plugins, iptables, buildah and debootstrap for the one-node cluster; docker.io for skaffold), the binaries no package
 # manager ships (Helm, etcd, Kubernetes, CoreDNS, skaffold, the Prometheus Operator: `make tools`)
 # and the images the one-node cluster runs (`make images`), cached by version.
 
@@ -52,6 +52,7 @@ system-deps:
 	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
 	    echo "make test needs Debian packages that are missing; install them, then run make test again: sudo apt-get install -y$$missing" >&2; \

@@ -9,7 +9,8 @@
 #                        in one `go build` (the node's four share almost every package with the apiserver)
 #   coredns              the one-node cluster's DNS
 #   skaffold             skaffold v2, for `skaffold run` / `skaffold dev` against the one-node cluster
-#   prometheus-operator  the Prometheus Operator and its prometheus-config-reloader
+#   prometheus-operator  the Prometheus Operator and its prometheus-config-reloader, with the release's
+#                        CRDs (crds/) and example RBAC (rbac/prometheus-operator, rbac/prometheus)
 #
 #   scripts/tools.sh prepare [TOOL ...]   prepare TOOLs (default: all), one progress line per stage
 #   scripts/tools.sh path BINARY          print a prepared binary's path (a tool, or one binary of a
@@ -112,6 +113,13 @@ build_prometheus_operator() {
   CGO_ENABLED=0 go_build prometheus-operator "$1/" -ldflags "-s -w -X github.com/prometheus/common/version.Version=${v#v}" \
     github.com/prometheus-operator/prometheus-operator/cmd/operator \
     github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
+  # Its CRDs and RBAC, from the same release, for installing it (tests/node).
+  local source
+  source=$(cd "$gomods/prometheus-operator" && go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator)
+  mkdir -p "$1/crds" "$1/rbac"
+  cp "$source"/example/prometheus-operator-crd/*.yaml "$1/crds/"
+  cp -r "$source"/example/rbac/prometheus-operator "$source"/example/rbac/prometheus "$1/rbac/"
+  chmod -R u+w "$1/crds" "$1/rbac"  # the module cache is read-only
 }
 
 declare -A STEPS=(

@@ -46,7 +46,7 @@ class Cluster:
         return {"KUBECONFIG": str(self.kubeconfig)}
 
     def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this cluster; raises with its output when ``check`` and it fails."""
         result = subprocess.run(
@@ -54,7 +54,7 @@ class Cluster:
             input=input,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import sys
 import uuid
@@ -22,7 +23,14 @@ CRD = ROOT / "k8s" / "crd" / "tenantquotas.gateway.secure-llm.dev.yaml"
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path_factory.mktemp("cluster"))
+    """The API-server-only cluster; with ``K8S_TEST_CLUSTER=node``, the one-node cluster with real
+    pods (tests/node) behind the same interface; with ``E2E_KUBECONFIG``, that cluster."""
+    if os.environ.get("K8S_TEST_CLUSTER") == "node":
+        from tests.node.cluster import start_node_cluster  # the node tier's prerequisites only then
+
+        running: Cluster = start_node_cluster(tmp_path_factory.mktemp("node"))
+    else:
+        running = start_cluster(tmp_path_factory.mktemp("cluster"))
     try:
         running.kubectl("apply", "--server-side", "-f", str(CRD))
         running.kubectl(

@@ -388,9 +388,11 @@ def _bring_up(cluster: NodeCluster, binaries: dict[str, str]) -> None:
     cluster.wait_for(
         "node registered", lambda: cluster.kubectl("get", "node", NODE_NAME, check=False).returncode == 0
     )
-    cluster.kubectl("wait", "--for=condition=Ready", f"node/{NODE_NAME}", "--timeout=120s")
+    cluster.kubectl("wait", "--for=condition=Ready", f"node/{NODE_NAME}", "--timeout=120s", timeout=200)
     cluster.kubectl("apply", "-f", str(root / "etc/coredns.yaml"))
-    cluster.kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s")
+    cluster.kubectl(
+        "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s", timeout=200
+    )
 
 
 def _make_netns(name: str) -> None:

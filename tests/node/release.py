@@ -16,15 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.chart.helm import CHART, helm
 from tests.k8s.cluster import kubectl_binary
 from tests.node.cluster import NodeCluster, images_script
 from tests.support import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_MOCK = ROOT / "k8s" / "dev" / "openaimock.yaml"
+DEV_MOCK = ROOT / "k8s" / "dev" / "openaimock"
+DEV_VALUES = ROOT / "k8s" / "dev" / "values.yaml"
 UPSTREAM_KEY = "sk-dev-only"
 
 
@@ -46,17 +45,6 @@ def image_values() -> list[str]:
     ]
 
 
-def dev_mock_manifest() -> str:
-    """``k8s/dev/openaimock.yaml`` with its image pointed at the local build, as a mirror user would."""
-    documents = list(yaml.safe_load_all(DEV_MOCK.read_text()))
-    for document in documents:
-        if document["kind"] == "Deployment":
-            container = document["spec"]["template"]["spec"]["containers"][0]
-            container["image"] = images_script("ref", "secure-llm-gateway")
-            container["imagePullPolicy"] = "Never"
-    return yaml.safe_dump_all(documents)
-
-
 class Release:
     """``helm install NAME`` in ``namespace`` on ``cluster``; see the module docstring."""
 
@@ -70,7 +58,30 @@ class Release:
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """helm against the cluster, in the release's namespace."""
         return helm(
-            *args, "--namespace", self.namespace, "--kubeconfig", str(self.cluster.kubeconfig), check=check
+            *args,
+            "--namespace",
+            self.namespace,
+            "--kubeconfig",
+            str(self.cluster.kubeconfig),
+            check=check,
+            timeout=300,
+        )
+
+    def install_mock(self) -> None:
+        """The dev mock (``k8s/dev/openaimock``) as the release's upstream, Service ``openaimock:4000``."""
+        gateway, _, tag = images_script("ref", "secure-llm-gateway").rpartition(":")
+        self.helm(
+            "install",
+            "openaimock",
+            str(DEV_MOCK),
+            "--wait",
+            "--timeout=120s",
+            "--set",
+            f"image.repository={gateway}",
+            "--set",
+            f"image.tag={tag}",
+            "--set",
+            "image.pullPolicy=Never",
         )
 
     def install(self, *values: str, action: str = "install") -> None:
@@ -92,7 +103,7 @@ class Release:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return self.cluster.kubectl("-n", self.namespace, *args, input=input, check=check)
+        return self.cluster.kubectl("-n", self.namespace, *args, input=input, check=check, timeout=200)
 
     def get(self, *args: str) -> Any:
         return self.cluster.get("-n", self.namespace, *args)

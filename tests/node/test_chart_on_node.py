@@ -14,7 +14,7 @@ import pytest
 
 from tests.k8s.operator_support import apply_tenantquota, condition, eventually
 from tests.node.cluster import NodeCluster
-from tests.node.release import Release, dev_mock_manifest
+from tests.node.release import Release
 
 NAMESPACE = "slg"
 MESSAGES = [{"role": "user", "content": "hello from a pod"}]
@@ -24,12 +24,12 @@ MESSAGES = [{"role": "user", "content": "hello from a pod"}]
 def release(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     installed = Release(node_cluster, "slg", NAMESPACE, tmp_path_factory.mktemp("release"))
     node_cluster.kubectl("create", "namespace", NAMESPACE)
-    installed.kubectl("apply", "-f", "-", input=dev_mock_manifest())
+    installed.install_mock()
     installed.install()
-    installed.kubectl("rollout", "status", "deployment/openaimock", "--timeout=120s")
     yield installed
     # test_uninstall_... normally did this; after a failure, leave the cluster clean for the next module.
-    installed.helm("uninstall", installed.name, "--wait", check=False)
+    for name in (installed.name, "openaimock"):
+        installed.helm("uninstall", name, "--wait", check=False)
     node_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
 
@@ -194,6 +194,6 @@ def evict(release: Release, pod: str, check: bool = True) -> subprocess.Complete
 def test_uninstall_with_tenantquotas_left_and_the_namespace_goes(release: Release) -> None:
     assert release.get("tenantquotas")["items"], "the quota test left a TenantQuota to clean up"
     release.helm("uninstall", release.name, "--wait", "--timeout=120s")
-    release.cluster.kubectl("delete", "namespace", NAMESPACE, "--timeout=120s")
+    release.cluster.kubectl("delete", "namespace", NAMESPACE, "--timeout=120s", timeout=200)
     gone = release.cluster.kubectl("get", "namespace", NAMESPACE, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout

@@ -1,0 +1,186 @@
+"""``skaffold run`` and ``skaffold dev`` with the project's skaffold.yaml (profile ``ci``) against the
+one-node cluster: skaffold's docker builder on a private Docker engine, the image imported into the
+node's containerd by the profile's hook, both releases deployed by Helm once.
+
+The Docker engine (Debian's docker.io) runs with no network of its own (no bridge, no iptables): the
+build uses the host's network (the profile sets it) and its layers live in the cache, so a warm
+build of an unchanged tree takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.chart.helm import helm_binary
+from tests.k8s.operator_support import eventually
+from tests.node.cluster import NodeCluster, images_script
+from tests.node.release import Release
+from tests.support import ManagedProcess, prepared_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "skaffold"
+CACHE = Path(
+    os.environ.get("SECURE_LLM_GATEWAY_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "secure-llm-gateway"
+)
+
+
+@pytest.fixture(scope="module")
+def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private dockerd (layers under the cache, state under a temporary directory); its socket URL."""
+    if shutil.which("dockerd") is None:
+        pytest.fail("skaffold's docker builder needs dockerd: run `make system-deps`", pytrace=False)
+    state = tmp_path_factory.mktemp("docker")
+    socket = state / "docker.sock"
+    engine = ManagedProcess(
+        "dockerd",
+        [
+            "dockerd", "--data-root", str(CACHE / "docker"), "--exec-root", str(state / "exec"),
+            "--pidfile", str(state / "dockerd.pid"), "--host", f"unix://{socket}",
+            "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+        ],
+        {},
+        state,
+        0,
+    )  # fmt: skip
+    url = f"unix://{socket}"
+    docker = ["/usr/bin/docker", "--host", url]
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([*docker, "version"], capture_output=True).returncode != 0:
+            if engine.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dockerd did not start:\n{engine.output()}")
+            time.sleep(0.2)
+        base = images_script("ref", "python-bookworm")
+        if subprocess.run([*docker, "image", "inspect", base], capture_output=True).returncode != 0:
+            subprocess.run(
+                [*docker, "load", "--quiet", "--input", images_script("archive", "python-bookworm")],
+                check=True,
+                capture_output=True,
+            )
+        yield url
+    finally:
+        engine.stop(grace=30)
+        shutil.rmtree(state / "exec", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the working tree (what git would commit), for skaffold dev to watch and edit."""
+    copy = tmp_path_factory.mktemp("project")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = ROOT / name.decode()
+        if source.is_file():
+            target = copy / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return copy
+
+
+def skaffold_env(cluster: NodeCluster, docker_host: str) -> dict[str, str]:
+    redis, _, redis_tag = images_script("ref", "redis").rpartition(":")
+    path = [
+        "/usr/bin",  # Debian's docker CLI (the profile's hook), before any other on PATH
+        str(Path(helm_binary()).parent),
+        str(Path(sys.executable).parent),  # kubectl
+        os.environ.get("PATH", "/usr/local/bin:/bin"),
+    ]
+    return {
+        "PATH": ":".join(path),
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "DOCKER_HOST": docker_host,
+        "CONTAINERD_ADDRESS": str(cluster.socket),
+        "SKAFFOLD_BASE_IMAGE": images_script("ref", "python-bookworm"),
+        "SKAFFOLD_REDIS_IMAGE": redis,
+        "SKAFFOLD_REDIS_TAG": redis_tag,
+        "SKAFFOLD_UPDATE_CHECK": "false",
+        "SKAFFOLD_INTERACTIVE": "false",
+    }
+
+
+def skaffold(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [prepared_tool("skaffold"), *args, "--profile", "ci", "--namespace", NAMESPACE],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def openapi_version(release: Release) -> str:
+    url = "http://" + release.cluster.relay(release.service_ip() + ":8080") + "/openapi.json"
+    return str(httpx.get(url, timeout=10).json()["info"]["version"])
+
+
+def test_skaffold_run_deploys_once_and_serves(
+    node_cluster: NodeCluster, docker_host: str, project: Path, tmp_path: Path
+) -> None:
+    node_cluster.kubectl("create", "namespace", NAMESPACE)
+    env = skaffold_env(node_cluster, docker_host)
+    release = Release(node_cluster, "slg", NAMESPACE, tmp_path)
+    try:
+        skaffold(project, env, "run", "--port-forward=off")
+        releases = release.helm("list", "--output", "json").stdout
+        assert '"name":"openaimock"' in releases and '"name":"slg"' in releases, releases
+        assert '"revision":"1"' in releases and '"revision":"2"' not in releases, releases  # deployed once
+        # Nothing re-applied the rendered chart: the helm test pod exists only when `helm test` runs.
+        assert not [p for p in release.get("pods")["items"] if "test-readyz" in p["metadata"]["name"]]
+        ready = httpx.get(
+            "http://" + node_cluster.relay(release.service_ip() + ":8080") + "/readyz", timeout=10
+        )
+        # Redis answers the gateway: its password still matches the Secret the gateway read.
+        assert ready.json()["checks"] == {"upstream": "ok", "redis": "ok"}, ready.text
+        chat = httpx.post(
+            "http://" + node_cluster.relay(release.service_ip() + ":8080") + "/v1/chat/completions",
+            headers={"Authorization": "Bearer tenant-skaffold"},
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=30,
+        )
+        assert chat.status_code == 200, chat.text
+    finally:
+        skaffold(project, env, "delete")
+
+
+def test_skaffold_dev_redeploys_a_code_change(
+    node_cluster: NodeCluster, docker_host: str, project: Path, tmp_path: Path
+) -> None:
+    env = skaffold_env(node_cluster, docker_host)
+    release = Release(node_cluster, "slg", NAMESPACE, tmp_path)
+    dev = ManagedProcess(
+        "skaffold-dev",
+        [prepared_tool("skaffold"), "dev", "--profile", "ci", "--namespace", NAMESPACE, "--port-forward=off"],
+        {**env, "HOME": os.environ.get("HOME", "/root")},
+        tmp_path,
+        0,
+        cwd=project,
+    )
+    try:
+        eventually(lambda: dev.output().count("Watching for changes") >= 1, 600, "skaffold dev deployed")
+        assert openapi_version(release) == "0.1.0"
+        version_file = project / "service" / "llm_gateway" / "__init__.py"
+        version_file.write_text(version_file.read_text().replace('"0.1.0"', '"0.1.0+dev-edit"'))
+        eventually(lambda: dev.output().count("Watching for changes") >= 2, 600, "skaffold dev redeployed")
+        eventually(lambda: openapi_version(release) == "0.1.0+dev-edit", 60, "the edit served")
+    finally:
+        dev.terminate()  # Ctrl-C: skaffold dev deletes what it deployed
+        dev.stop(grace=120)
+        node_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)

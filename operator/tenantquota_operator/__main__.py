@@ -1,7 +1,8 @@
 """``tenantquota-operator``: run the operator (one active replica: deploy it with the Recreate strategy).
 
 Peering is off (``standalone``): two replicas running at once would both write. Exit status 2 with one
-line per problem on bad configuration.
+line per problem on bad configuration. ``tenantquota-operator release-finalizers ...`` is the chart's
+pre-delete hook instead (:mod:`tenantquota_operator.uninstall`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from tenantquota_operator.handlers import register
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["release-finalizers"]:
+        from tenantquota_operator import uninstall  # the hook's command needs nothing of the operator
+
+        uninstall.main(sys.argv[2:])
+        return
     try:
         settings = OperatorSettings()  # type: ignore[call-arg]  # pydantic-settings fills it from the environment
     except ValidationError as error:

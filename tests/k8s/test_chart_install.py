@@ -31,6 +31,14 @@ def install(cluster: Cluster, namespace: str, *values: str, action: str = "insta
     return helm(action, RELEASE, str(CHART), *target, *BASE_VALUES, *values).stdout
 
 
+def uninstall(cluster: Cluster, namespace: str) -> None:
+    """``helm uninstall`` without hooks: the pre-delete Job never runs where no pod starts (it is
+    proven on the one-node cluster, tests/node)."""
+    helm(
+        "uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig), "--no-hooks"
+    )
+
+
 def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
     """A kubeconfig that authenticates as ``account`` with a token from the TokenRequest API."""
     token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
@@ -78,7 +86,7 @@ def test_install_upgrade_and_uninstall_are_accepted(cluster: Cluster, namespace:
     assert (
         cluster.get(f"secret/{FULLNAME}-tenant-hash", "-n", namespace)["data"]["tenant-hash-key"] == hash_key
     )
-    helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
+    uninstall(cluster, namespace)
     assert cluster.get("deployments", "-n", namespace)["items"] == []
 
 
@@ -101,7 +109,7 @@ def test_the_notes_commands_work_in_the_keys_auth_mode(cluster: Cluster, namespa
     assert len(cluster.get("secret/demo-keys", "-n", namespace)["data"]["api-key"]) > 40
     service, port = re.search(r"port-forward svc/(\S+) 8080:(\d+)", notes).groups()  # type: ignore[union-attr]
     assert cluster.get(f"svc/{service}", "-n", namespace)["spec"]["ports"][0]["port"] == int(port)
-    helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
+    uninstall(cluster, namespace)
 
 
 @pytest.mark.parametrize("auth", ["open", "keys", "keys-namespaced"])
@@ -207,7 +215,7 @@ def test_monitoring_objects_are_accepted_by_the_prometheus_operator_crds(
         install(cluster, namespace, *monitoring)
         assert cluster.get(f"prometheusrule/{FULLNAME}", "-n", namespace)["spec"]["groups"][0]["rules"]
         assert cluster.get(f"servicemonitor/{FULLNAME}-operator", "-n", namespace)["spec"]["endpoints"]
-        helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig))
+        uninstall(cluster, namespace)
     finally:
         for crd in crds:
             cluster.kubectl("delete", "-f", str(crd), "--wait=true", "--timeout=30s")

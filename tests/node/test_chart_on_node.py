@@ -123,7 +123,7 @@ def test_upgrade_keeps_secrets_and_rolls_the_pods(release: Release) -> None:
     password = release.secret("redis", "redis-password")
     hash_key = release.secret("tenant-hash", "tenant-hash-key")
     before = set(release.gateway_pods())
-    release.install("--set", "gateway.logLevel=debug", action="upgrade")
+    release.install("--set", "gateway.settings.LOG_LEVEL=debug", action="upgrade")
     assert release.secret("redis", "redis-password") == password
     assert release.secret("tenant-hash", "tenant-hash-key") == hash_key
     eventually(
@@ -139,11 +139,13 @@ def test_a_pod_evicted_under_stream_load_is_covered_by_the_other_replica(release
     ]
     url = "http://" + release.cluster.relay(release.service_ip() + ":8080")
     outcomes: list[str] = []
+    started: list[None] = []  # one entry per stream begun; minus len(outcomes): those in flight
     stop = threading.Event()
 
     def stream_forever() -> None:
         sdk = client(url, "tenant-load")
         while not stop.is_set():
+            started.append(None)
             try:
                 chunks = list(
                     sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
@@ -158,6 +160,7 @@ def test_a_pod_evicted_under_stream_load_is_covered_by_the_other_replica(release
     try:
         time.sleep(2)
         first, second = release.gateway_pods()
+        streaming = len(started) - len(outcomes)  # a stream takes seconds (the mock's pace): mid-way
         evict(release, first)
         # The budget now allows no second disruption: the API refuses to evict the last replica.
         refused = evict(release, second, check=False)
@@ -171,7 +174,8 @@ def test_a_pod_evicted_under_stream_load_is_covered_by_the_other_replica(release
         for worker in workers:
             worker.join(60)
     failures = [outcome for outcome in outcomes if outcome != "ok"]
-    assert len(outcomes) > 20 and not failures, (len(outcomes), failures[:5])
+    assert streaming >= 1 and len(outcomes) >= 8, (streaming, len(outcomes))
+    assert not failures, failures[:5]
 
 
 def evict(release: Release, pod: str, check: bool = True) -> subprocess.CompletedProcess[str]:

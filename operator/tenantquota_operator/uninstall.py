@@ -1,0 +1,91 @@
+"""``tenantquota-operator release-finalizers``: let TenantQuotas go when the operator is uninstalled.
+
+Every TenantQuota carries the operator's finalizer (``gateway.secure-llm.dev/live-map``): deleting one
+waits until the operator has removed its tenant from the live map. Once ``helm uninstall`` has removed
+the operator, nothing removes the finalizer any more, so deleting a TenantQuota, or the namespace that
+holds it, waits forever. The chart runs this command as a pre-delete hook, while the operator still
+exists:
+
+1. scale the operator's Deployment to 0 and wait until its pods are gone (a running operator would
+   put the finalizer back on the next event);
+2. remove the finalizer from every TenantQuota in the operator's scope (one namespace, or all).
+
+TenantQuotas themselves are kept: they are the users' objects, like the CRD, which Helm also keeps.
+A reinstalled operator adds its finalizer back when it resumes them. Exit status 1 with one line on
+failure (the hook then fails, and ``helm uninstall`` says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from tenantquota_operator.handlers import FINALIZER
+
+__all__ = ["release_finalizers"]
+
+GROUP, VERSION, PLURAL = "gateway.secure-llm.dev", "v1alpha1", "tenantquotas"
+
+
+async def release_finalizers(
+    namespace: str, deployment: str, watch_namespace: str | None, wait_secs: float = 90.0
+) -> int:
+    """Steps 1 and 2 above; the number of TenantQuotas released. TimeoutError if pods linger longer
+    than ``wait_secs``."""
+    config.load_incluster_config()  # type: ignore[no-untyped-call]
+    async with client.ApiClient() as api:
+        apps, core, custom = client.AppsV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
+        scale = await apps.read_namespaced_deployment_scale(deployment, namespace)
+        selector = scale.status.selector
+        await apps.patch_namespaced_deployment_scale(deployment, namespace, {"spec": {"replicas": 0}})
+        for _ in range(max(int(wait_secs), 1)):  # polled each second: the pods' deletion has no event here
+            if not (await core.list_namespaced_pod(namespace, label_selector=selector)).items:
+                break
+            await asyncio.sleep(1)
+        else:
+            raise TimeoutError(f"the operator's pods ({selector}) still run after {wait_secs:.0f} s")
+        if watch_namespace:
+            listed = await custom.list_namespaced_custom_object(GROUP, VERSION, watch_namespace, PLURAL)
+        else:
+            listed = await custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        released = 0
+        for item in listed["items"]:
+            meta = item["metadata"]
+            finalizers = meta.get("finalizers") or []
+            if FINALIZER not in finalizers:
+                continue
+            patch = {
+                "metadata": {
+                    "finalizers": [f for f in finalizers if f != FINALIZER],
+                    "resourceVersion": meta["resourceVersion"],  # a concurrent change fails, not lost
+                }
+            }
+            try:
+                await custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], patch
+                )
+            except ApiException as error:
+                if error.status != 404:  # deleted meanwhile: nothing to release
+                    raise
+            released += 1
+        return released
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tenantquota-operator release-finalizers", description=__doc__)
+    parser.add_argument("--namespace", required=True, help="the release's namespace (the operator's)")
+    parser.add_argument("--deployment", required=True, help="the operator's Deployment")
+    parser.add_argument("--watch-namespace", default="", help="the operator's scope; empty: all namespaces")
+    args = parser.parse_args(argv)
+    try:
+        scope = args.watch_namespace or None
+        released = asyncio.run(release_finalizers(args.namespace, args.deployment, scope))
+    except (ApiException, TimeoutError, config.ConfigException) as error:
+        reason = f"{error.status} {error.reason}" if isinstance(error, ApiException) else str(error)
+        print(f"tenantquota-operator release-finalizers: {reason}", file=sys.stderr)
+        sys.exit(1)
+    print(f"tenantquota-operator: released {released} TenantQuota(s) from {FINALIZER}")

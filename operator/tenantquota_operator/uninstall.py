@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -29,6 +30,8 @@ from tenantquota_operator.handlers import FINALIZER
 __all__ = ["release_finalizers"]
 
 GROUP, VERSION, PLURAL = "gateway.secure-llm.dev", "v1alpha1", "tenantquotas"
+# The client would send a dict as a JSON Patch (a list of operations); this one is a merge patch.
+_MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 
 
 async def release_finalizers(
@@ -66,7 +69,7 @@ async def release_finalizers(
             }
             try:
                 await custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], patch
+                    GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], patch, **_MERGE_PATCH
                 )
             except ApiException as error:
                 if error.status != 404:  # deleted meanwhile: nothing to release
@@ -85,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         scope = args.watch_namespace or None
         released = asyncio.run(release_finalizers(args.namespace, args.deployment, scope))
     except (ApiException, TimeoutError, config.ConfigException) as error:
-        reason = f"{error.status} {error.reason}" if isinstance(error, ApiException) else str(error)
+        reason = (
+            f"{error.status} {error.reason}: {error.body}" if isinstance(error, ApiException) else str(error)
+        )
         print(f"tenantquota-operator release-finalizers: {reason}", file=sys.stderr)
         sys.exit(1)
     print(f"tenantquota-operator: released {released} TenantQuota(s) from {FINALIZER}")

@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> None:
         scope = args.watch_namespace or None
         released = asyncio.run(release_finalizers(args.namespace, args.deployment, scope))
     except (ApiException, TimeoutError, config.ConfigException) as error:
-        reason = (
-            f"{error.status} {error.reason}: {error.body}" if isinstance(error, ApiException) else str(error)
-        )
+        reason = str(error)
+        if isinstance(error, ApiException):
+            body = error.body.decode(errors="replace") if isinstance(error.body, bytes) else str(error.body)
+            reason = f"{error.status} {error.reason}: {body}"
         print(f"tenantquota-operator release-finalizers: {reason}", file=sys.stderr)
         sys.exit(1)
     print(f"tenantquota-operator: released {released} TenantQuota(s) from {FINALIZER}")

@@ -92,11 +92,12 @@ build_secure-llm-gateway() {
 build_redis() { from_containerfile redis "$root/tests/node/images/redis"; }
 build_prometheus() { from_containerfile prometheus "$root/tests/node/images/prometheus"; }
 
-from_binary() {  # $1: name, $2: binary; an image of that one file, run as nobody
+from_binary() {  # $1: name, $2: binary; an image of that one file at /bin/<file> (where the upstream
+  # images keep it: the Prometheus Operator runs /bin/prometheus-config-reloader by path), run as nobody
   local c
   c=$(buildah_ from scratch)
-  buildah_ copy "$c" "$2" "/$(basename "$2")" >/dev/null
-  buildah_ config --entrypoint "[\"/$(basename "$2")\"]" --user 65534:65534 "$c"
+  buildah_ copy "$c" "$2" "/bin/$(basename "$2")" >/dev/null
+  buildah_ config --entrypoint "[\"/bin/$(basename "$2")\"]" --user 65534:65534 "$c"
   buildah_ commit -q "$c" "$(ref "$1")" >/dev/null
   buildah_ rm "$c" >/dev/null
 }

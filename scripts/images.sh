@@ -5,10 +5,10 @@
 #                     Dockerfile's python:*-slim base, which is on a registry this machine cannot reach
 #   secure-llm-gateway the project's Dockerfile, unmodified, on that base (rebuilt on every run; the
 #                     layer cache makes an unchanged tree take seconds)
-#   redis, prometheus Debian's packages on that base (tests/node/images/*/Containerfile)
-#   pause, coredns, prometheus-operator, prometheus-config-reloader
+#   redis             Debian's package on that base (tests/node/images/redis/Containerfile)
+#   pause, coredns, prometheus, prometheus-operator, prometheus-config-reloader
 #                     single static binaries from scratch (pause.c from the Kubernetes module; the rest
-#                     from `make tools`)
+#                     from `make tools`; Debian's Prometheus has no Kubernetes discovery)
 #
 #   scripts/images.sh prepare     build what is missing, one progress line per image
 #   scripts/images.sh archive NAME print an image archive's path (exit 1 with one line if missing)
@@ -40,7 +40,7 @@ ref() {
     python-bookworm) echo "$BASE_REF" ;;
     secure-llm-gateway) echo "localhost/secure-llm-gateway:dev" ;;
     redis) echo "localhost/redis:$DEBIAN_SUITE-r$BASE_REVISION" ;;
-    prometheus) echo "localhost/prometheus:$DEBIAN_SUITE-r$BASE_REVISION" ;;
+    prometheus) echo "localhost/prometheus:$(tool_version prometheus)" ;;
     # containerd's sandbox_image names this exact reference (tests/node/config/containerd.toml)
     pause) echo "registry.k8s.io/pause:3.10" ;;
     coredns) echo "localhost/coredns:$(tool_version coredns)" ;;
@@ -90,7 +90,7 @@ build_secure-llm-gateway() {
   from_containerfile secure-llm-gateway "$root" -f "$root/Dockerfile" --build-arg "PYTHON_IMAGE=$BASE_REF"
 }
 build_redis() { from_containerfile redis "$root/tests/node/images/redis"; }
-build_prometheus() { from_containerfile prometheus "$root/tests/node/images/prometheus"; }
+build_prometheus() { from_binary prometheus "$("$tools" path prometheus)"; }
 
 from_binary() {  # $1: name, $2: binary; an image of that one file at /bin/<file> (where the upstream
   # images keep it: the Prometheus Operator runs /bin/prometheus-config-reloader by path), run as nobody

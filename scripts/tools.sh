@@ -9,6 +9,7 @@
 #                        in one `go build` (the node's four share almost every package with the apiserver)
 #   coredns              the one-node cluster's DNS
 #   skaffold             skaffold v2, for `skaffold run` / `skaffold dev` against the one-node cluster
+#   prometheus           Prometheus with Kubernetes discovery (Debian's package has none), for the operator
 #   prometheus-operator  the Prometheus Operator and its prometheus-config-reloader, with the release's
 #                        CRDs (crds/) and example RBAC (rbac/prometheus-operator, rbac/prometheus)
 #
@@ -23,10 +24,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="${SECURE_LLM_GATEWAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/secure-llm-gateway}"
 gomods="$root/tools/go"
-TOOLS=(helm etcd kubernetes coredns skaffold prometheus-operator)
+TOOLS=(helm etcd kubernetes coredns skaffold prometheus-operator prometheus)
 # The binaries each tool directory holds.
 declare -A BINARIES=(
-  [helm]=helm [etcd]=etcd [coredns]=coredns [skaffold]=skaffold
+  [helm]=helm [etcd]=etcd [coredns]=coredns [skaffold]=skaffold [prometheus]=prometheus
   [kubernetes]="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
   [prometheus-operator]="operator prometheus-config-reloader"
 )
@@ -46,6 +47,8 @@ version() {
     coredns) pinned coredns github.com/coredns/coredns ;;
     skaffold) pinned skaffold github.com/GoogleContainerTools/skaffold/v2 ;;
     prometheus-operator) pinned prometheus-operator github.com/prometheus-operator/prometheus-operator ;;
+    # The module's v0.X.Y is Prometheus 3.X.Y.
+    prometheus) pinned prometheus github.com/prometheus/prometheus | awk -F. '{ printf "v%d.%d.%s\n", substr($2, 1, 1), substr($2, 2), $3 }' ;;
     *) echo "unknown tool '$1' (known: ${TOOLS[*]})" >&2; return 2 ;;
   esac
 }
@@ -122,13 +125,23 @@ build_prometheus_operator() {
   chmod -R u+w "$1/crds" "$1/rbac"  # the module cache is read-only
 }
 
+# Static, with Kubernetes service discovery only (the build tags its plugins/ directory defines); the
+# web UI's assets are not embedded (the HTTP API, which the tests query, is all there).
+build_prometheus() {
+  local v
+  v=$(version prometheus)
+  CGO_ENABLED=0 go_build prometheus "$1/" -tags remove_all_sd,enable_kubernetes_sd \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=${v#v}" \
+    github.com/prometheus/prometheus/cmd/prometheus
+}
+
 declare -A STEPS=(
   [helm]=fetch_helm [etcd]=build_etcd [kubernetes]=build_kubernetes [coredns]=build_coredns
-  [skaffold]=build_skaffold [prometheus-operator]=build_prometheus_operator
+  [skaffold]=build_skaffold [prometheus-operator]=build_prometheus_operator [prometheus]=build_prometheus
 )
 declare -A COLD=(
   [helm]="seconds" [etcd]="2 to 3 min" [kubernetes]="12 to 16 min" [coredns]="about 3 min"
-  [skaffold]="about 5 min" [prometheus-operator]="about 4 min"
+  [skaffold]="about 5 min" [prometheus-operator]="about 4 min" [prometheus]="about 4 min"
 )
 
 prepare() {

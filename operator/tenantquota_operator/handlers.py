@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -72,6 +72,14 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
             logger.warning(
                 "the monitoring.coreos.com/v1 ServiceMonitor API is not served; no ServiceMonitor is kept"
             )
+            return
+        # Scraping must not wait for the first TenantQuota: the gateways' ServiceMonitor exists from
+        # the start, with the tenants the live map holds (the resume handlers then bring it up to date).
+        # Best effort: start-up does not wait for Redis or retry; every reconcile applies it again.
+        try:
+            await _apply_servicemonitor(config, memo, await memo.live_map.tenants())
+        except Exception as error:  # the API client's and Redis's own exception trees
+            logger.warning("the ServiceMonitor is written at the first reconcile instead: %s", error)
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
@@ -245,15 +253,19 @@ async def _sync_side_objects(
             return condition(
                 "ServiceMonitor", False, "APINotServed", "monitoring.coreos.com/v1 is not installed", None
             )
-        await memo.kube.apply_servicemonitor(
-            settings.operator_namespace,
-            settings.servicemonitor_name,
-            dict(pair.split("=", 1) for pair in settings.gateway_service_selector.split(",") if pair),
-            settings.metrics_port_name,
-            entries,
-            settings.tenant_hash_key.get_secret_value().encode() if settings.tenant_hash_key else None,
-        )
+        await _apply_servicemonitor(settings, memo, entries)
     return condition("ServiceMonitor", True, "Applied", settings.servicemonitor_name, None)
+
+
+async def _apply_servicemonitor(settings: OperatorSettings, memo: kopf.Memo, tenants: Iterable[str]) -> None:
+    await memo.kube.apply_servicemonitor(
+        settings.operator_namespace,
+        settings.servicemonitor_name,
+        dict(pair.split("=", 1) for pair in settings.gateway_service_selector.split(",") if pair),
+        settings.metrics_port_name,
+        tenants,
+        settings.tenant_hash_key.get_secret_value().encode() if settings.tenant_hash_key else None,
+    )
 
 
 @contextlib.contextmanager

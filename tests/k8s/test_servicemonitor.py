@@ -46,8 +46,14 @@ def test_the_servicemonitor_follows_the_tenants(
     cluster: Cluster, namespace: str, servicemonitor_api: None, start_operator: OperatorFactory
 ) -> None:
     start_operator()
-    apply_tenantquota(cluster, namespace, "a", tenant="team-a", requests=3)
+    # Scraping does not wait for the first TenantQuota: the ServiceMonitor is there from the start.
     regex = eventually(lambda: known_tenants(cluster, namespace), timeout=5, what="the ServiceMonitor")
+    assert not re.fullmatch(regex, "team-a")
+    apply_tenantquota(cluster, namespace, "a", tenant="team-a", requests=3)
+    regex = eventually(
+        lambda: (r := known_tenants(cluster, namespace)) and re.fullmatch(r, "team-a") and r,
+        what="team-a known",
+    )
     assert re.fullmatch(regex, "team-a") and re.fullmatch(regex, tenant_hash("team-a"))
     assert not re.fullmatch(regex, "team-b")
     monitor = cluster.get("servicemonitor/secure-llm-gateway", "-n", namespace)

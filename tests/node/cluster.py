@@ -144,6 +144,33 @@ class NodeCluster(Cluster):
         self._processes.append(process)
         return process
 
+    def diagnose(self, namespace: str) -> str:
+        """Pods, events and the last log lines of every container that is not ready: for failures."""
+        parts = [self.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False).stdout]
+        events = self.kubectl(
+            "-n", namespace, "get", "events", "--sort-by=.lastTimestamp", check=False
+        ).stdout
+        parts.append("\n".join(events.splitlines()[-15:]))
+        for pod in self.get("pods", "-n", namespace)["items"]:
+            for status in pod["status"].get("initContainerStatuses", []) + pod["status"].get(
+                "containerStatuses", []
+            ):
+                if not status.get("ready"):
+                    logs = self.kubectl(
+                        "-n",
+                        namespace,
+                        "logs",
+                        pod["metadata"]["name"],
+                        "-c",
+                        status["name"],
+                        "--tail=20",
+                        check=False,
+                    )
+                    parts.append(
+                        f"--- {pod['metadata']['name']}/{status['name']}:\n{logs.stdout}{logs.stderr}"
+                    )
+        return "\n".join(parts)
+
     def wait_for(self, what: str, check: object, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll ``check()`` (truthy when done) every 0.5 s; RuntimeError naming ``what`` on timeout."""
         deadline = time.monotonic() + timeout

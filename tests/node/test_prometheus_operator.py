@@ -2,8 +2,8 @@
 into a running Prometheus that scrapes both gateway pods and loads the alerts.
 
 The operator and its config reloader are built from the Go module proxy (``make tools``), with the
-CRDs and the example RBAC of the same release; Prometheus is Debian's package in an image on the local
-base (``make images``), so the Prometheus resource names Debian's version.
+CRDs and the example RBAC of the same release; so is Prometheus (Debian's package has no Kubernetes
+service discovery, which every configuration the operator writes relies on).
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from tests.support import prepared_tool
 
 NAMESPACE = "monitored"
 OPERATOR_NAMESPACE = "default"  # where the example RBAC binds the operator's ServiceAccount
-# Debian bookworm's prometheus package (tests/node/images/prometheus): the operator renders its
-# configuration and flags for this version.
-PROMETHEUS_VERSION = "v2.42.0"
 
 
 def operator_files() -> Path:
@@ -65,7 +62,7 @@ def prometheus_resource() -> str:
             "kind": "Prometheus",
             "metadata": {"name": "gateway", "namespace": NAMESPACE},
             "spec": {
-                "version": PROMETHEUS_VERSION,
+                "version": image.rpartition(":")[2],  # the operator writes flags and config for it
                 "image": image,
                 "imagePullPolicy": "Never",
                 "replicas": 1,
@@ -101,9 +98,14 @@ def monitored(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactor
     )  # fmt: skip
     release.kubectl("apply", "-f", "-", input=prometheus_resource())
     try:
-        eventually(lambda: release.get("pods", "-l", "app.kubernetes.io/name=prometheus")["items"], 60, "pod")
-        release.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app.kubernetes.io/name=prometheus",
-                        "--timeout=180s")  # fmt: skip
+        try:
+            eventually(
+                lambda: release.get("pods", "-l", "app.kubernetes.io/name=prometheus")["items"], 60, "pod"
+            )
+            release.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app.kubernetes.io/name=prometheus",
+                            "--timeout=180s")  # fmt: skip
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{node_cluster.diagnose(NAMESPACE)}") from None
         yield release
     finally:
         for name in (release.name, "openaimock"):

@@ -19,6 +19,8 @@ CACHE ?= $(or $(SECURE_LLM_GATEWAY_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 UV_VERSION := 0.13.9
 UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 # The official OpenAI Node SDK, pinned by its lock file, for the tests that run what users run.
+# Where Debian's containernetworking-plugins puts the CNI plugins (tests/node/cluster.py reads them there).
+CNI_PLUGINS ?= /usr/lib/cni
 NODE_CLIENTS := tests/clients/node
 NODE_INSTALLED := $(NODE_CLIENTS)/node_modules/.package-lock.json
 
@@ -51,7 +53,7 @@ system-deps:
 	for tool in containerd runc iptables conntrack buildah debootstrap; do \
 	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
-	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
+	[ -x $(CNI_PLUGINS)/bridge ] || missing="$$missing containernetworking-plugins"; \
 	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \

@@ -29,13 +29,14 @@ def _bin_with(tmp_path: Path, **scripts: str) -> Path:
 def test_system_deps_without_root_names_the_one_sudo_command() -> None:
     with tempfile.TemporaryDirectory() as shared:  # pytest's tmp_path is root-only; nobody must read it
         Path(shared).chmod(0o755)
-        bin_dir = _bin_with(Path(shared))  # no redis-server, no prometheus on this PATH
+        bin_dir = _bin_with(Path(shared))  # none of the packages' commands on this PATH
         result = _make_system_deps_as_nobody(bin_dir)
     assert result.returncode != 0
     ours = [line for line in result.stderr.splitlines() if not line.startswith("make: ")]
     assert ours == [
         "make test needs Debian packages that are missing; install them, then run make test again: "
-        "sudo apt-get install -y redis-server prometheus"
+        "sudo apt-get install -y redis-server prometheus containerd runc iptables conntrack buildah "
+        "debootstrap containernetworking-plugins docker.io"
     ]
     assert result.stdout == ""  # apt-get was never tried
 
@@ -52,6 +53,7 @@ def _make_system_deps_as_nobody(bin_dir: Path) -> subprocess.CompletedProcess[st
             "-C",
             str(ROOT),
             "system-deps",
+            "CNI_PLUGINS=/nonexistent",
         ],
         env={"PATH": str(bin_dir)},
         capture_output=True,
@@ -65,7 +67,8 @@ def test_a_missing_tool_is_one_line_naming_make_tools(tmp_path: Path) -> None:
     result = subprocess.run([str(TOOLS), "path", "kube-apiserver"], env=env, capture_output=True, text=True)
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
-    assert line.startswith("kube-apiserver v1.") and line.endswith("is not prepared: run `make tools` first")
+    assert line.startswith("kube-apiserver (kubernetes v1.")
+    assert line.endswith("is not prepared: run `make tools` first")
 
 
 def test_a_killed_build_leaves_nothing_that_looks_prepared(tmp_path: Path) -> None:
@@ -83,7 +86,7 @@ def test_a_killed_build_leaves_nothing_that_looks_prepared(tmp_path: Path) -> No
     partials: list[Path] = []
     deadline = time.monotonic() + 10
     while not partials and time.monotonic() < deadline:
-        partials = list(tmp_path.glob("etcd-*/etcd.partial.*"))
+        partials = list(tmp_path.glob("etcd-*.partial.*/etcd"))
         time.sleep(0.05)
     assert partials, "the fake build never started writing"
     os.killpg(build.pid, signal.SIGKILL)  # no trap runs: the hardest case
@@ -91,4 +94,7 @@ def test_a_killed_build_leaves_nothing_that_looks_prepared(tmp_path: Path) -> No
     build.stdout.close()
     result = subprocess.run([str(TOOLS), "path", "etcd"], env=env, capture_output=True, text=True)
     assert result.returncode == 1 and "is not prepared" in result.stderr
-    assert list(tmp_path.glob("etcd-*/etcd")) == []  # only the partial and the build log are there
+    # Only the partial directory and the build log are there, nothing named like a prepared tool.
+    assert [p.name for p in tmp_path.glob("etcd-*") if ".partial." not in p.name] == [
+        partials[0].parent.name.split(".partial.")[0] + ".log"
+    ]

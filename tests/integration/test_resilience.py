@@ -201,7 +201,7 @@ def test_a_request_still_waiting_for_its_headers_is_cancelled_upstream_when_the_
     gateway_factory: GatewayFactory,
 ) -> None:
     upstream = SilentUpstream()
-    gateway = gateway_factory(upstream=upstream.url)
+    gateway = gateway_factory(upstream=upstream.url, UPSTREAM_READINESS_PROBE="off")  # only our connections
     for stream in (False, True):
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(gateway.url + CHAT, json=chat_body(stream=stream), timeout=0.5)
@@ -212,7 +212,7 @@ def test_a_request_still_waiting_for_its_headers_is_cancelled_upstream_when_the_
 
 def test_a_first_byte_timeout_cancels_the_upstream_request(gateway_factory: GatewayFactory) -> None:
     upstream = SilentUpstream()
-    gateway = gateway_factory(upstream=upstream.url, TIMEOUT_SECS="1")
+    gateway = gateway_factory(upstream=upstream.url, TIMEOUT_SECS="1", UPSTREAM_READINESS_PROBE="off")
     response = httpx.post(gateway.url + CHAT, json=chat_body(), timeout=10)
     assert_openai_error(response, 504, "upstream_timeout")
     answered = time.monotonic()

@@ -204,7 +204,7 @@ class NodeCluster(Cluster):
     def leftovers(self) -> list[str]:
         """What of this cluster is still on the machine: processes, mounts, netns, cgroups, host paths."""
         left = [f"process {pid}: {cmd}" for pid, cmd in _processes_mentioning(str(self.root), self.name)]
-        left += [f"mount {mount}" for mount in _mounts_under(str(self.root))]
+        left += [f"mount {mount}" for mount in mounts_under(str(self.root))]
         if os.path.exists(self.netns):
             left.append(f"network namespace {self.netns}")
         left += [
@@ -258,7 +258,7 @@ class NodeCluster(Cluster):
             if (os.path.isdir("/run/netns"))
             else []
         )
-        for mount in sorted(_mounts_under(str(self.root), *new_netns), reverse=True):
+        for mount in sorted(mounts_under(str(self.root), *new_netns), reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         for path in new_netns:
             if path != self.netns:
@@ -492,7 +492,8 @@ def _cgroup_hierarchies() -> list[Path]:
     return [path for path in base.iterdir() if path.is_dir()] + [base] if base.is_dir() else []
 
 
-def _mounts_under(*prefixes: str) -> list[str]:
+def mounts_under(*prefixes: str) -> list[str]:
+    """Mount points at or below any of ``prefixes`` (from /proc/self/mounts)."""
     mounts = []
     with open("/proc/self/mounts") as table:
         for line in table:

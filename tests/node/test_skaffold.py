@@ -22,12 +22,13 @@ import pytest
 
 from tests.chart.helm import helm_binary
 from tests.k8s.operator_support import eventually
-from tests.node.cluster import NodeCluster, images_script
+from tests.node.cluster import NodeCluster, images_script, mounts_under
 from tests.node.release import Release
 from tests.support import ManagedProcess, prepared_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "skaffold"
+RUN_DOCKER = "/run/docker"  # dockerd makes it whatever its flags say
 CACHE = Path(
     os.environ.get("SECURE_LLM_GATEWAY_CACHE")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "secure-llm-gateway"
@@ -40,6 +41,7 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("dockerd") is None:
         pytest.fail("skaffold's docker builder needs dockerd: run `make system-deps`", pytrace=False)
     state = tmp_path_factory.mktemp("docker")
+    run_docker_existed = os.path.lexists(RUN_DOCKER)
     socket = state / "docker.sock"
     engine = ManagedProcess(
         "dockerd",
@@ -70,7 +72,13 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         engine.stop(grace=30)
+        # dockerd leaves its default network namespace mounted in the exec root, and /run/docker.
+        for mount in sorted(mounts_under(str(state)), reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(state / "exec", ignore_errors=True)
+        if not run_docker_existed:
+            shutil.rmtree(RUN_DOCKER, ignore_errors=True)
+        assert not mounts_under(str(state)) and (run_docker_existed or not os.path.lexists(RUN_DOCKER))
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@
 Rendered as release ``secure-llm-gateway`` in namespace ``secure-llm-gateway``, with its Secrets
 expected to exist (``secure-llm-gateway-upstream`` with key ``openai-api-key``,
 ``secure-llm-gateway-redis`` with key ``redis-password``, ``secure-llm-gateway-tenant-hash`` with
-key ``tenant-hash-key``), without the ``helm test`` pod, and without
-the labels that would claim Helm manages the objects.
+key ``tenant-hash-key``), without the ``helm test`` pod, without Helm's hooks (kubectl would run the
+pre-delete Job at once: it stops the operator), and without the labels that would claim Helm
+manages the objects.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def render() -> str:
     helm = subprocess.run([tools, "path", "helm"], capture_output=True, text=True, check=True).stdout.strip()
     out = subprocess.run(
         [
-            helm, "template", NAME, str(ROOT / "charts" / NAME), "--namespace", NAME, "--skip-tests",
+            helm, "template", NAME, str(ROOT / "charts" / NAME), "--namespace", NAME, "--skip-tests", "--no-hooks",
             "--set", f"gateway.upstream.existingSecret={NAME}-upstream",
             "--set", f"redis.auth.existingSecret={NAME}-redis",
             "--set", f"tenantHashKey.existingSecret={NAME}-tenant-hash",

@@ -19,6 +19,12 @@ def test_the_rendered_base_is_current() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_base_has_no_helm_hook_or_test() -> None:
+    """kubectl would run them at once: the pre-delete Job stops the operator."""
+    base = (ROOT / "k8s" / "base" / "secure-llm-gateway.yaml").read_text()
+    assert "helm.sh/hook" not in base and "uninstall" not in base and "test-readyz" not in base
+
+
 def test_apply_k_installs_the_product_and_the_samples_apply(cluster: Cluster) -> None:
     cluster.kubectl("apply", "-k", str(ROOT / "k8s"))
     deployments = cluster.get("deployments", "-n", NAMESPACE)["items"]

@@ -32,7 +32,11 @@ buildah_() {
     --storage-driver overlay "$@"
 }
 
-tool_version() { basename "$(dirname "$("$tools" path "$1")")" | sed 's/^[a-z-]*-v/v/'; }
+tool_version() {
+  local binary
+  binary=$("$tools" path "$1") || exit 1
+  basename "$(dirname "$binary")" | sed 's/^[a-z-]*-v/v/'
+}
 
 # name -> image reference (the tag carries the version of what it holds)
 ref() {
@@ -124,6 +128,10 @@ prepare() {
   # The project's image follows the tree: always rebuilt (seconds when nothing changed), saved again
   # only when its image ID changed.
   if [ -f "$target" ] && [ "$name" != secure-llm-gateway ]; then
+    # The base is built upon: buildah's storage must hold it, not only the archive.
+    if [ "$name" = python-bookworm ] && ! buildah_ images -q "$(ref "$name")" >/dev/null 2>&1; then
+      buildah_ pull -q "docker-archive:$target" >/dev/null  # the archive names its reference
+    fi
     echo "images: $name cached ($target)"
     return
   fi
@@ -132,7 +140,9 @@ prepare() {
   log="$images/$name.log"
   before=$(buildah_ images -q --no-trunc "$(ref "$name")" 2>/dev/null || true)
   echo "images: building $name ($(ref "$name")) ..."
-  if ! "build_$name" >"$log" 2>&1; then
+  # In the background, not as an `if` condition, so that `set -e` holds inside the step.
+  "build_$name" >"$log" 2>&1 &
+  if ! wait $!; then
     echo "images: building $name failed; the end of $log:" >&2
     tail -n 20 "$log" >&2
     exit 1

@@ -162,7 +162,10 @@ prepare() {
   mkdir -p "$partial"
   started=$SECONDS
   log="$target.log"  # go's download and build chatter: shown only when the step fails
-  if ! "${STEPS[$name]}" "$partial" >"$log" 2>&1; then
+  # In the background, not as an `if` condition: bash ignores `set -e` inside a condition, so a failed
+  # command in the middle of a step (a checksum, a copy) would not fail it.
+  "${STEPS[$name]}" "$partial" >"$log" 2>&1 &
+  if ! wait $!; then
     echo "tools: preparing $name $v failed; the end of $log:" >&2
     tail -n 20 "$log" >&2
     exit 1

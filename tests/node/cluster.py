@@ -19,19 +19,21 @@ anything that is still there.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
 import pytest
 
 from tests.k8s.cluster import Cluster, issue, kubeconfig_text, make_ca, wait_ready
-from tests.support import ManagedProcess, free_port, prepared_tool
+from tests.support import ManagedProcess, prepared_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config")
@@ -44,7 +46,9 @@ DNS_IP = "10.0.0.10"
 POD_CIDR = "10.244.0.0/24"
 # What the cluster needs from the machine (``make system-deps``).
 HOST_COMMANDS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "ip", "iptables")
-CNI_PLUGINS = Path("/usr/lib/cni")
+# Where Debian puts the CNI plugins; CNI_PLUGINS in the environment names another place.
+CNI_PLUGINS = Path(os.environ.get("CNI_PLUGINS", "/usr/lib/cni"))
+LOCK = Path("/run/lock/secure-llm-gateway-node.lock")
 # Images every cluster imports (``make images``); tests add theirs with ``import_images``.
 SYSTEM_IMAGES = ("pause", "coredns")
 # Paths containerd 1.6, runc, the kubelet and the CNI plugins write to whatever they are told.
@@ -83,6 +87,18 @@ class NodeCluster(Cluster):
         self.netns = f"/run/netns/{self.name}"
         self.socket = root / "containerd" / "containerd.sock"
         self._relays: list[ManagedProcess] = []
+        # One node cluster per machine: two kubelets would both manage the kubepods cgroups and
+        # remove each other's pods. A second one fails at once instead.
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(LOCK, "w")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            pytest.fail(
+                f"another one-node test cluster runs on this machine ({LOCK} is locked)", pytrace=False
+            )
+        self._netns_mounted = _netns_dir_mounted()  # `ip netns add` mounts it when it is not
         self._host_paths = {path for path in HOST_PATHS if os.path.lexists(path)}
         self._cni_netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
         self._cgroups = {
@@ -96,32 +112,21 @@ class NodeCluster(Cluster):
 
     def relay(self, target: str) -> str:
         """A ``127.0.0.1:PORT`` on the host whose connections reach ``target`` (``HOST:PORT``) inside."""
-        port = free_port()
         process = ManagedProcess(
-            f"relay-{target.replace(':', '-')}",
-            [
-                sys.executable,
-                "-m",
-                "tests.node.relay",
-                "--netns",
-                self.netns,
-                "--listen-port",
-                str(port),
-                "--target",
-                target,
-            ],
+            f"relay-{target.replace(':', '-')}-{len(self._relays)}",
+            [sys.executable, "-m", "tests.node.relay", "--netns", self.netns, "--target", target],
             {"PYTHONPATH": str(ROOT)},
             self.root / "logs",
-            port,
+            0,
             cwd=ROOT,
         )
         self._relays.append(process)
         deadline = time.monotonic() + 10
-        while str(port) not in process.output():
+        while not (output := process.output()).partition("\n")[0].isdigit() or "\n" not in output:
             if process.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"relay to {target} did not start:\n{process.output()}")
+                raise RuntimeError(f"relay to {target} did not start:\n{output}")
             time.sleep(0.05)
-        return f"127.0.0.1:{port}"
+        return f"127.0.0.1:{output.partition(chr(10))[0]}"
 
     def ctr(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """``ctr`` against this cluster's containerd, in the namespace the CRI uses."""
@@ -181,32 +186,49 @@ class NodeCluster(Cluster):
         raise RuntimeError(f"{what} not reached in {timeout:.0f} s; logs in {self.root / 'logs'}")
 
     def stop(self) -> None:
-        """Stop everything and clean the host; AssertionError listing anything left behind."""
-        self._delete_workloads()
-        for relay in self._relays:
-            relay.stop()
-        for process in reversed(self._processes[1:]):  # everything but containerd, newest first
-            process.stop()
-        self._remove_containers()
-        if self._processes:
-            self._processes[0].stop()  # containerd
-        self._kill_shims()
-        self._unmount()
-        self._remove_cgroups()
-        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
-        self._remove_host_paths()
+        """Stop everything and clean the host, every step even when an earlier one failed (a wedged API
+        server or containerd times out); AssertionError listing the failed steps and anything left."""
+        steps: list[tuple[str, Callable[[], object]]] = [("delete workloads", self._delete_workloads)]
+        steps += [(f"stop {relay.log_path.name}", relay.stop) for relay in self._relays]
+        # Everything but containerd, newest first; then the containers it still has; then containerd.
+        steps += [
+            (f"stop {process.log_path.name}", process.stop) for process in reversed(self._processes[1:])
+        ]
+        steps.append(("remove containers", self._remove_containers))
+        steps += [("stop containerd", process.stop) for process in self._processes[:1]]
+        steps += [
+            ("kill shims", self._kill_shims),
+            ("unmount", self._unmount),
+            ("remove cgroups", self._remove_cgroups),
+            (
+                "delete netns",
+                lambda: subprocess.run(["ip", "netns", "delete", self.name], capture_output=True),
+            ),
+            ("remove host paths", self._remove_host_paths),
+            ("release /run/netns", self._release_netns_dir),
+        ]
+        problems = []
+        for what, step in steps:
+            try:
+                step()
+            except Exception as error:  # reported below, after every other step ran
+                problems.append(f"{what}: {type(error).__name__}: {error}")
         for state in ("containerd", "kubelet", "etcd"):
             shutil.rmtree(self.root / state, ignore_errors=True)
-        left = self.leftovers()
-        if left:
-            raise AssertionError("the node cluster left behind:\n" + "\n".join(left))
+        LOCK.unlink(missing_ok=True)  # while still held: no other cluster can have it open and locked
+        self._lock.close()
+        problems += self.leftovers()
+        if problems:
+            raise AssertionError("the node cluster's teardown failed or left behind:\n" + "\n".join(problems))
 
     def leftovers(self) -> list[str]:
         """What of this cluster is still on the machine: processes, mounts, netns, cgroups, host paths."""
-        left = [f"process {pid}: {cmd}" for pid, cmd in _processes_mentioning(str(self.root), self.name)]
+        left = [f"process {pid}: {cmd}" for pid, cmd in _processes_mentioning(str(self.root), self.netns)]
         left += [f"mount {mount}" for mount in mounts_under(str(self.root))]
         if os.path.exists(self.netns):
             left.append(f"network namespace {self.netns}")
+        if not self._netns_mounted and _netns_dir_mounted():
+            left.append("mount /run/netns (made by `ip netns add`)")
         left += [
             f"cgroup {h / 'kubepods'}"
             for h in _cgroup_hierarchies()
@@ -254,7 +276,11 @@ class NodeCluster(Cluster):
 
     def _unmount(self) -> None:
         new_netns = (
-            [f"/run/netns/{n}" for n in os.listdir("/run/netns") if n not in self._cni_netns]
+            [
+                f"/run/netns/{n}"
+                for n in os.listdir("/run/netns")
+                if n.startswith("cni-") and n not in self._cni_netns
+            ]
             if (os.path.isdir("/run/netns"))
             else []
         )
@@ -264,6 +290,12 @@ class NodeCluster(Cluster):
             if path != self.netns:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
+
+    def _release_netns_dir(self) -> None:
+        if not self._netns_mounted and _netns_dir_mounted() and not os.listdir("/run/netns"):
+            subprocess.run(["umount", "/run/netns"], capture_output=True)
+            with contextlib.suppress(OSError):
+                os.rmdir("/run/netns")
 
     def _remove_cgroups(self) -> None:
         for hierarchy in _cgroup_hierarchies():
@@ -323,6 +355,7 @@ def _bring_up(cluster: NodeCluster, binaries: dict[str, str]) -> None:
         "node_name": NODE_NAME,
         "dns_ip": DNS_IP,
         "pod_cidr": POD_CIDR,
+        "cni_plugins": str(CNI_PLUGINS),
         "coredns_image": images_script("ref", "coredns"),
     }
     for name, target in (
@@ -492,6 +525,11 @@ def _cgroup_hierarchies() -> list[Path]:
     return [path for path in base.iterdir() if path.is_dir()] + [base] if base.is_dir() else []
 
 
+def _netns_dir_mounted() -> bool:
+    # os.path.ismount cannot see a bind mount of a directory onto itself on the same filesystem.
+    return "/run/netns" in mounts_under("/run/netns")
+
+
 def mounts_under(*prefixes: str) -> list[str]:
     """Mount points at or below any of ``prefixes`` (from /proc/self/mounts)."""
     mounts = []
@@ -504,15 +542,15 @@ def mounts_under(*prefixes: str) -> list[str]:
 
 
 def _processes_mentioning(*needles: str) -> list[tuple[int, str]]:
+    """Processes whose command line names any of ``needles`` (containerd's shims name its socket)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environment = (entry / "environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if any(needle in command or needle in environment for needle in needles):
+        if any(needle in command for needle in needles):
             found.append((int(entry.name), command.strip()))
     return found

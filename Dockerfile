@@ -10,13 +10,14 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 # Wheels only (hyperscan, hiredis, uvloop ship manylinux wheels): no compiler in either stage. The
 # dependencies get a layer of their own, so a change to the source (`skaffold dev`) rebuilds in
 # seconds instead of installing them all again.
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 print('\n'.join(p['dependencies'] + p['optional-dependencies']['operator']))" > requirements.txt \
     && /opt/venv/bin/pip install --only-binary=:all: --no-compile -r requirements.txt
+COPY README.md ./
 COPY service ./service
 COPY openaimock ./openaimock
 COPY operator ./operator

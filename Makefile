@@ -18,9 +18,10 @@ CACHE ?= $(or $(SECURE_LLM_GATEWAY_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 # in the cache, not the venv: it is a tool for making the venv, not part of what runs.
 UV_VERSION := 0.13.9
 UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
-# The official OpenAI Node SDK, pinned by its lock file, for the tests that run what users run.
-# Where Debian's containernetworking-plugins puts the CNI plugins (tests/node/cluster.py reads them there).
+# Where the CNI plugins are (Debian's containernetworking-plugins); the node tests read it too.
 CNI_PLUGINS ?= /usr/lib/cni
+export CNI_PLUGINS
+# The official OpenAI Node SDK, pinned by its lock file, for the tests that run what users run.
 NODE_CLIENTS := tests/clients/node
 NODE_INSTALLED := $(NODE_CLIENTS)/node_modules/.package-lock.json
 
@@ -50,9 +51,12 @@ system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	{ command -v promtool && command -v prometheus; } >/dev/null || missing="$$missing prometheus"; \
-	for tool in containerd runc iptables conntrack buildah debootstrap; do \
+	for tool in containerd runc iptables conntrack buildah debootstrap gcc git; do \
 	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v nsenter >/dev/null || missing="$$missing util-linux"; \
+	[ -f /usr/include/stdio.h ] || missing="$$missing libc6-dev"; \
 	[ -x $(CNI_PLUGINS)/bridge ] || missing="$$missing containernetworking-plugins"; \
 	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
 	if [ -n "$$missing" ]; then \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load shedding: PARALLEL slow requests at once against a gateway with a low MAX_CONCURRENCY (e.g. 5):
 # those beyond it get 503 at once. The slowness comes from MODEL: with the bundled mock (make run,
-# or k8s/dev/openaimock.yaml) `mock:latency-ms=1000` holds each request for a second; with a real
+# or the k8s/dev/openaimock chart) `mock:latency-ms=1000` holds each request for a second; with a real
 # upstream pick a slow model. 429s may appear too when the key's rate limit is lower than PARALLEL.
 # Knobs: see smoke_lib.sh.
 MODEL="${MODEL:-mock:latency-ms=1000}"

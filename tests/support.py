@@ -162,7 +162,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def prepared_tool(name: str) -> str:
-    """The path of a binary ``make tools`` prepared (``scripts/tools.sh``: helm, etcd, kube-apiserver).
+    """The path of a binary ``make tools`` prepared (``scripts/tools.sh``: helm, etcd, kubelet, ...).
 
     Tests never build or download: when the tool is missing this fails the test with the script's one
     line naming ``make tools``, not with a traceback or a build that outlives the test's timeout.

@@ -22,6 +22,7 @@ import asyncio
 import sys
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -42,40 +43,65 @@ async def release_finalizers(
     config.load_incluster_config()  # type: ignore[no-untyped-call]
     async with client.ApiClient() as api:
         apps, core, custom = client.AppsV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
-        scale = await apps.read_namespaced_deployment_scale(deployment, namespace)
-        selector = scale.status.selector
-        await apps.patch_namespaced_deployment_scale(deployment, namespace, {"spec": {"replicas": 0}})
+        try:
+            scale = await apps.read_namespaced_deployment_scale(deployment, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            scale = None  # already gone (deleted by hand, or a retried uninstall): nothing to stop
+        if scale is not None:
+            await apps.patch_namespaced_deployment_scale(deployment, namespace, {"spec": {"replicas": 0}})
+        try:
+            selector = scale.status.selector if scale else None
+            return await _release(core, custom, namespace, selector, watch_namespace, wait_secs)
+        except Exception:
+            if scale is not None:  # leave the operator as it was: the uninstall failed, the release stays
+                replicas = {"spec": {"replicas": scale.spec.replicas}}
+                await apps.patch_namespaced_deployment_scale(deployment, namespace, replicas)
+            raise
+
+
+async def _release(  # step 2, after the wait of step 1 (no wait when ``selector`` is None)
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    selector: str | None,
+    watch_namespace: str | None,
+    wait_secs: float,
+) -> int:
+    if selector is not None:
         for _ in range(max(int(wait_secs), 1)):  # polled each second: the pods' deletion has no event here
             if not (await core.list_namespaced_pod(namespace, label_selector=selector)).items:
                 break
             await asyncio.sleep(1)
         else:
             raise TimeoutError(f"the operator's pods ({selector}) still run after {wait_secs:.0f} s")
-        if watch_namespace:
-            listed = await custom.list_namespaced_custom_object(GROUP, VERSION, watch_namespace, PLURAL)
-        else:
-            listed = await custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-        released = 0
-        for item in listed["items"]:
-            meta = item["metadata"]
-            finalizers = meta.get("finalizers") or []
-            if FINALIZER not in finalizers:
-                continue
-            patch = {
-                "metadata": {
-                    "finalizers": [f for f in finalizers if f != FINALIZER],
-                    "resourceVersion": meta["resourceVersion"],  # a concurrent change fails, not lost
-                }
+    if watch_namespace:
+        listed = await custom.list_namespaced_custom_object(GROUP, VERSION, watch_namespace, PLURAL)
+    else:
+        listed = await custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+    released = 0
+    for item in listed["items"]:
+        meta = item["metadata"]
+        finalizers = meta.get("finalizers") or []
+        if FINALIZER not in finalizers:
+            continue
+        patch = {
+            "metadata": {
+                "finalizers": [f for f in finalizers if f != FINALIZER],
+                "resourceVersion": meta["resourceVersion"],  # a concurrent change fails, not lost
             }
-            try:
-                await custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], patch, **_MERGE_PATCH
-                )
-            except ApiException as error:
-                if error.status != 404:  # deleted meanwhile: nothing to release
-                    raise
-            released += 1
-        return released
+        }
+        try:
+            await custom.patch_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], patch, **_MERGE_PATCH
+            )
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing to release
+                raise
+            continue
+        released += 1
+    return released
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         scope = args.watch_namespace or None
         released = asyncio.run(release_finalizers(args.namespace, args.deployment, scope))
-    except (ApiException, TimeoutError, config.ConfigException) as error:
+    except (ApiException, TimeoutError, config.ConfigException, aiohttp.ClientError) as error:
         reason = str(error)
         if isinstance(error, ApiException):
             body = error.body.decode(errors="replace") if isinstance(error.body, bytes) else str(error.body)

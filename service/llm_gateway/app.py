@@ -163,10 +163,10 @@ def create_app(settings: Settings) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await upstream.start()
-        if probe is not None:
-            probe.start()
         if store is not None:
             await store.start()
+        if probe is not None:
+            probe.start()
         try:
             yield
         finally:

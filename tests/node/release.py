@@ -27,10 +27,16 @@ DEV_VALUES = ROOT / "k8s" / "dev" / "values.yaml"
 UPSTREAM_KEY = "sk-dev-only"
 
 
+def repository_and_tag(image: str) -> tuple[str, str]:
+    """``(repository, tag)`` of a ``make images`` image (``scripts/images.sh`` name)."""
+    repository, _, tag = images_script("ref", image).rpartition(":")
+    return repository, tag
+
+
 def image_values() -> list[str]:
     """``--set`` pairs that run the images ``make images`` built (never pulled)."""
-    gateway, _, gateway_tag = images_script("ref", "secure-llm-gateway").rpartition(":")
-    redis, _, redis_tag = images_script("ref", "redis").rpartition(":")
+    gateway, gateway_tag = repository_and_tag("secure-llm-gateway")
+    redis, redis_tag = repository_and_tag("redis")
     return [
         "--set",
         f"image.repository={gateway}",
@@ -69,7 +75,7 @@ class Release:
 
     def install_mock(self) -> None:
         """The dev mock (``k8s/dev/openaimock``) as the release's upstream, Service ``openaimock:4000``."""
-        gateway, _, tag = images_script("ref", "secure-llm-gateway").rpartition(":")
+        gateway, tag = repository_and_tag("secure-llm-gateway")
         self.helm(
             "install",
             "openaimock",

@@ -86,18 +86,19 @@ def monitored(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactor
     for crd in ("prometheuses", "servicemonitors", "prometheusrules"):
         node_cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.monitoring.coreos.com")
     node_cluster.kubectl("create", "namespace", NAMESPACE)
-    node_cluster.kubectl("apply", "-f", "-", input=operator_manifests())
-    node_cluster.kubectl(
-        "-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/prometheus-operator", "--timeout=120s"
-    )
     release = Release(node_cluster, "mon", NAMESPACE, tmp_path_factory.mktemp("monitored"))
-    release.install_mock()
-    release.install(
-        "-f", str(DEV_VALUES), "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.interval=2s",
-        "--set", "prometheusRule.enabled=true",
-    )  # fmt: skip
-    release.kubectl("apply", "-f", "-", input=prometheus_resource())
-    try:
+    try:  # from here on, whatever happens, the shared cluster is left clean for the other modules
+        node_cluster.kubectl("apply", "-f", "-", input=operator_manifests())
+        node_cluster.kubectl(
+            "-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/prometheus-operator", "--timeout=120s",
+            timeout=200,
+        )  # fmt: skip
+        release.install_mock()
+        release.install(
+            "-f", str(DEV_VALUES), "--set", "serviceMonitor.enabled=true",
+            "--set", "serviceMonitor.interval=2s", "--set", "prometheusRule.enabled=true",
+        )  # fmt: skip
+        release.kubectl("apply", "-f", "-", input=prometheus_resource())
         try:
             eventually(
                 lambda: release.get("pods", "-l", "app.kubernetes.io/name=prometheus")["items"], 60, "pod"

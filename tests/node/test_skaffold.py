@@ -23,12 +23,13 @@ import pytest
 from tests.chart.helm import helm_binary
 from tests.k8s.operator_support import eventually
 from tests.node.cluster import NodeCluster, images_script, mounts_under
-from tests.node.release import Release
+from tests.node.release import Release, repository_and_tag
 from tests.support import ManagedProcess, prepared_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "skaffold"
-RUN_DOCKER = "/run/docker"  # dockerd makes it whatever its flags say
+# dockerd makes these whatever its flags say (its state, its key); removed when they were not there.
+DOCKER_HOST_PATHS = ("/run/docker", "/etc/docker")
 CACHE = Path(
     os.environ.get("SECURE_LLM_GATEWAY_CACHE")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "secure-llm-gateway"
@@ -41,14 +42,14 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("dockerd") is None:
         pytest.fail("skaffold's docker builder needs dockerd: run `make system-deps`", pytrace=False)
     state = tmp_path_factory.mktemp("docker")
-    run_docker_existed = os.path.lexists(RUN_DOCKER)
+    existed = {path for path in DOCKER_HOST_PATHS if os.path.lexists(path)}
     socket = state / "docker.sock"
     engine = ManagedProcess(
         "dockerd",
         [
             "dockerd", "--data-root", str(CACHE / "docker"), "--exec-root", str(state / "exec"),
             "--pidfile", str(state / "dockerd.pid"), "--host", f"unix://{socket}",
-            "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+            "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--ip-forward=false",
         ],
         {},
         state,
@@ -72,13 +73,14 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         engine.stop(grace=30)
-        # dockerd leaves its default network namespace mounted in the exec root, and /run/docker.
-        for mount in sorted(mounts_under(str(state)), reverse=True):
+        # dockerd leaves its default network namespace mounted in the exec root.
+        for mount in sorted(mounts_under(str(state), str(CACHE / "docker")), reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(state / "exec", ignore_errors=True)
-        if not run_docker_existed:
-            shutil.rmtree(RUN_DOCKER, ignore_errors=True)
-        assert not mounts_under(str(state)) and (run_docker_existed or not os.path.lexists(RUN_DOCKER))
+        for path in set(DOCKER_HOST_PATHS) - existed:
+            shutil.rmtree(path, ignore_errors=True)
+        assert not mounts_under(str(state), str(CACHE / "docker"))
+        assert not [path for path in set(DOCKER_HOST_PATHS) - existed if os.path.lexists(path)]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def skaffold_env(cluster: NodeCluster, docker_host: str) -> dict[str, str]:
-    redis, _, redis_tag = images_script("ref", "redis").rpartition(":")
+    redis, redis_tag = repository_and_tag("redis")
     path = [
         "/usr/bin",  # Debian's docker CLI (the profile's hook), before any other on PATH
         str(Path(helm_binary()).parent),
@@ -139,10 +141,17 @@ def openapi_version(release: Release) -> str:
     return str(httpx.get(url, timeout=10).json()["info"]["version"])
 
 
+def namespace(cluster: NodeCluster) -> None:
+    """The namespace both tests deploy into, whichever runs first (or alone)."""
+    cluster.kubectl(
+        "apply", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"
+    )
+
+
 def test_skaffold_run_deploys_once_and_serves(
     node_cluster: NodeCluster, docker_host: str, project: Path, tmp_path: Path
 ) -> None:
-    node_cluster.kubectl("create", "namespace", NAMESPACE)
+    namespace(node_cluster)
     env = skaffold_env(node_cluster, docker_host)
     release = Release(node_cluster, "slg", NAMESPACE, tmp_path)
     try:
@@ -171,6 +180,7 @@ def test_skaffold_run_deploys_once_and_serves(
 def test_skaffold_dev_redeploys_a_code_change(
     node_cluster: NodeCluster, docker_host: str, project: Path, tmp_path: Path
 ) -> None:
+    namespace(node_cluster)
     env = skaffold_env(node_cluster, docker_host)
     release = Release(node_cluster, "slg", NAMESPACE, tmp_path)
     dev = ManagedProcess(
@@ -182,11 +192,11 @@ def test_skaffold_dev_redeploys_a_code_change(
         cwd=project,
     )
     try:
-        eventually(lambda: dev.output().count("Watching for changes") >= 1, 600, "skaffold dev deployed")
+        eventually(lambda: dev.output().count("Watching for changes") >= 1, 360, "skaffold dev deployed")
         assert openapi_version(release) == "0.1.0"
         version_file = project / "service" / "llm_gateway" / "__init__.py"
         version_file.write_text(version_file.read_text().replace('"0.1.0"', '"0.1.0+dev-edit"'))
-        eventually(lambda: dev.output().count("Watching for changes") >= 2, 600, "skaffold dev redeployed")
+        eventually(lambda: dev.output().count("Watching for changes") >= 2, 360, "skaffold dev redeployed")
         eventually(lambda: openapi_version(release) == "0.1.0+dev-edit", 60, "the edit served")
     finally:
         dev.terminate()  # Ctrl-C: skaffold dev deletes what it deployed

@@ -80,3 +80,5 @@ class UpstreamProbe:
                 return judge(response.status)
         except GatewayError as error:
             return False, str(error)
+        except Exception as error:  # anything else must not end the probing: readiness would stick
+            return False, f"probe failed: {type(error).__name__}"

@@ -49,8 +49,13 @@ def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(
     assert status["observedGeneration"] == 2
     assert status["usage"]["used"] >= 2
     assert status["usage"]["remaining"] == max(5 - status["usage"]["used"], 0)
-    row = cluster.kubectl("get", "tq", "alpha", "-n", namespace, "--no-headers").stdout.split()
-    assert row[:5] == ["alpha", "alpha", "5", "60", str(status["usage"]["used"])] and row[5] == "True"
+
+    def printed_as_in_status() -> bool:  # usage moves every second: compare two reads that agree
+        row = cluster.kubectl("get", "tq", "alpha", "-n", namespace, "--no-headers").stdout.split()
+        used = cluster.get("tq/alpha", "-n", namespace)["status"]["usage"]["used"]
+        return row[:5] == ["alpha", "alpha", "5", "60", str(used)] and row[5] == "True"
+
+    eventually(printed_as_in_status, timeout=10, what="the printer columns showing the status")
 
     configmap = cluster.get("configmap/secure-llm-gateway-tenant-quotas", "-n", namespace)
     assert configmap["data"] == {"TENANT_QUOTAS": "alpha=5"}

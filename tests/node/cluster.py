@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from string import Template
+from typing import IO
 
 import pytest
 
@@ -87,23 +88,27 @@ class NodeCluster(Cluster):
         self.netns = f"/run/netns/{self.name}"
         self.socket = root / "containerd" / "containerd.sock"
         self._relays: list[ManagedProcess] = []
-        # One node cluster per machine: two kubelets would both manage the kubepods cgroups and
-        # remove each other's pods. A second one fails at once instead.
-        LOCK.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = open(LOCK, "w")  # noqa: SIM115 - held until stop()
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            pytest.fail(
-                f"another one-node test cluster runs on this machine ({LOCK} is locked)", pytrace=False
-            )
+        self._lock: IO[str] | None = None
         self._netns_mounted = _netns_dir_mounted()  # `ip netns add` mounts it when it is not
         self._host_paths = {path for path in HOST_PATHS if os.path.lexists(path)}
         self._cni_netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
         self._cgroups = {
             hierarchy for hierarchy in _cgroup_hierarchies() if (hierarchy / "kubepods").exists()
         }
+
+    def lock_node(self) -> None:
+        """One kubelet per machine: two would both manage the kubepods cgroups and remove each other's
+        pods. Taken before the kubelet starts (held until :meth:`stop`); a second one fails at once."""
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(LOCK, "w")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise RuntimeError(
+                f"another one-node test cluster runs on this machine ({LOCK} is locked)"
+            ) from None
 
     def in_netns(self, *argv: str) -> list[str]:
         """``argv`` run inside the cluster's network namespace (``nsenter --net``, mounts untouched:
@@ -215,8 +220,9 @@ class NodeCluster(Cluster):
                 problems.append(f"{what}: {type(error).__name__}: {error}")
         for state in ("containerd", "kubelet", "etcd"):
             shutil.rmtree(self.root / state, ignore_errors=True)
-        LOCK.unlink(missing_ok=True)  # while still held: no other cluster can have it open and locked
-        self._lock.close()
+        if self._lock is not None:
+            LOCK.unlink(missing_ok=True)  # while still held: no other cluster can have it open and locked
+            self._lock.close()
         problems += self.leftovers()
         if problems:
             raise AssertionError("the node cluster's teardown failed or left behind:\n" + "\n".join(problems))
@@ -435,6 +441,7 @@ def _bring_up(cluster: NodeCluster, binaries: dict[str, str]) -> None:
         "--bind-address=127.0.0.1",
         "--leader-elect=false",
     )
+    cluster.lock_node()
     cluster.start_component(
         "kubelet",
         binaries["kubelet"],

@@ -28,8 +28,9 @@ from tests.support import ManagedProcess, prepared_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "skaffold"
-# dockerd makes these whatever its flags say (its state, its key); removed when they were not there.
-DOCKER_HOST_PATHS = ("/run/docker", "/etc/docker")
+# dockerd makes these whatever its flags say (its state, its key; /etc/docker itself is docker.io's);
+# removed when they were not there.
+DOCKER_HOST_PATHS = ("/run/docker", "/etc/docker/key.json")
 CACHE = Path(
     os.environ.get("SECURE_LLM_GATEWAY_CACHE")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "secure-llm-gateway"
@@ -78,7 +79,10 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(state / "exec", ignore_errors=True)
         for path in set(DOCKER_HOST_PATHS) - existed:
-            shutil.rmtree(path, ignore_errors=True)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.remove(path)
         assert not mounts_under(str(state), str(CACHE / "docker"))
         assert not [path for path in set(DOCKER_HOST_PATHS) - existed if os.path.lexists(path)]
 

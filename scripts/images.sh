@@ -86,7 +86,9 @@ build_python-bookworm() {
 from_containerfile() {  # $1: name, $2: context directory, $3...: more bud arguments
   local name=$1 context=$2
   shift 2
+  # --cni-config-dir: buildah makes that directory even for host networking; not /etc/cni.
   buildah_ bud --pull=never --network host --layers -q --build-arg "BASE_IMAGE=$BASE_REF" \
+    --cni-config-dir "$cache/buildah/cni" \
     -t "$(ref "$name")" "$@" "$context" >/dev/null
 }
 

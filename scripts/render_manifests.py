@@ -32,7 +32,8 @@ def render() -> str:
     helm = subprocess.run([tools, "path", "helm"], capture_output=True, text=True, check=True).stdout.strip()
     out = subprocess.run(
         [
-            helm, "template", NAME, str(ROOT / "charts" / NAME), "--namespace", NAME, "--skip-tests", "--no-hooks",
+            helm, "template", NAME, str(ROOT / "charts" / NAME), "--namespace", NAME,
+            "--skip-tests", "--no-hooks",
             "--set", f"gateway.upstream.existingSecret={NAME}-upstream",
             "--set", f"redis.auth.existingSecret={NAME}-redis",
             "--set", f"tenantHashKey.existingSecret={NAME}-tenant-hash",

@@ -196,11 +196,11 @@ def test_skaffold_dev_redeploys_a_code_change(
         cwd=project,
     )
     try:
-        eventually(lambda: dev.output().count("Watching for changes") >= 1, 360, "skaffold dev deployed")
+        eventually(lambda: dev.output().count("Watching for changes") >= 1, 480, "skaffold dev deployed")
         assert openapi_version(release) == "0.1.0"
         version_file = project / "service" / "llm_gateway" / "__init__.py"
         version_file.write_text(version_file.read_text().replace('"0.1.0"', '"0.1.0+dev-edit"'))
-        eventually(lambda: dev.output().count("Watching for changes") >= 2, 360, "skaffold dev redeployed")
+        eventually(lambda: dev.output().count("Watching for changes") >= 2, 480, "skaffold dev redeployed")
         eventually(lambda: openapi_version(release) == "0.1.0+dev-edit", 60, "the edit served")
     finally:
         dev.terminate()  # Ctrl-C: skaffold dev deletes what it deployed

@@ -116,23 +116,42 @@ def monitored(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactor
         node_cluster.kubectl("delete", "-f", "-", "--wait=false", input=operator_manifests(), check=False)
 
 
-def query(release: Release, path: str, **params: str) -> Any:
-    pod = release.get("pods", "-l", "app.kubernetes.io/name=prometheus")["items"][0]["metadata"]["name"]
-    with release.port_forward(f"pod/{pod}", 9090) as url:
-        answer = httpx.get(url + path, params=params, timeout=10)
+@pytest.fixture(scope="module")
+def prometheus(monitored: Release) -> str:
+    """Prometheus's HTTP API from the host: its pod IP through the cluster's relay."""
+    pod = monitored.get("pods", "-l", "app.kubernetes.io/name=prometheus")["items"][0]
+    return "http://" + monitored.cluster.relay(pod["status"]["podIP"] + ":9090")
+
+
+def query(prometheus: str, path: str, **params: str) -> Any:
+    answer = httpx.get(prometheus + path, params=params, timeout=10)
     answer.raise_for_status()
     return answer.json()["data"]
 
 
-def test_prometheus_scrapes_both_gateway_pods(monitored: Release) -> None:
+def targets(prometheus: str) -> str:
+    """One line per active target (pod, health, last error): what a failure message needs."""
+    return "\n".join(
+        f"{t['labels'].get('pod')} {t['scrapeUrl']} {t['health']} {t['lastError']}"
+        for t in query(prometheus, "/api/v1/targets", state="active")["activeTargets"]
+    )
+
+
+def test_prometheus_scrapes_both_gateway_pods(monitored: Release, prometheus: str) -> None:
     pods = set(monitored.gateway_pods())
     assert len(pods) == 2
 
     def both_up() -> bool:
-        series = query(monitored, "/api/v1/query", query='up{namespace="monitored"} == 1')["result"]
+        series = query(prometheus, "/api/v1/query", query='up{namespace="monitored"} == 1')["result"]
         return pods <= {s["metric"].get("pod") for s in series}
 
-    eventually(both_up, 90, "up == 1 for both gateway pods")
+    try:
+        # A ServiceMonitor written after Prometheus started reaches it through a Secret volume,
+        # which the kubelet refreshes on its sync period (tests/node/config/kubelet.yaml).
+        eventually(both_up, 180, "up == 1 for both gateway pods")
+    except AssertionError as error:
+        diagnosis = monitored.cluster.diagnose(NAMESPACE)
+        raise AssertionError(f"{error}\ntargets:\n{targets(prometheus)}\n{diagnosis}") from None
     url = "http://" + monitored.cluster.relay(monitored.service_ip() + ":8080")
     for _ in range(6):
         chat = httpx.post(
@@ -145,7 +164,7 @@ def test_prometheus_scrapes_both_gateway_pods(monitored: Release) -> None:
 
     def counted() -> float:
         result = query(
-            monitored,
+            prometheus,
             "/api/v1/query",
             query='sum(requests_total{namespace="monitored",route="/v1/chat/completions"})',
         )["result"]
@@ -154,10 +173,10 @@ def test_prometheus_scrapes_both_gateway_pods(monitored: Release) -> None:
     assert eventually(lambda: counted() >= 6, 60, "requests_total after traffic")
 
 
-def test_prometheus_loads_the_charts_alerts(monitored: Release) -> None:
+def test_prometheus_loads_the_charts_alerts(prometheus: str) -> None:
     def alert_names() -> set[str]:
-        groups = query(monitored, "/api/v1/rules", type="alert")["groups"]
+        groups = query(prometheus, "/api/v1/rules", type="alert")["groups"]
         return {rule["name"] for group in groups for rule in group["rules"]}
 
-    names = eventually(alert_names, 90, "rules loaded")
+    names = eventually(alert_names, 180, "rules loaded")
     assert {"LLMGatewayHigh5xxRate", "LLMGatewayLoadShedding", "TenantQuotaOperatorSyncStale"} <= names, names

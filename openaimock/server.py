@@ -1,5 +1,9 @@
 """The mock's HTTP server (aiohttp.web): the old Node mock's contract plus what gateway tests need.
 
+APIs: ``POST /v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` (each with the same
+directives: echo, status, latency, drops, scripts; streams where the API streams), ``GET /v1/models``
+and ``/v1/models/{id}``.
+
 Settings (environment): ``PORT`` (4000), ``HOST`` (127.0.0.1), ``LATENCY_MS`` (0: delay before
 anything, headers included), ``INTER_TOKEN_MS`` (120: delay between streamed chunks; 0 sends the
 whole stream in one write), ``ECHO`` (``1``: every reply echoes the last user message),
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from openaimock.completions import completion, reply_text, stream_events
+from openaimock.completions import DEFAULT_REPLY, completion, reply_text, stream_events
 from openaimock.directives import Directives, parse_directives
+from openaimock.legacy import completion_text, embedding, text_completion, text_completion_events
 from openaimock.scripts import Script, ScriptBook
 
 __all__ = ["MockConfig", "create_app"]
@@ -75,6 +81,26 @@ class _State:
 _MODELS = ("gpt-4o-mini", "gpt-4o", "org/model-7b")
 
 
+@dataclass(frozen=True, slots=True)
+class _Answers:
+    """How one API answers: ``echo(payload)`` is the text an echo repeats; ``body(payload, text,
+    id)`` a whole answer; ``events(payload, text, id, chunk_chars)`` a stream (None: no streams)."""
+
+    echo: Callable[[dict[str, Any]], str]
+    body: Callable[[dict[str, Any], str, str], bytes]
+    events: Callable[[dict[str, Any], str, str, int | None], list[bytes]] | None
+    id_prefix: str
+
+
+_APIS = {
+    "/v1/chat/completions": _Answers(
+        lambda payload: reply_text(payload, True), completion, stream_events, "chatcmpl-mock"
+    ),
+    "/v1/completions": _Answers(completion_text, text_completion, text_completion_events, "cmpl-mock"),
+    "/v1/embeddings": _Answers(lambda _: "", lambda payload, _, __: embedding(payload), None, "emb-mock"),
+}
+
+
 def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "openaimock"}
 
@@ -93,7 +119,8 @@ def create_app(config: MockConfig) -> web.Application:
     state = _State()
     scripts = ScriptBook(config.script_dir)
 
-    async def chat(request: web.Request) -> web.StreamResponse:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        answers = _APIS[request.path]
         raw = await request.read()
         state.stats["requests"] += 1
         state.last_request = {
@@ -120,31 +147,26 @@ def create_app(config: MockConfig) -> web.Application:
             if directives.echo_auth:
                 message += f" (credentials received: {request.headers.get('Authorization', '')})"
             return _error(directives.status, message)
-        text = (
-            directives.reply
-            if directives.reply is not None
-            else reply_text(payload, directives.echo or config.echo)
-        )
-        request_id = f"chatcmpl-mock-{next(state.ids)}"
-        if payload.get("stream") is True:
-            return await _stream(request, payload, text, request_id, directives)
+        if directives.reply is not None:
+            text = directives.reply
+        else:
+            text = answers.echo(payload) if directives.echo or config.echo else DEFAULT_REPLY
+        request_id = f"{answers.id_prefix}-{next(state.ids)}"
+        if answers.events is not None and payload.get("stream") is True:
+            events = (
+                _GARBAGE
+                if directives.garbage
+                else answers.events(payload, text, request_id, directives.chunk_chars)
+            )
+            return await _stream(request, events, directives)
         if directives.drop_after is not None:
             _drop(request)
             return web.Response()  # never written: the connection is gone
-        return web.Response(body=completion(payload, text, request_id), content_type="application/json")
+        return web.Response(body=answers.body(payload, text, request_id), content_type="application/json")
 
     async def _stream(
-        request: web.Request,
-        payload: dict[str, Any],
-        text: str,
-        request_id: str,
-        directives: Directives,
+        request: web.Request, events: list[bytes], directives: Directives
     ) -> web.StreamResponse:
-        events = (
-            _GARBAGE
-            if directives.garbage
-            else stream_events(payload, text, request_id, directives.chunk_chars)
-        )
         delay = directives.inter_token_ms if directives.inter_token_ms is not None else config.inter_token_ms
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -236,7 +258,8 @@ def create_app(config: MockConfig) -> web.Application:
             return _error(404, f"no route for {request.path}")
 
     app = web.Application(middlewares=[openai_errors], client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/chat/completions", chat)
+    for route in _APIS:
+        app.router.add_post(route, answer)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/models/{model:.+}", model)
     app.router.add_get("/_mock/last-request", last_request)

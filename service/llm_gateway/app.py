@@ -41,8 +41,7 @@ from llm_gateway.adapters.redis_store import RedisStore
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.adapters.upstream_probe import UpstreamProbe
 from llm_gateway.api.admission import Admission
-from llm_gateway.api.chat import ROUTE as CHAT_ROUTE
-from llm_gateway.api.chat import ChatCompletions
+from llm_gateway.api.endpoint import APIEndpoint
 from llm_gateway.api.health import Check, health_router
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.models import MODEL_ROUTE, Models
@@ -51,6 +50,7 @@ from llm_gateway.api.models import ROUTE as MODELS_ROUTE
 from llm_gateway.api.openapi import add_proxy_paths
 from llm_gateway.api.relay import StreamTimings
 from llm_gateway.core.api_keys import KeyRing
+from llm_gateway.core.apis import APIS
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_policy import QuotaPolicy
@@ -100,7 +100,9 @@ def create_app(settings: Settings) -> ASGIApp:
         idle_timeout=settings.stream_idle_timeout_secs,
         max_response_bytes=settings.max_response_bytes,
     )
-    metrics = GatewayMetrics((CHAT_ROUTE, MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant)
+    metrics = GatewayMetrics(
+        (*(api.route for api in APIS), MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant
+    )
     policy = QuotaPolicy(
         default_quota=settings.default_quota,
         tenant_quotas=settings.tenant_quotas,
@@ -189,25 +191,34 @@ def create_app(settings: Settings) -> ASGIApp:
         return mode != "closed", f"unavailable (QUOTA_FAILURE_MODE={mode})"
 
     app = FastAPI(title="secure-llm-gateway", version=__version__, lifespan=lifespan)
-    chat = ChatCompletions(
-        upstream,
-        limit=ConcurrencyLimit(settings.max_concurrency),
-        buffered_bodies=ConcurrencyLimit(settings.max_buffered_body_bytes),
-        telemetry=telemetry,
-        admission=admission,
-        identify=identify,
-        max_body_bytes=settings.max_body_bytes,
-        max_json_depth=settings.max_json_depth,
-        max_json_elements=settings.max_json_elements,
-        first_byte_timeout=settings.timeout_secs,
-        non_stream_timeout=settings.non_stream_timeout_secs,
-        stream_timings=StreamTimings(
-            keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
-        ),
-        stream_usage=settings.stream_usage,
-        upstream_secret=api_key,
-        redactor=_redactor(settings),
+    # One limit and one body budget for every API: they protect the replica, whatever it serves.
+    limit = ConcurrencyLimit(settings.max_concurrency)
+    buffered_bodies = ConcurrencyLimit(settings.max_buffered_body_bytes)
+    redactor = _redactor(settings)
+    stream_timings = StreamTimings(
+        keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
     )
+    endpoints: dict[str, ASGIApp] = {
+        api.route: APIEndpoint(
+            api,
+            upstream,
+            limit=limit,
+            buffered_bodies=buffered_bodies,
+            telemetry=telemetry,
+            admission=admission,
+            identify=identify,
+            max_body_bytes=settings.max_body_bytes,
+            max_json_depth=settings.max_json_depth,
+            max_json_elements=settings.max_json_elements,
+            first_byte_timeout=settings.timeout_secs,
+            non_stream_timeout=settings.non_stream_timeout_secs,
+            stream_timings=stream_timings,
+            stream_usage=settings.stream_usage,
+            upstream_secret=api_key,
+            redactor=redactor,
+        )
+        for api in APIS
+    }
     models = Models(
         upstream,
         telemetry=telemetry,
@@ -235,7 +246,7 @@ def create_app(settings: Settings) -> ASGIApp:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            app.openapi_schema = add_proxy_paths(document, CHAT_ROUTE, MODELS_ROUTE, MODEL_ROUTE)
+            app.openapi_schema = add_proxy_paths(document, APIS, MODELS_ROUTE, MODEL_ROUTE)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -246,7 +257,7 @@ def create_app(settings: Settings) -> ASGIApp:
         instrumentations=[metrics.observe_http],
         registry=metrics.registry,
     )
-    router = HotPathRouter({CHAT_ROUTE: chat, MODELS_ROUTE: models}, {MODEL_PREFIX: models}, fallback=app)
+    router = HotPathRouter({**endpoints, MODELS_ROUTE: models}, {MODEL_PREFIX: models}, fallback=app)
     if not settings.cors_allow_origins:
         return router
     # Starlette's CORS implementation, around everything (the hot-path endpoints included): it
@@ -291,7 +302,7 @@ _EXPOSED_HEADERS = (
 )
 
 #: The API endpoints, as a 404 lists them.
-_ENDPOINTS = ("POST /v1/chat/completions", "GET /v1/models", "GET /v1/models/{model}")
+_ENDPOINTS = (*(f"POST {api.route}" for api in APIS), "GET /v1/models", "GET /v1/models/{model}")
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -62,7 +62,8 @@ def test_a_tenant_sees_only_the_models_it_may_use(
         ("POST", "/chat/completions", "/v1/chat/completions"),  # a base URL without /v1
         ("GET", "/models", "/v1/models"),
         ("GET", "/models/gpt-4o", "/v1/models/gpt-4o"),
-        ("POST", "/v1/completions", None),
+        ("POST", "/embeddings", "/v1/embeddings"),
+        ("POST", "/v1/images/generations", None),
         ("GET", "/v2/whatever", None),
     ],
 )

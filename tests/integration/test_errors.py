@@ -90,7 +90,7 @@ def test_chunked_body_over_the_limit_gets_413(small_gateway: ManagedProcess, moc
 
 def test_unknown_route_gets_404_in_openai_shape(gateway: ManagedProcess) -> None:
     assert_openai_error(httpx.get(gateway.url + "/v1/nope"), 404, "not_found")
-    assert_openai_error(httpx.post(gateway.url + "/v1/completions", json={}), 404, "not_found")
+    assert_openai_error(httpx.post(gateway.url + "/v1/images/generations", json={}), 404, "not_found")
 
 
 def test_wrong_method_gets_405_in_openai_shape(gateway: ManagedProcess) -> None:

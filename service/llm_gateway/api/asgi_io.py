@@ -20,6 +20,9 @@ async def send_response(send: Send, status: int, body: bytes, headers: list[tupl
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, error: GatewayError, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    """Answer ``error`` as OpenAI-style JSON with its status, its headers and ``headers``."""
-    await send_response(send, error.status, error.body(), [*JSON_HEADERS, *error.headers, *headers])
+async def send_error(
+    send: Send, error: GatewayError, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer ``error``, rendered as ``body`` (JSON in the API's own error shape), with its status,
+    its headers and ``headers``."""
+    await send_response(send, error.status, body, [*JSON_HEADERS, *error.headers, *headers])

@@ -18,7 +18,7 @@ from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import open_upstream, relay_buffered
-from llm_gateway.core.chat_request import is_model_name
+from llm_gateway.core.api_request import is_model_name
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.errors import GatewayError, MethodNotAllowed, NotFound
@@ -63,7 +63,7 @@ class Models:
             await self._serve(scope, exchange, model)
         except GatewayError as error:
             exchange.error = error
-            await send_error(exchange.send, error)
+            await send_error(exchange.send, error, error.body())
         finally:
             self._telemetry.end(exchange)
 

@@ -1,45 +1,23 @@
 """The OpenAPI description of the proxy endpoints, which are plain ASGI apps FastAPI does not see.
 
-It describes what the gateway itself enforces (a JSON object with a non-empty ``model`` string, a
-non-empty ``messages`` array and an optional boolean ``stream``; everything else passes through to
-the upstream, which has the last word) and every status the gateway can answer, each error in the
-OpenAI shape. The schema is merged into FastAPI's own document once, at first request.
+For each API it describes what the gateway itself enforces (a JSON object with a ``model`` string,
+the API's input field as its :class:`~llm_gateway.core.apis.InputRule` says, and an optional
+boolean ``stream`` where the API streams; everything else passes through to the upstream, which has
+the last word) and every status the gateway can answer, each error in the API's shape. The schema
+is merged into FastAPI's own document once, at first request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+
+from llm_gateway.core.api_request import MAX_MODEL_LENGTH
+from llm_gateway.core.apis import WireAPI
 
 __all__ = ["add_proxy_paths"]
-
-
-class ChatMessage(BaseModel):
-    """One message. The gateway reads ``content`` only to redact it; the upstream checks the rest."""
-
-    model_config = ConfigDict(extra="allow")
-
-    role: str = Field(description="system, developer, user, assistant or tool")
-    content: str | list[dict[str, Any]] | None = Field(
-        None, description='Text, or content parts (`{"type": "text", "text": ...}`).'
-    )
-
-
-class ChatCompletionRequest(BaseModel):
-    """An OpenAI chat-completions request; fields not listed are forwarded as they are."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str = Field(min_length=1, description="Upstream model name.")
-    messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool | None = Field(None, description="Answer as server-sent events.")
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stream_options: dict[str, Any] | None = Field(
-        None, description='`{"include_usage": true}` to get the usage chunk (the gateway asks for it anyway).'
-    )
 
 
 class ErrorDetail(BaseModel):
@@ -55,7 +33,7 @@ class ErrorResponse(BaseModel):
 
 
 _ERRORS = {
-    "400": "Invalid JSON, a missing or malformed `model`/`messages`/`stream`, nesting beyond "
+    "400": "Invalid JSON, a missing or malformed `model`, input or `stream`, nesting beyond "
     "`MAX_JSON_DEPTH`, an unusable API key; or the upstream's own 400",
     "401": "No API key where one is required, or a key not in the key map (`AUTH_MODE=keys`)",
     "403": "The tenant is suspended, or the model is not in its `allowedModels`",
@@ -91,40 +69,15 @@ def _auth_parameters() -> list[dict[str, Any]]:
 
 
 def add_proxy_paths(
-    document: dict[str, Any], chat_route: str, models_route: str, model_route: str
+    document: dict[str, Any], apis: Iterable[WireAPI], models_route: str, model_route: str
 ) -> dict[str, Any]:
     """``document`` (FastAPI's OpenAPI dict) with the proxy endpoints and their schemas added."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    for model in (ChatCompletionRequest, ErrorResponse):
-        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(definition.pop("$defs", {}))
-        schemas[model.__name__] = definition
-    document.setdefault("paths", {})[chat_route] = {
-        "post": {
-            "tags": ["proxy"],
-            "summary": "Create a chat completion (proxied, metered, redacted)",
-            "operationId": "createChatCompletion",
-            "parameters": _auth_parameters(),
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "The upstream's completion, redacted; a stream when `stream` is true",
-                    "content": {
-                        "application/json": {"schema": {"type": "object"}},
-                        "text/event-stream": {"schema": {"type": "string"}},
-                    },
-                },
-                **_error_responses(
-                    ["400", "401", "403", "408", "413", "415", "429", "431", "4XX", "502", "503", "504"]
-                ),
-            },
-        }
-    }
+    schemas["ErrorResponse"] = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schemas["ErrorResponse"].pop("$defs", {}))
+    paths = document.setdefault("paths", {})
+    for api in apis:
+        paths[api.route] = _api_path(api)
     document["paths"][models_route] = {
         "get": {
             "tags": ["proxy"],
@@ -159,3 +112,41 @@ def add_proxy_paths(
         }
     }
     return document
+
+
+def _api_path(api: WireAPI) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "model": {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_LENGTH},
+        api.input.field: dict(api.input.schema),
+    }
+    if api.streams:
+        properties["stream"] = {"type": ["boolean", "null"], "description": "Answer as server-sent events."}
+    request = {
+        "type": "object",
+        "required": ["model", api.input.field],
+        "properties": properties,
+        "additionalProperties": True,
+        "description": "Fields not listed are forwarded as they are, for the upstream to judge.",
+    }
+    answers = {"application/json": {"schema": {"type": "object"}}}
+    if api.streams:
+        answers["text/event-stream"] = {"schema": {"type": "string"}}
+    return {
+        "post": {
+            "tags": ["proxy"],
+            "summary": f"{api.summary} (proxied, metered, redacted)",
+            "operationId": api.operation_id,
+            "parameters": _auth_parameters(),
+            "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+            "responses": {
+                "200": {
+                    "description": "The upstream's answer, redacted"
+                    + ("; a stream when `stream` is true" if api.streams else ""),
+                    "content": answers,
+                },
+                **_error_responses(
+                    ["400", "401", "403", "408", "413", "415", "429", "431", "4XX", "502", "503", "504"]
+                ),
+            },
+        }
+    }

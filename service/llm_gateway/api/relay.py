@@ -11,9 +11,10 @@ import orjson
 
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse, too_large
 from llm_gateway.api.asgi_io import send_response
+from llm_gateway.core.apis import WireAPI
 from llm_gateway.core.redaction import SSERedactor
 from llm_gateway.core.scrub import scrub_bytes, scrub_text
-from llm_gateway.core.sse import DONE, KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
+from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
 from llm_gateway.core.usage import StreamUsage
 from llm_gateway.errors import GatewayError, UpstreamError
 from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
@@ -107,6 +108,7 @@ async def relay_stream(
     response: UpstreamResponse,
     exchange: Exchange,
     timings: StreamTimings,
+    api: WireAPI,
     headers: Sequence[tuple[bytes, bytes]] = (),
     redactor: SSERedactor | None = None,
     usage: StreamUsage | None = None,
@@ -117,8 +119,9 @@ async def relay_stream(
     Events are forwarded whole: each upstream read is answered with one message carrying the events
     it completed, and a partial event waits for its end. During upstream silences an SSE comment
     goes out every ``timings.keepalive`` seconds; after ``timings.idle`` seconds of silence, or when
-    the upstream fails or ends inside a line, the client gets a final ``data: {"error": ...}`` event
-    (a last event of complete lines that no blank line ended is delivered, as clients read it).
+    the upstream fails or ends inside a line, the client gets a final event with the error in the
+    shape of ``api`` (a last event of complete lines that no blank line ended is delivered, as
+    clients read it). The stream ends after the event ``api`` says is its last.
     ``headers`` are added to the response's own. With ``redactor``, events pass through it: text it
     holds back (a possible entity not yet complete) follows in a later event, and on a failure it is
     dropped, never released unexamined. ``usage`` watches the events for the usage chunk (and may
@@ -127,7 +130,7 @@ async def relay_stream(
     """
     try:
         exchange.stream_outcome = await _relay_events(
-            response, exchange, timings, headers, redactor, usage, secret
+            response, exchange, timings, api, headers, redactor, usage, secret
         )
     except asyncio.CancelledError:  # the client went away (or shutdown's grace ran out)
         exchange.stream_outcome = "client_cancelled"
@@ -138,6 +141,7 @@ async def _relay_events(
     response: UpstreamResponse,
     exchange: Exchange,
     timings: StreamTimings,
+    api: WireAPI,
     headers: Sequence[tuple[bytes, bytes]],
     redactor: SSERedactor | None,
     usage: StreamUsage | None,
@@ -152,7 +156,7 @@ async def _relay_events(
     last_data = loop.time()
     error: GatewayError | None = None
     outcome: StreamOutcome = "completed"
-    done = False  # `[DONE]` went out
+    done = False  # the stream's last event went out
     while chunk != b"":
         if chunk is None:
             silent_for = loop.time() - last_data
@@ -171,9 +175,9 @@ async def _relay_events(
                 error = too_large(response.max_bytes)
                 outcome = "upstream_error"
                 break
-            if any(event.data == DONE for event in events):
-                # The stream is over for every client (the SDKs stop reading at `[DONE]`): end it
-                # now, whatever the upstream still sends or however long it keeps its connection.
+            if any(map(api.ends_stream, events)):
+                # The stream is over for every client (the SDKs stop reading there): end it now,
+                # whatever the upstream still sends or however long it keeps its connection.
                 done = True
                 break
         wait = min(timings.keepalive, timings.idle - (loop.time() - last_data))
@@ -199,7 +203,7 @@ async def _relay_events(
         tail = scrub_bytes(encode_events(held), secret) if held else b""
     else:
         exchange.error = error
-        tail = format_event(error.body())
+        tail = format_event(api.error_body(error))
     await send({"type": "http.response.body", "body": tail, "more_body": False})
     return outcome
 
@@ -267,7 +271,7 @@ _ERROR_MESSAGE_CHARS = 1000
 
 def _upstream_status_error(response: UpstreamResponse, body: bytes, secret: bytes) -> UpstreamError:
     """The 502 for an upstream 5xx or 401, with the upstream's headers a client acts on
-    (``retry-after``). A 5xx keeps the upstream's own message (``error.message`` of an OpenAI-shaped
+    (``retry-after``). A 5xx keeps the upstream's own message (``error.message`` of a JSON error
     body, else a short plain-text body), scrubbed of the key also after JSON unescaping and cutting;
     a 401's message (about the gateway's own key) is not passed.
     """

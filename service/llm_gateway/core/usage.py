@@ -1,10 +1,10 @@
-"""Token usage reported by the upstream (pure): from completions, and from the usage chunk of streams.
+"""Token usage reported by the upstream (pure): from whole answers, and from the usage event of streams.
 
-A stream reports usage only when the request asks for it (``stream_options.include_usage``). The
-gateway asks on the client's behalf (:func:`ask_for_stream_usage`) so that streamed traffic is
-counted too, and :class:`StreamUsage` then removes the usage chunk from what the client receives
-unless the client asked for it itself. Other chunks of such a stream carry ``"usage": null``; they
-pass unchanged (OpenAI SDKs accept the field either way).
+Where the counts are is the API's :class:`UsageFields`. A stream whose API reports usage only when
+asked is asked on the client's behalf (see :mod:`llm_gateway.core.apis`), so that streamed traffic
+is counted too, and :class:`StreamUsage` then removes the usage event from what the client receives
+unless the client asked for it itself. Other events of such a stream carry ``"usage": null``; they
+pass unchanged (the SDKs accept the field either way).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import orjson
 
 from llm_gateway.core.sse import SSEEvent
 
-__all__ = ["StreamUsage", "Usage", "ask_for_stream_usage", "usage_of"]
+__all__ = ["StreamUsage", "Usage", "UsageFields", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,60 +28,65 @@ class Usage:
     output_tokens: int
 
 
-def usage_of(payload: Any) -> Usage | None:
-    """The ``usage`` of a completion or chunk payload; None when absent or malformed."""
-    usage = payload.get("usage") if isinstance(payload, dict) else None
+@dataclass(frozen=True, slots=True)
+class UsageFields:
+    """Where an API's token counts are: ``<container>.<input>`` and ``<container>.<output>`` of a
+    response body or stream event. ``output`` None: the API produces no tokens (embeddings), so
+    its output count is 0."""
+
+    input: str
+    output: str | None
+    container: str = "usage"
+
+
+def usage_of(payload: Any, fields: UsageFields) -> Usage | None:
+    """The usage in an answer or event ``payload``; None when absent or malformed."""
+    usage = payload.get(fields.container) if isinstance(payload, dict) else None
     if not isinstance(usage, dict):
         return None
-    prompt = _count(usage.get("prompt_tokens"))
-    completion = _count(usage.get("completion_tokens"))
-    if prompt is None or completion is None:
+    tokens_in = _count(usage.get(fields.input))
+    tokens_out = 0 if fields.output is None else _count(usage.get(fields.output))
+    if tokens_in is None or tokens_out is None:
         return None
-    return Usage(prompt, completion)
+    return Usage(tokens_in, tokens_out)
 
 
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def ask_for_stream_usage(payload: dict[str, Any]) -> bool:
-    """Make a streaming request ask for usage; True when the client had asked for it itself.
-
-    Sets ``stream_options.include_usage`` in ``payload`` (in place) when it was not already true.
-    A ``stream_options`` that is not an object is left alone for the upstream to reject, and
-    counts as not asked.
-    """
-    options = payload.get("stream_options")
-    if options is None:
-        payload["stream_options"] = {"include_usage": True}
-        return False
-    if not isinstance(options, dict):
-        return False
-    if options.get("include_usage") is True:
-        return True
-    options["include_usage"] = True
-    return False
-
-
-_USAGE = b'"usage"'
-_COMPACT_NULL_USAGE = b'"usage":null'  # OpenAI's own spelling: a substring test, no regex needed
-_NULL_USAGE = re.compile(rb'"usage"\s*:\s*null')
-
-
 class StreamUsage:
-    """Watches a chat-completion stream's events for the model name and the usage chunk.
+    """Watches a stream's events for the model name and the usage event.
 
     ``process(events)`` returns the events to forward: all of them when ``forward_usage``, else all
-    but the usage chunk (the one whose ``choices`` is empty and whose ``usage`` is set). Only events
+    but the usage event (the one whose ``choices`` list is empty and whose usage is set; ``choices``
+    names that list for the API, ``fields`` where the usage is). Only events
     whose data can hold usage are parsed, plus the first, for the response model. Events are read
     through :class:`~llm_gateway.core.sse.SSEEvent`, so ``id:``/``event:`` lines, multi-line data
     and any framing the decoder accepts are all the same here.
     """
 
-    __slots__ = ("_forward", "_seen_first", "model", "usage")
+    __slots__ = (
+        "_choices",
+        "_compact_null",
+        "_fields",
+        "_forward",
+        "_key",
+        "_null",
+        "_seen_first",
+        "model",
+        "usage",
+    )
 
-    def __init__(self, *, forward_usage: bool) -> None:
+    def __init__(self, fields: UsageFields, choices: str, *, forward_usage: bool) -> None:
+        self._fields = fields
+        self._choices = choices
         self._forward = forward_usage
+        # Byte tests that skip parsing events without usage: `"usage":null` is OpenAI's own
+        # spelling, a substring test; other spacing takes the regex.
+        self._key = orjson.dumps(fields.container)
+        self._compact_null = self._key + b":null"
+        self._null = re.compile(re.escape(self._key) + rb"\s*:\s*null")
         self._seen_first = False
         self.usage: Usage | None = None
         self.model: str | None = None
@@ -93,7 +98,7 @@ class StreamUsage:
             if data is None:
                 continue
             first = not self._seen_first
-            if not first and (_USAGE not in data or _COMPACT_NULL_USAGE in data or _NULL_USAGE.search(data)):
+            if not first and (self._key not in data or self._compact_null in data or self._null.search(data)):
                 continue
             payload = _payload(data)
             if payload is None:
@@ -101,11 +106,11 @@ class StreamUsage:
             self._seen_first = True
             if first and isinstance(payload.get("model"), str):
                 self.model = payload["model"]
-            usage = usage_of(payload)
+            usage = usage_of(payload, self._fields)
             if usage is None:
                 continue
             self.usage = usage
-            if not self._forward and not payload.get("choices"):
+            if not self._forward and not payload.get(self._choices):
                 kept = [other for other in kept if other is not event]
         return kept
 

@@ -52,6 +52,7 @@ class Exchange:
         "limit_headers",
         "method",
         "model",
+        "operation",
         "refund",
         "request_id",
         "response_model",
@@ -60,6 +61,7 @@ class Exchange:
         "start",
         "status",
         "stream_outcome",
+        "system",
         "tenant",
         "upstream_request_id",
         "upstream_status",
@@ -81,6 +83,9 @@ class Exchange:
         self.client_wait = 0.0
         self.status = 0  # no response started (yet)
         self.model: str | None = None
+        # The GenAI operation and provider (`gen_ai.operation.name`, `gen_ai.system`) of an API request.
+        self.operation: str | None = None
+        self.system: str | None = None
         self.tenant: str | None = None
         self.upstream_status: int | None = None
         self.response_model: str | None = None

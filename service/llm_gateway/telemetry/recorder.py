@@ -32,7 +32,6 @@ _REQUEST_PARAMETERS = {
     "presence_penalty": "gen_ai.request.presence_penalty",
     "seed": "gen_ai.request.seed",
 }
-_PROVIDER = "openai"
 _UNKNOWN_MODEL = "unknown"
 
 
@@ -126,14 +125,10 @@ class Telemetry:
         if exchange.tenant is not None:
             attributes["tenant"] = self._tenants.attribute(exchange.tenant)
         if exchange.model is not None:
-            attributes.update(
-                {
-                    "model": exchange.model,
-                    "gen_ai.operation.name": "chat",
-                    "gen_ai.system": _PROVIDER,
-                    "gen_ai.request.model": exchange.model,
-                }
-            )
+            attributes["model"] = attributes["gen_ai.request.model"] = exchange.model
+        if exchange.operation is not None and exchange.system is not None:
+            attributes["gen_ai.operation.name"] = exchange.operation
+            attributes["gen_ai.system"] = exchange.system
         if exchange.response_model is not None:
             attributes["gen_ai.response.model"] = exchange.response_model
         if exchange.usage is not None:

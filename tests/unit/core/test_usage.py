@@ -5,8 +5,10 @@ from typing import Any
 import orjson
 import pytest
 
+from llm_gateway.core.apis import CHAT_COMPLETIONS, EMBEDDINGS
+from llm_gateway.core.apis.openai_streams import ask_for_stream_usage
 from llm_gateway.core.sse import SSEDecoder, SSEEvent
-from llm_gateway.core.usage import StreamUsage, Usage, ask_for_stream_usage, usage_of
+from llm_gateway.core.usage import StreamUsage, Usage, usage_of
 from openaimock.completions import stream_events
 
 PAYLOAD = {"model": "gpt-test", "messages": [{"role": "user", "content": "one two three"}], "stream": True}
@@ -34,7 +36,19 @@ def event(raw: bytes) -> SSEEvent:
     ],
 )
 def test_usage_of_accepts_only_well_formed_counts(payload: Any, expected: Usage | None) -> None:
-    assert usage_of(payload) == expected
+    assert usage_of(payload, CHAT_COMPLETIONS.usage) == expected
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"prompt_tokens": 8, "total_tokens": 8}, Usage(8, 0)),
+        ({"prompt_tokens": 8, "completion_tokens": 3, "total_tokens": 11}, Usage(8, 0)),
+        ({"total_tokens": 8}, None),
+    ],
+)
+def test_an_api_without_output_tokens_counts_zero_of_them(usage: Any, expected: Usage | None) -> None:
+    assert usage_of({"usage": usage}, EMBEDDINGS.usage) == expected
 
 
 @pytest.mark.parametrize(
@@ -59,7 +73,7 @@ def test_ask_for_stream_usage_sets_the_option_and_says_whether_the_client_asked(
 
 def test_the_usage_chunk_is_removed_when_the_client_did_not_ask() -> None:
     events = decoded(stream_events({**PAYLOAD, "stream_options": {"include_usage": True}}, "a b", "id"))
-    watcher = StreamUsage(forward_usage=False)
+    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
     # Cut into arbitrary batches, as the relay sees them.
     out = watcher.process(events[:2]) + watcher.process(events[2:5]) + watcher.process(events[5:])
     assert watcher.usage == Usage(3, 2)
@@ -71,14 +85,14 @@ def test_the_usage_chunk_is_removed_when_the_client_did_not_ask() -> None:
 
 def test_the_usage_chunk_is_kept_when_the_client_asked() -> None:
     events = decoded(stream_events({**PAYLOAD, "stream_options": {"include_usage": True}}, "a b", "id"))
-    watcher = StreamUsage(forward_usage=True)
+    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=True)
     assert watcher.process(events) == events
     assert watcher.usage == Usage(3, 2)
 
 
 def test_a_stream_without_usage_passes_unchanged_and_reports_none() -> None:
     events = decoded(stream_events(PAYLOAD, "a b", "id"))
-    watcher = StreamUsage(forward_usage=False)
+    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
     comment = event(b": comment")
     assert watcher.process([comment, *events]) == [comment, *events]
     assert watcher.usage is None
@@ -92,7 +106,7 @@ def test_usage_on_a_chunk_with_choices_is_counted_but_the_chunk_is_kept() -> Non
         "usage": {"prompt_tokens": 1, "completion_tokens": 1},
     }
     usage_chunk = event(b"data: " + orjson.dumps(chunk))
-    watcher = StreamUsage(forward_usage=False)
+    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
     assert watcher.process([usage_chunk]) == [usage_chunk]
     assert watcher.usage == Usage(1, 1)
 
@@ -105,7 +119,7 @@ def _framed(data: bytes, number: int) -> bytes:
 def test_usage_is_found_and_removed_when_events_carry_id_and_event_lines() -> None:
     plain = stream_events({**PAYLOAD, "stream_options": {"include_usage": True}}, "a b", "id")
     wire = b"".join(_framed(raw.removeprefix(b"data: ").rstrip(b"\n"), n) for n, raw in enumerate(plain))
-    watcher = StreamUsage(forward_usage=False)
+    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
     out = watcher.process(SSEDecoder().decode(wire))
     assert watcher.usage == Usage(3, 2)
     assert watcher.model == "gpt-test"

@@ -1,18 +1,19 @@
 """Where model text lives in an API's payloads: a description, as data (pure).
 
-One :class:`TextLocations` per API says where the text a model reads or writes sits in requests,
-whole responses and stream chunks; the walkers in :mod:`~llm_gateway.core.redaction.payloads`
-redact exactly those places and nothing else. A path is a tuple of keys, ``"*"`` standing for every
-element of a list. A *text* place holds a string, or a list of content parts whose ``text`` is
-redacted (``{"type": "text", "text": ...}``; images and audio parts pass untouched). A *JSON* place
-holds JSON text (tool-call arguments), redacted so that it still parses.
+One :class:`TextLocations` per API (in :mod:`llm_gateway.core.apis`) says where the text a model
+reads or writes sits in requests, whole responses and stream chunks; the walkers in
+:mod:`~llm_gateway.core.redaction.payloads` redact exactly those places and nothing else. A path is
+a tuple of keys, ``"*"`` standing for every element of a list. A *text* place holds a string, or a
+list of content parts whose ``text`` is redacted (``{"type": "text", "text": ...}``; images and
+audio parts pass untouched). A *JSON* place holds JSON text (tool-call arguments), redacted so that
+it still parses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["OPENAI_CHAT", "Path", "StreamChannel", "TextLocations"]
+__all__ = ["Path", "StreamChannel", "TextLocations"]
 
 Path = tuple[str, ...]
 
@@ -36,40 +37,18 @@ class TextLocations:
     """Where model text is, for one API.
 
     ``request_text``/``request_json``: in a request body. ``response_text``/``response_json``: in a
-    whole response, relative to each element of ``choices``; ``response_logprobs`` pairs the log
-    probabilities of a text place with that place. ``stream``: the channels of a streamed choice.
+    whole response, relative to each element of the list ``outputs`` names (OpenAI's ``choices``);
+    ``response_logprobs`` pairs the log
+    probabilities of a text place with that place. ``stream``: the channels of a streamed choice;
+    ``stream_choice``: the objects a streamed choice always has (``delta``), which a chunk the
+    gateway adds for held text carries too.
     """
 
     request_text: tuple[Path, ...]
     request_json: tuple[Path, ...]
-    choices: str
+    outputs: str
     response_text: tuple[Path, ...]
     response_json: tuple[Path, ...]
     response_logprobs: tuple[tuple[Path, Path], ...]
     stream: tuple[StreamChannel, ...]
-
-
-#: OpenAI Chat Completions (``POST /v1/chat/completions``).
-OPENAI_CHAT = TextLocations(
-    request_text=(("messages", "*", "content"), ("messages", "*", "refusal")),
-    request_json=(
-        ("messages", "*", "tool_calls", "*", "function", "arguments"),
-        ("messages", "*", "function_call", "arguments"),
-    ),
-    choices="choices",
-    response_text=(("message", "content"), ("message", "refusal")),
-    response_json=(
-        ("message", "tool_calls", "*", "function", "arguments"),
-        ("message", "function_call", "arguments"),
-    ),
-    response_logprobs=(
-        (("logprobs", "content"), ("message", "content")),
-        (("logprobs", "refusal"), ("message", "refusal")),
-    ),
-    stream=(
-        StreamChannel(("delta", "content"), logprobs=("logprobs", "content")),
-        StreamChannel(("delta", "refusal"), logprobs=("logprobs", "refusal")),
-        StreamChannel(("delta", "tool_calls", "*", "function", "arguments"), json=True),
-        StreamChannel(("delta", "function_call", "arguments"), json=True),
-    ),
-)
+    stream_choice: tuple[str, ...]

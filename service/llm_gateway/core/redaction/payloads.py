@@ -20,10 +20,10 @@ from llm_gateway.core import json_codec
 from llm_gateway.core.json_codec import Dumps
 from llm_gateway.core.redaction.engine import Redactor, StreamRedactor
 from llm_gateway.core.redaction.entities import Entity
-from llm_gateway.core.redaction.locations import OPENAI_CHAT, Path, StreamChannel, TextLocations
+from llm_gateway.core.redaction.locations import Path, StreamChannel, TextLocations
 from llm_gateway.core.sse import DONE, SSEEvent
 
-__all__ = ["SSERedactor", "redact_completion", "redact_json_text", "redact_request"]
+__all__ = ["SSERedactor", "redact_json_text", "redact_paths", "redact_request", "redact_response"]
 
 #: Content-part types whose ``text`` is model text.
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
@@ -108,25 +108,37 @@ def redact_request(
     payload: dict[str, Any],
     redactor: Redactor,
     found: Counter[Entity],
-    locations: TextLocations = OPENAI_CHAT,
+    locations: TextLocations,
 ) -> bool:
     """Redact the model text of a request in place; True when anything changed."""
+    return redact_paths(payload, locations.request_text, locations.request_json, redactor, found)
+
+
+def redact_paths(
+    payload: Any,
+    text: tuple[Path, ...],
+    json: tuple[Path, ...],
+    redactor: Redactor,
+    found: Counter[Entity],
+) -> bool:
+    """Redact, in place, the text places and the JSON-text places these paths reach in ``payload``;
+    True when anything changed."""
     changed = False
-    for path in locations.request_text:
+    for path in text:
         for place in _places(payload, path):
             changed = _redact_text_place(place, redactor, found) or changed
-    for path in locations.request_json:
+    for path in json:
         for place in _places(payload, path):
             changed = _redact_json_place(place, redactor, found) or changed
     return changed
 
 
-def redact_completion(
+def redact_response(
     body: bytes,
     payload: Any,
     redactor: Redactor,
     found: Counter[Entity],
-    locations: TextLocations = OPENAI_CHAT,
+    locations: TextLocations,
     dumps: Dumps = orjson.dumps,
 ) -> bytes:
     """A whole response with its model text redacted (``body`` itself if nothing changed).
@@ -140,8 +152,8 @@ def redact_completion(
     if not isinstance(payload, dict):
         return body
     changed = False
-    for _, index in _places(payload, (locations.choices, "*")):
-        choice = payload[locations.choices][index]
+    for _, index in _places(payload, (locations.outputs, "*")):
+        choice = payload[locations.outputs][index]
         for logprobs_path, text_path in locations.response_logprobs:
             changed = _redact_with_logprobs(choice, text_path, logprobs_path, redactor, found) or changed
         for path in locations.response_json:
@@ -296,7 +308,7 @@ class SSERedactor:
     its choice, before ``[DONE]``. Events that are not JSON pass through whole-text redaction.
     """
 
-    def __init__(self, redactor: Redactor, locations: TextLocations = OPENAI_CHAT) -> None:
+    def __init__(self, redactor: Redactor, locations: TextLocations) -> None:
         self._redactor = redactor
         self._locations = locations
         self._choices: dict[Any, dict[tuple[int, Any], _Channel]] = {}
@@ -329,9 +341,13 @@ class SSERedactor:
         """Chunks for text still held, one per choice; afterwards nothing is held."""
         events = []
         for index in list(self._choices):
-            choice: dict[str, Any] = {"index": index, "delta": {}, "finish_reason": None}
+            choice: dict[str, Any] = {
+                "index": index,
+                **{name: {} for name in self._locations.stream_choice},
+                "finish_reason": None,
+            }
             if self._flush(index, choice):
-                chunk = {**self._template, self._locations.choices: [choice]}
+                chunk = {**self._template, self._locations.outputs: [choice]}
                 events.append(SSEEvent.of_data(orjson.dumps(chunk)))
         return events
 
@@ -339,7 +355,7 @@ class SSERedactor:
         """For a plain chunk, the text places of its choices in order, each with its channel; None
         for any other chunk. Plain: choices whose text channels hold strings, without log
         probabilities or a ``finish_reason`` (the usual chunk of a stream)."""
-        choices = payload.get(self._locations.choices) if isinstance(payload, dict) else None
+        choices = payload.get(self._locations.outputs) if isinstance(payload, dict) else None
         if not isinstance(choices, list) or not choices:
             return None
         found: list[tuple[_ChannelKey, _Place]] = []
@@ -405,7 +421,7 @@ class SSERedactor:
             text = self._redactor.redact(data.decode("utf-8", "replace"), found)
             self.found.update(found)
             return event.with_data(text.encode()) if found else event
-        choices = payload.get(self._locations.choices) if isinstance(payload, dict) else None
+        choices = payload.get(self._locations.outputs) if isinstance(payload, dict) else None
         if not isinstance(choices, list) or not choices:
             return event
         self._template = _envelope(payload)

@@ -12,13 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_gateway.core import json_codec
+from llm_gateway.core.apis.openai_chat import LOCATIONS as CHAT
 from llm_gateway.core.redaction import (
     Entity,
     Redactor,
     Replacer,
     SSERedactor,
-    redact_completion,
     redact_request,
+    redact_response,
 )
 from llm_gateway.core.sse import SSEDecoder, SSEEvent
 
@@ -47,7 +48,7 @@ DELTAS = ["mail ", "jane", ".doe", "@example", ".com", " ok"]  # the issue's exa
 
 
 def test_streamed_logprobs_of_a_redacted_address_are_dropped_and_the_rest_kept() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = [event({"delta": {"content": d}, "logprobs": {"content": [logprob(d)]}}) for d in DELTAS]
     out = choices(sse.process([*events, event({"delta": {}, "finish_reason": "stop"})]))
     text = "".join(c["delta"].get("content") or "" for c in out)
@@ -69,7 +70,7 @@ def test_whole_response_logprobs_of_a_redacted_address_are_dropped() -> None:
             ]
         }
     )
-    out = orjson.loads(redact_completion(body, orjson.loads(body), REDACTOR, Counter()))
+    out = orjson.loads(redact_response(body, orjson.loads(body), REDACTOR, Counter(), CHAT))
     assert out["choices"][0]["message"]["content"] == "mail j***e@example.com ok"
     assert [entry["token"] for entry in out["choices"][0]["logprobs"]["content"]] == ["mail ", " ok"]
 
@@ -93,7 +94,7 @@ def arguments(out: list[SSEEvent]) -> str:
 def test_streamed_tool_call_arguments_are_redacted_and_still_parse() -> None:
     args = '{"to": "jane.doe@example.com", "card": 4111111111111111, "note": "call +14155552671"}'
     pieces = [args[i : i + 5] for i in range(0, len(args), 5)]
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process(tool_call_events(pieces))
     assert orjson.loads(arguments(out)) == {
         "to": "j***e@example.com",
@@ -104,7 +105,7 @@ def test_streamed_tool_call_arguments_are_redacted_and_still_parse() -> None:
 
 
 def test_a_finish_chunk_with_an_empty_delta_comes_out_byte_for_byte() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = tool_call_events(['{"city": ', '"Paris"}'])
     out = sse.process(events)
     assert out[-2].raw == events[-2].raw  # "delta": {} stays {}, not {"content": ""}
@@ -112,7 +113,7 @@ def test_a_finish_chunk_with_an_empty_delta_comes_out_byte_for_byte() -> None:
 
 
 def test_refusals_are_redacted_like_content() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process(
         [
             event({"delta": {"refusal": "I won't mail jane.doe@exa"}}),
@@ -145,7 +146,7 @@ def test_request_tool_results_and_history_arguments_are_redacted() -> None:
             },
         ]
     }
-    assert redact_request(payload, REDACTOR, Counter())
+    assert redact_request(payload, REDACTOR, Counter(), CHAT)
     messages = payload["messages"]
     assert orjson.loads(messages[0]["tool_calls"][0]["function"]["arguments"]) == {
         "ip": "IP_MASKED",
@@ -177,7 +178,7 @@ def test_without_entities_only_text_moves_and_unchanged_events_keep_their_bytes(
     elif framing == "crlf":
         wire = wire.replace(b"\n", b"\r\n")
     upstream = SSEDecoder().decode(wire)
-    out = SSERedactor(REDACTOR).process(upstream)
+    out = SSERedactor(REDACTOR, CHAT).process(upstream)
     assert len(out) == len(upstream)
     for sent, came in zip(out, upstream, strict=True):
         if sent.data == came.data:
@@ -203,7 +204,7 @@ CONTEXT_SPLITS = [
 
 @pytest.mark.parametrize("pieces", CONTEXT_SPLITS)
 def test_values_found_by_a_context_word_are_redacted_however_the_stream_is_cut(pieces: list[str]) -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = [event({"delta": {"content": p}}) for p in pieces] + [
         event({"delta": {}, "finish_reason": "stop"})
     ]
@@ -214,7 +215,7 @@ def test_values_found_by_a_context_word_are_redacted_however_the_stream_is_cut(p
 def test_a_long_token_with_logprobs_on_every_chunk_is_swallowed_without_failing() -> None:
     token = "sk-" + "Ab3_" * 70
     pieces = [token[i : i + 4] for i in range(0, len(token), 4)] + [" after"]
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process(
         [event({"delta": {"content": p}, "logprobs": {"content": [logprob(p)]}}) for p in pieces]
     )
@@ -228,7 +229,7 @@ def test_an_index_that_is_not_a_number_does_not_break_the_stream(index: object) 
     raw = orjson.dumps({**ENVELOPE, "choices": [{"index": index, "delta": {"content": "mail jane.doe@exa"}}]})
     call = {"index": index, "function": {"arguments": '{"a": "jane.doe@example.com"}'}}
     raw2 = orjson.dumps({**ENVELOPE, "choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process([SSEEvent.of_data(raw), SSEEvent.of_data(raw2), SSEEvent.of_data(b"[DONE]")])
     assert "jane.doe@example.com" not in b"".join(e.raw for e in out).decode()
     assert out[-1].data == b"[DONE]"
@@ -236,7 +237,7 @@ def test_an_index_that_is_not_a_number_does_not_break_the_stream(index: object) 
 
 def test_many_tool_calls_held_at_the_finish_are_flushed_in_one_pass() -> None:
     calls = [{"index": i, "function": {"arguments": '{"a": "jane'}} for i in range(3000)]
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = choices(
         sse.process([event({"delta": {"tool_calls": calls}}), event({"delta": {}, "finish_reason": "stop"})])
     )
@@ -249,7 +250,7 @@ def test_json_that_only_the_standard_library_reads_is_still_redacted_across_even
     first = (
         b'{"choices":[{"index":0,"delta":{"content":"Contact: jane.doe@exa"},"finish_reason":null}],"x":NaN}'
     )
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process(
         [SSEEvent.of_data(first), event({"delta": {"content": "mple.com ok"}, "finish_reason": "stop"})]
     )
@@ -261,7 +262,7 @@ def test_escaped_characters_in_tool_arguments_never_make_them_invalid_json() -> 
         '{"to": "zo\\u00eb.dupont@example.com", "cc": "\\u00e9lise@example.com"}',
         '{"a":["-----BEGIN PRIVATE KEY-----"],"b":"-----END PRIVATE KEY-----"}',
     ]:
-        sse = SSERedactor(REDACTOR)
+        sse = SSERedactor(REDACTOR, CHAT)
         pieces = [args[i : i + 3] for i in range(0, len(args), 3)]
         out = sse.process(tool_call_events(pieces))
         orjson.loads(arguments(out))  # still parses
@@ -269,7 +270,7 @@ def test_escaped_characters_in_tool_arguments_never_make_them_invalid_json() -> 
 
 def test_content_sent_as_lists_of_text_parts_is_redacted_across_events_and_keeps_its_shape() -> None:
     """Some OpenAI-compatible servers stream ``delta.content`` as content parts."""
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     parts = [[{"type": "text", "text": d}] for d in DELTAS[:-1]]
     out = choices(sse.process([event({"delta": {"content": p}}) for p in parts]))
     out += choices(sse.process([event({"delta": {}, "finish_reason": "stop"})]))
@@ -281,7 +282,7 @@ def test_content_sent_as_lists_of_text_parts_is_redacted_across_events_and_keeps
 def test_content_parts_that_are_not_text_pass_untouched_in_a_stream() -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,jane.doe@example.com"}}
     raw = event({"delta": {"content": [image]}})
-    assert SSERedactor(REDACTOR).process([raw])[0].raw == raw.raw
+    assert SSERedactor(REDACTOR, CHAT).process([raw])[0].raw == raw.raw
 
 
 @pytest.mark.parametrize(
@@ -292,7 +293,7 @@ def test_integers_beyond_64_bits_stay_exact_when_an_event_is_rewritten(number: s
         b'{"choices":[{"index":0,"delta":{"content":"mail jane.doe@example.com ok"},"finish_reason":"stop"}],'
         b'"n":%s}'
     )
-    out = SSERedactor(REDACTOR).process([SSEEvent.of_data(data % number.encode())])
+    out = SSERedactor(REDACTOR, CHAT).process([SSEEvent.of_data(data % number.encode())])
     assert b'"n":' + number.encode() + b"}" in out[0].raw
     assert b"jane.doe" not in out[0].raw
 
@@ -303,7 +304,7 @@ def test_integers_beyond_64_bits_stay_exact_in_a_rewritten_response() -> None:
         b'"n":18446744073709551616}'
     )
     payload, dumps = json_codec.loads(body)
-    out = redact_completion(body, payload, REDACTOR, Counter(), dumps=dumps)
+    out = redact_response(body, payload, REDACTOR, Counter(), CHAT, dumps=dumps)
     assert out.endswith(b'"n":18446744073709551616}') and b"jane.doe" not in out
 
 
@@ -316,5 +317,5 @@ def test_tool_call_arguments_given_as_an_object_have_their_strings_redacted() ->
             {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": arguments}}]}
         ],
     }
-    assert redact_request(payload, REDACTOR, Counter())
+    assert redact_request(payload, REDACTOR, Counter(), CHAT)
     assert arguments == {"to": ["j***e@example.com"], "meta": {"ip": "IP_MASKED", "n": 3}, "ok": True}

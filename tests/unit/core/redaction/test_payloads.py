@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llm_gateway.core.apis.openai_chat import LOCATIONS as CHAT
 from llm_gateway.core.redaction import (
     Entity,
     Redactor,
     Replacer,
     SSERedactor,
-    redact_completion,
     redact_request,
+    redact_response,
 )
 from llm_gateway.core.sse import SSEDecoder, SSEEvent
 
@@ -62,7 +63,7 @@ def test_request_messages_strings_and_text_parts_are_redacted_other_fields_untou
         ],
     }
     found: Counter[Entity] = Counter()
-    assert redact_request(payload, REDACTOR, found)
+    assert redact_request(payload, REDACTOR, found, CHAT)
     assert payload["messages"][0]["content"] == "card [CREDIT_CARD]"  # type: ignore[index]
     assert payload["messages"][1]["content"][0]["text"] == "mail [EMAIL]"  # type: ignore[index]
     assert payload["user"] == "jane@example.com"
@@ -71,25 +72,27 @@ def test_request_messages_strings_and_text_parts_are_redacted_other_fields_untou
 
 def test_request_without_pii_reports_no_change() -> None:
     payload = {"messages": [{"role": "user", "content": "hello"}]}
-    assert not redact_request(payload, REDACTOR, Counter())
+    assert not redact_request(payload, REDACTOR, Counter(), CHAT)
 
 
 def test_completion_content_is_redacted_and_unchanged_bodies_are_kept_byte_for_byte() -> None:
     body = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}'
-    assert redact_completion(body, orjson.loads(body), REDACTOR, Counter()) is body
+    assert redact_response(body, orjson.loads(body), REDACTOR, Counter(), CHAT) is body
     pii = orjson.dumps(
         {"choices": [{"message": {"content": "call +14155552671"}}], "usage": {"total_tokens": 3}}
     )
-    redacted = orjson.loads(redact_completion(pii, orjson.loads(pii), REDACTOR, Counter()))
+    redacted = orjson.loads(redact_response(pii, orjson.loads(pii), REDACTOR, Counter(), CHAT))
     assert redacted == {"choices": [{"message": {"content": "call [PHONE]"}}], "usage": {"total_tokens": 3}}
 
 
 def test_a_completion_body_that_is_not_json_is_redacted_as_text() -> None:
-    assert redact_completion(b"oops: call +14155552671", None, REDACTOR, Counter()) == b"oops: call [PHONE]"
+    assert (
+        redact_response(b"oops: call +14155552671", None, REDACTOR, Counter(), CHAT) == b"oops: call [PHONE]"
+    )
 
 
 def test_stream_email_split_across_events_is_redacted_and_the_structure_kept() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = [chunk("Write to jane.do"), chunk("e@example.com now"), chunk(None, finish="stop"), DONE]
     out = sse.process(events)
     assert contents(out) == ["Write to ", "[EMAIL] ", "now", "[DONE]"]  # "now" could start an email
@@ -97,28 +100,28 @@ def test_stream_email_split_across_events_is_redacted_and_the_structure_kept() -
 
 
 def test_finish_reason_releases_the_held_text_in_that_event() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process([chunk("ends with jane.do"), chunk(None, finish="stop")])
     assert contents(out) == ["ends with ", "jane.do"]
     assert payload(out[1])["choices"][0]["finish_reason"] == "stop"
 
 
 def test_held_text_at_done_goes_out_in_an_extra_chunk_before_done() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process([chunk("tail 4242"), DONE])
     assert contents(out) == ["tail ", "4242", "[DONE]"]
     assert payload(out[1])["id"] == "c1"
 
 
 def test_choices_are_redacted_independently() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = [chunk("a jane.do", 0), chunk("b jane.do", 1), chunk("e@x.com ok", 0), chunk("ugh ok", 1)]
     out = [released for event in events for released in sse.process([event])]  # one event per read
     assert contents(out) == ["a ", "b ", "[EMAIL] ", "jane.dough "]
 
 
 def test_chunks_read_together_keep_their_text_in_place_when_later_text_shows_it_is_safe() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = [chunk("a jane.do", 0), chunk("b jane.do", 1), chunk("e@x.com ok", 0), chunk("ugh ok", 1)]
     out = sse.process(events)
     # Choice 1 is no email once "ugh" is read: its chunk goes out untouched, only "ok" (which could
@@ -128,7 +131,7 @@ def test_chunks_read_together_keep_their_text_in_place_when_later_text_shows_it_
 
 
 def test_text_held_at_the_end_of_a_read_opens_the_next_reads_first_chunk() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     assert contents(sse.process([chunk("mail jane")])) == ["mail "]  # "jane" may start an e-mail
     later = [chunk(".doe ok"), chunk(" bye")]
     assert contents(sse.process(later)) == ["jane.doe ok", " "]  # no e-mail; "bye" may start one
@@ -161,7 +164,7 @@ def test_chunks_read_in_any_grouping_stream_what_whole_text_redaction_gives(
 ) -> None:
     events = [chunk(piece) for piece in pieces] + [chunk(None, finish="stop")]
     for grouping in (sorted(set(cuts)), list(range(len(events)))):  # as read together, one by one
-        sse, out, start = SSERedactor(REDACTOR), [], 0
+        sse, out, start = SSERedactor(REDACTOR, CHAT), [], 0
         for cut in [*grouping, len(events)]:
             out += sse.process(events[start:cut])
             start = max(start, cut)
@@ -169,20 +172,20 @@ def test_chunks_read_in_any_grouping_stream_what_whole_text_redaction_gives(
 
 
 def test_events_without_content_pass_through_unchanged() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     usage = SSEEvent.of_data(b'{"id":"c1","choices":[],"usage":{"total_tokens":3}}')
     [comment] = SSEDecoder().decode(b": keep-alive\n\n")
     assert sse.process([usage, comment]) == [usage, comment]
 
 
 def test_plain_text_events_are_forwarded_as_they_came() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     event = chunk("Hello there ")
     assert sse.process([event]) == [event]
 
 
 def test_non_json_data_is_redacted_as_text() -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     out = sse.process([SSEEvent.of_data(b"mail jane@example.com")])
     assert [event.raw for event in out] == [b"data: mail [EMAIL]\n\n"]
 
@@ -190,7 +193,7 @@ def test_non_json_data_is_redacted_as_text() -> None:
 @settings(max_examples=300, deadline=None)
 @given(raw=st.binary(max_size=400), cuts=st.lists(st.integers(0, 400), max_size=8))
 def test_the_stream_redactor_takes_any_bytes_without_failing(raw: bytes, cuts: list[int]) -> None:
-    decoder, sse = SSEDecoder(), SSERedactor(REDACTOR)
+    decoder, sse = SSEDecoder(), SSERedactor(REDACTOR, CHAT)
     start = 0
     for cut in sorted(c for c in cuts if c <= len(raw)):
         sse.process(decoder.decode(raw[start:cut]))
@@ -202,7 +205,7 @@ def test_the_stream_redactor_takes_any_bytes_without_failing(raw: bytes, cuts: l
 @settings(max_examples=200, deadline=None)
 @given(words=st.lists(st.text("abcdefghij ", min_size=1, max_size=8), min_size=1, max_size=15))
 def test_text_without_entities_streams_through_exactly(words: list[str]) -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = [chunk(word) for word in words] + [chunk(None, finish="stop"), DONE]
     out = sse.process(events[:3]) + sse.process(events[3:])
     text = "".join(
@@ -222,14 +225,14 @@ def test_streamed_tool_call_arguments_sent_as_a_json_object_are_redacted() -> No
         "function": {"name": "mail", "arguments": {"to": "jane.doe@example.com"}},
     }
     event = {"id": "c1", "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
-    [out] = SSERedactor(REDACTOR).process([SSEEvent.of_data(orjson.dumps(event))])
+    [out] = SSERedactor(REDACTOR, CHAT).process([SSEEvent.of_data(orjson.dumps(event))])
     sent = payload(out)["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
     assert sent == {"to": REDACTOR.redact("jane.doe@example.com")} != {"to": "jane.doe@example.com"}
 
 
 @pytest.mark.parametrize("index", ["0", 0.0, False])
 def test_a_choice_index_the_sdks_read_as_zero_is_the_same_channel(index: object) -> None:
-    sse = SSERedactor(REDACTOR)
+    sse = SSERedactor(REDACTOR, CHAT)
     events = [chunk("mail jane."), chunk("doe@example.com ok", index=index), chunk(None, finish="stop")]
     out = [released for event in events for released in sse.process([event])]
     assert "".join(text or "" for text in contents(out)) == REDACTOR.redact("mail jane.doe@example.com ok")

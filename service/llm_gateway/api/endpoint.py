@@ -1,9 +1,11 @@
-"""``POST /v1/chat/completions``: the hot path, written as a plain ASGI app.
+"""The one pipeline every wire API runs through: the hot path, written as a plain ASGI app.
 
 Plain ASGI (routed in front of the FastAPI app) because FastAPI's request handling costs more than
-the whole proxy. Per request: shed load beyond ``MAX_CONCURRENCY``, validate what the gateway needs,
-admit against quota and rate limit, redact PII from the messages, forward the body (as sent when
-nothing was redacted), relay JSON or SSE back, redacted, with the ``x-ratelimit-*`` headers.
+the whole proxy. Per request: shed load beyond ``MAX_CONCURRENCY``, read and validate what the
+gateway needs, identify the tenant, admit against quota and rate limit, redact PII from the model
+text, forward the body (as sent when nothing was redacted), relay JSON or SSE back, redacted, with
+the ``x-ratelimit-*`` headers, and record it. What differs between APIs comes from their
+:class:`~llm_gateway.core.apis.WireAPI`; this module names none of them (a test keeps it so).
 """
 
 from __future__ import annotations
@@ -21,37 +23,40 @@ from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import StreamTimings, off_the_loop, open_upstream, relay_buffered, relay_stream
 from llm_gateway.api.request_body import ClientDisconnected, read_json_body, take
 from llm_gateway.core import json_codec
-from llm_gateway.core.chat_request import ChatRequest, parse_chat_request
+from llm_gateway.core.api_request import APIRequest, parse_request
+from llm_gateway.core.apis import WireAPI
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
-from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_completion, redact_request
+from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_request, redact_response
 from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
-from llm_gateway.core.usage import StreamUsage, ask_for_stream_usage, usage_of
-from llm_gateway.errors import GatewayError, MethodNotAllowed, Overloaded
+from llm_gateway.core.usage import StreamUsage, usage_of
+from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, Overloaded
 from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
 from llm_gateway.telemetry.recorder import Telemetry
 
-__all__ = ["ChatCompletions"]
+__all__ = ["APIEndpoint"]
 
-ROUTE = "/v1/chat/completions"
 _ALLOW_POST = [(b"allow", b"POST")]
 #: What one parsed JSON element costs at most (a small list or dict and its slot in its container),
 #: counted against ``MAX_BUFFERED_BODY_BYTES`` beside the body's own bytes.
 PARSED_BYTES_PER_ELEMENT = 64
 #: Upstream statuses that mean "not now" about the upstream itself.
 UPSTREAM_REFUSALS = frozenset({429, 503})
+#: Values that leave an optional request field unset.
+_UNSET = (None, False, 0)
 
 
-class ChatCompletions:
-    """The chat-completions endpoint; one instance per app, holding no per-request state.
+class APIEndpoint:
+    """The endpoint of one wire API; one instance per API, holding no per-request state.
 
-    With ``stream_usage``, streamed requests ask the upstream for their token usage (see
-    :mod:`llm_gateway.core.usage`) so that they are metered like the others.
+    With ``stream_usage``, streamed requests of an API that reports stream usage only when asked
+    ask for it (see :mod:`llm_gateway.core.usage`) so that they are metered like the others.
     """
 
     def __init__(
         self,
+        api: WireAPI,
         upstream: Upstream,
         *,
         limit: ConcurrencyLimit,
@@ -69,6 +74,7 @@ class ChatCompletions:
         upstream_secret: str,
         redactor: Redactor | None,
     ) -> None:
+        self._api = api
         self._upstream = upstream
         self._limit = limit
         self._bodies = buffered_bodies
@@ -87,12 +93,14 @@ class ChatCompletions:
         self._redactor = redactor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exchange = self._telemetry.begin(ROUTE, scope, send)
+        api = self._api
+        exchange = self._telemetry.begin(api.route, scope, send)
+        exchange.operation, exchange.system = api.operation, api.system
         try:
             await self._serve(scope, receive, exchange)
         except GatewayError as error:
             exchange.error = error
-            await send_error(exchange.send, error, exchange.limit_headers)
+            await send_error(exchange.send, error, api.error_body(error), exchange.limit_headers)
         except ClientDisconnected:
             pass  # nobody to answer; recorded as 499
         finally:
@@ -114,7 +122,7 @@ class ChatCompletions:
 
     async def _proxy(self, scope: Scope, receive: Receive, exchange: Exchange, body: bytes) -> None:
         request = await off_the_loop(
-            len(body), parse_chat_request, body, self._max_json_depth, self._max_json_elements
+            len(body), parse_request, self._api, body, self._max_json_depth, self._max_json_elements
         )
         # The parsed body is held as long as the request: its objects count in the replica's budget.
         parsed = request.elements * PARSED_BYTES_PER_ELEMENT
@@ -125,10 +133,17 @@ class ChatCompletions:
             self._bodies.release(parsed)
 
     async def _admit_and_forward(
-        self, scope: Scope, receive: Receive, exchange: Exchange, body: bytes, request: ChatRequest
+        self, scope: Scope, receive: Receive, exchange: Exchange, body: bytes, request: APIRequest
     ) -> None:
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
+        if self._redactor is not None:
+            for field in self._api.unredactable:
+                if request.payload.get(field) not in _UNSET:
+                    raise InvalidRequest(
+                        f"'{field}' is not available on {self._api.route} while the gateway redacts PII",
+                        code="unsupported_with_redaction",
+                    )
         decision = await self._admit(scope, exchange, request.model)
         exchange.limit_headers = decision.headers()
         try:
@@ -145,32 +160,33 @@ class ChatCompletions:
         scope: Scope,
         receive: Receive,
         exchange: Exchange,
-        request: ChatRequest,
+        request: APIRequest,
         body: bytes,
         decision: Decision,
     ) -> None:
         """Redact the request, send it upstream, relay the answer."""
+        api = self._api
         changed = False
         redactor = self._redactor
         if redactor is not None:
             found: Counter[Entity] = Counter()
-            if await off_the_loop(len(body), redact_request, request.payload, redactor, found):
+            if await off_the_loop(len(body), redact_request, request.payload, redactor, found, api.locations):
                 changed = True
                 self._metrics.count_redactions(found, "request")
         client_wants_usage = True
-        if request.stream and self._stream_usage:
-            client_wants_usage = ask_for_stream_usage(request.payload)
+        if request.stream and self._stream_usage and api.ask_for_stream_usage is not None:
+            client_wants_usage = api.ask_for_stream_usage(request.payload)
             changed = changed or not client_wants_usage
         if changed:
             body = request.dumps(request.payload)
         headers = forwarded_headers(scope["headers"])
-        self._telemetry.start_upstream(exchange, f"chat {request.model}", headers)
+        self._telemetry.start_upstream(exchange, f"{api.operation} {request.model}", headers)
         async with CancelOnDisconnect(scope, receive):
             response = await open_upstream(
                 self._upstream,
                 exchange,
                 "POST",
-                "/chat/completions",
+                api.upstream_path,
                 body=body,
                 headers=headers,
                 # Unset, a stream's first byte waits as long as the idle timeout allows; a non-stream
@@ -190,13 +206,14 @@ class ChatCompletions:
                     and response.status == 200
                     and response.content_type.lower().startswith("text/event-stream")
                 ):
-                    sse = SSERedactor(redactor) if redactor is not None else None
-                    usage = StreamUsage(forward_usage=client_wants_usage)
+                    sse = SSERedactor(redactor, api.locations) if redactor is not None else None
+                    usage = StreamUsage(api.usage, api.locations.outputs, forward_usage=client_wants_usage)
                     try:
                         await relay_stream(
                             response,
                             exchange,
                             self._timings,
+                            api,
                             exchange.limit_headers,
                             sse,
                             usage,
@@ -214,7 +231,7 @@ class ChatCompletions:
                         idle_timeout=self._timings.idle,
                         secret=self._secret,
                         headers=exchange.limit_headers,
-                        transform=self._inspect_completion,
+                        transform=self._inspect_answer,
                     )
 
     async def _refund(self, exchange: Exchange, decision: Decision, reason: RefundReason) -> None:
@@ -226,22 +243,22 @@ class ChatCompletions:
             self._metrics.refunds[reason].inc()
             exchange.limit_headers = decision.refunded().headers()
 
-    def _inspect_completion(self, body: bytes, exchange: Exchange) -> bytes:
-        """A successful non-stream body: its usage and model noted, its completions redacted."""
+    def _inspect_answer(self, body: bytes, exchange: Exchange) -> bytes:
+        """A successful non-stream body: its usage and model noted, its model text redacted."""
         payload: Any
         try:
             payload, dumps = json_codec.loads(body)
         except ValueError:
             payload, dumps = None, orjson.dumps
         if isinstance(payload, dict):
-            exchange.usage = usage_of(payload)
+            exchange.usage = usage_of(payload, self._api.usage)
             model = payload.get("model")
             if isinstance(model, str):
                 exchange.response_model = model
         if self._redactor is None:
             return body
         found: Counter[Entity] = Counter()
-        body = redact_completion(body, payload, self._redactor, found, dumps=dumps)
+        body = redact_response(body, payload, self._redactor, found, self._api.locations, dumps=dumps)
         self._metrics.count_redactions(found, "response")
         return body
 

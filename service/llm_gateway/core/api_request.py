@@ -1,8 +1,8 @@
-"""What the gateway itself needs from a chat-completions body, and nothing more.
+"""What the gateway itself needs from a request body, and nothing more, for any wire API.
 
 The body is forwarded as the client sent it; the gateway checks only the fields it acts on
-(``model`` a string, ``messages`` a non-empty list, ``stream`` a boolean when present).
-Everything else is the upstream's business.
+(``model`` a string, the API's input field as its :class:`~llm_gateway.core.apis.InputRule` says,
+``stream`` a boolean when present and the API streams). Everything else is the upstream's business.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.core import json_codec
+from llm_gateway.core.apis.description import WireAPI
 from llm_gateway.core.json_bounds import elements_in, nested_deeper_than
 from llm_gateway.errors import InvalidRequest
 
-__all__ = ["MAX_MODEL_LENGTH", "ChatRequest", "is_model_name", "parse_chat_request"]
+__all__ = ["MAX_MODEL_LENGTH", "APIRequest", "is_model_name", "parse_request"]
 
 #: The longest model name accepted (fine-tuned names run to about 60 characters). Model names
 #: become metric labels, span attributes and log fields, so they are bounded and printable.
@@ -28,8 +29,8 @@ def is_model_name(name: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """A validated chat-completions request. ``payload`` is the parsed body, untouched; ``dumps``
+class APIRequest:
+    """A validated request. ``payload`` is the parsed body, untouched; ``dumps``
     writes it back exactly (see :mod:`~llm_gateway.core.json_codec`); ``elements`` bounds its
     number of JSON elements (see :func:`~llm_gateway.core.json_bounds.elements_in`)."""
 
@@ -40,8 +41,8 @@ class ChatRequest:
     elements: int
 
 
-def parse_chat_request(body: bytes, max_depth: int, max_elements: int) -> ChatRequest:
-    """Parse and check ``body``; raise :class:`InvalidRequest` naming the first problem found.
+def parse_request(api: WireAPI, body: bytes, max_depth: int, max_elements: int) -> APIRequest:
+    """Parse and check ``body`` for ``api``; raise :class:`InvalidRequest` naming the first problem found.
 
     A body nested more than ``max_depth`` levels, or with more than ``max_elements`` elements, is
     refused before it is parsed.
@@ -68,12 +69,12 @@ def parse_chat_request(body: bytes, max_depth: int, max_elements: int) -> ChatRe
             f"'model' is required: a string of 1 to {MAX_MODEL_LENGTH} printable characters",
             code="invalid_model",
         )
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' is required and must be a non-empty array", code="invalid_messages")
-    stream = payload.get("stream", False)
+    rule = api.input
+    if not rule.accepts(payload.get(rule.field)):
+        raise InvalidRequest(f"'{rule.field}' is required: {rule.says}", code=f"invalid_{rule.field}")
+    stream = payload.get("stream", False) if api.streams else False
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", code="invalid_stream")
-    return ChatRequest(model=model, stream=stream, payload=payload, dumps=dumps, elements=elements)
+    return APIRequest(model=model, stream=stream, payload=payload, dumps=dumps, elements=elements)

@@ -1,8 +1,8 @@
 """The mock's HTTP server (aiohttp.web): the old Node mock's contract plus what gateway tests need.
 
-APIs: ``POST /v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` (each with the same
-directives: echo, status, latency, drops, scripts; streams where the API streams), ``GET /v1/models``
-and ``/v1/models/{id}``.
+APIs: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/completions`` and ``/v1/embeddings``
+(each with the same directives: echo, status, latency, drops, scripts; streams where the API
+streams), ``GET /v1/models`` and ``/v1/models/{id}``.
 
 Settings (environment): ``PORT`` (4000), ``HOST`` (127.0.0.1), ``LATENCY_MS`` (0: delay before
 anything, headers included), ``INTER_TOKEN_MS`` (120: delay between streamed chunks; 0 sends the
@@ -31,6 +31,7 @@ from aiohttp import web
 from openaimock.completions import DEFAULT_REPLY, completion, reply_text, stream_events
 from openaimock.directives import Directives, parse_directives
 from openaimock.legacy import completion_text, embedding, text_completion, text_completion_events
+from openaimock.responses import response, response_events, response_input_text
 from openaimock.scripts import Script, ScriptBook
 
 __all__ = ["MockConfig", "create_app"]
@@ -96,6 +97,7 @@ _APIS = {
     "/v1/chat/completions": _Answers(
         lambda payload: reply_text(payload, True), completion, stream_events, "chatcmpl-mock"
     ),
+    "/v1/responses": _Answers(response_input_text, response, response_events, "resp_mock"),
     "/v1/completions": _Answers(completion_text, text_completion, text_completion_events, "cmpl-mock"),
     "/v1/embeddings": _Answers(lambda _: "", lambda payload, _, __: embedding(payload), None, "emb-mock"),
 }

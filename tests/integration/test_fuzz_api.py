@@ -51,6 +51,8 @@ def no_gateway_failure(ctx: CheckContext, response: Any, case: Any) -> bool | No
     [
         ("POST", "/v1/chat/completions", GenerationMode.POSITIVE),
         ("POST", "/v1/chat/completions", GenerationMode.NEGATIVE),
+        ("POST", "/v1/responses", GenerationMode.POSITIVE),
+        ("POST", "/v1/responses", GenerationMode.NEGATIVE),
         ("POST", "/v1/completions", GenerationMode.POSITIVE),
         ("POST", "/v1/completions", GenerationMode.NEGATIVE),
         ("POST", "/v1/embeddings", GenerationMode.POSITIVE),

@@ -28,7 +28,7 @@ from llm_gateway.core.apis import WireAPI
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
-from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, redact_request, redact_response
+from llm_gateway.core.redaction import Entity, Redactor, redact_request, redact_response
 from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
 from llm_gateway.core.usage import StreamUsage, usage_of
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, Overloaded
@@ -43,8 +43,6 @@ _ALLOW_POST = [(b"allow", b"POST")]
 PARSED_BYTES_PER_ELEMENT = 64
 #: Upstream statuses that mean "not now" about the upstream itself.
 UPSTREAM_REFUSALS = frozenset({429, 503})
-#: Values that leave an optional request field unset.
-_UNSET = (None, False, 0)
 
 
 class APIEndpoint:
@@ -137,13 +135,12 @@ class APIEndpoint:
     ) -> None:
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
-        if self._redactor is not None:
-            for field in self._api.unredactable:
-                if request.payload.get(field) not in _UNSET:
-                    raise InvalidRequest(
-                        f"'{field}' is not available on {self._api.route} while the gateway redacts PII",
-                        code="unsupported_with_redaction",
-                    )
+        if self._redactor is not None and (field := self._api.unredactable(request.payload)) is not None:
+            raise InvalidRequest(
+                f"'{field}' asks for log probabilities, which {self._api.route} does not return while"
+                " the gateway redacts PII",
+                code="unsupported_with_redaction",
+            )
         decision = await self._admit(scope, exchange, request.model)
         exchange.limit_headers = decision.headers()
         try:
@@ -206,8 +203,10 @@ class APIEndpoint:
                     and response.status == 200
                     and response.content_type.lower().startswith("text/event-stream")
                 ):
-                    sse = SSERedactor(redactor, api.locations) if redactor is not None else None
-                    usage = StreamUsage(api.usage, api.locations.outputs, forward_usage=client_wants_usage)
+                    sse = api.redact_stream(redactor) if redactor is not None else None
+                    usage = StreamUsage(
+                        api.usage_in_streams(), api.locations.outputs, forward_usage=client_wants_usage
+                    )
                     try:
                         await relay_stream(
                             response,

@@ -123,7 +123,7 @@ def _api_path(api: WireAPI) -> dict[str, Any]:
         properties["stream"] = {"type": ["boolean", "null"], "description": "Answer as server-sent events."}
     request = {
         "type": "object",
-        "required": ["model", api.input.field],
+        "required": ["model", api.input.field] if api.input.required else ["model"],
         "properties": properties,
         "additionalProperties": True,
         "description": "Fields not listed are forwarded as they are, for the upstream to judge.",

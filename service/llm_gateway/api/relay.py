@@ -11,8 +11,7 @@ import orjson
 
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse, too_large
 from llm_gateway.api.asgi_io import send_response
-from llm_gateway.core.apis import WireAPI
-from llm_gateway.core.redaction import SSERedactor
+from llm_gateway.core.apis import StreamRedaction, WireAPI
 from llm_gateway.core.scrub import scrub_bytes, scrub_text
 from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
 from llm_gateway.core.usage import StreamUsage
@@ -110,7 +109,7 @@ async def relay_stream(
     timings: StreamTimings,
     api: WireAPI,
     headers: Sequence[tuple[bytes, bytes]] = (),
-    redactor: SSERedactor | None = None,
+    redactor: StreamRedaction | None = None,
     usage: StreamUsage | None = None,
     secret: bytes = b"",
 ) -> None:
@@ -143,7 +142,7 @@ async def _relay_events(
     timings: StreamTimings,
     api: WireAPI,
     headers: Sequence[tuple[bytes, bytes]],
-    redactor: SSERedactor | None,
+    redactor: StreamRedaction | None,
     usage: StreamUsage | None,
     secret: bytes,
 ) -> StreamOutcome:
@@ -232,7 +231,7 @@ async def off_the_loop(size: int, work: Callable[..., _T], *args: Any) -> _T:
 async def _forward(
     events: list[SSEEvent],
     exchange: Exchange,
-    redactor: SSERedactor | None,
+    redactor: StreamRedaction | None,
     usage: StreamUsage | None,
     secret: bytes,
 ) -> None:

@@ -71,7 +71,7 @@ def parse_request(api: WireAPI, body: bytes, max_depth: int, max_elements: int) 
         )
     rule = api.input
     if not rule.accepts(payload.get(rule.field)):
-        raise InvalidRequest(f"'{rule.field}' is required: {rule.says}", code=f"invalid_{rule.field}")
+        raise InvalidRequest(rule.message(), code=f"invalid_{rule.field}")
     stream = payload.get("stream", False) if api.streams else False
     if stream is None:
         stream = False

@@ -30,18 +30,20 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class UsageFields:
-    """Where an API's token counts are: ``<container>.<input>`` and ``<container>.<output>`` of a
-    response body or stream event. ``output`` None: the API produces no tokens (embeddings), so
-    its output count is 0."""
+    """Where an API's token counts are: ``input`` and ``output`` of the object at ``container`` (a
+    path of keys) in a response body or stream event. ``output`` None: the API produces no tokens
+    (embeddings), so its output count is 0."""
 
     input: str
     output: str | None
-    container: str = "usage"
+    container: tuple[str, ...] = ("usage",)
 
 
 def usage_of(payload: Any, fields: UsageFields) -> Usage | None:
     """The usage in an answer or event ``payload``; None when absent or malformed."""
-    usage = payload.get(fields.container) if isinstance(payload, dict) else None
+    usage = payload
+    for key in fields.container:
+        usage = usage.get(key) if isinstance(usage, dict) else None
     if not isinstance(usage, dict):
         return None
     tokens_in = _count(usage.get(fields.input))
@@ -84,7 +86,7 @@ class StreamUsage:
         self._forward = forward_usage
         # Byte tests that skip parsing events without usage: `"usage":null` is OpenAI's own
         # spelling, a substring test; other spacing takes the regex.
-        self._key = orjson.dumps(fields.container)
+        self._key = orjson.dumps(fields.container[-1])
         self._compact_null = self._key + b":null"
         self._null = re.compile(re.escape(self._key) + rb"\s*:\s*null")
         self._seen_first = False

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from llm_gateway.core.api_request import parse_request
-from llm_gateway.core.apis import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, WireAPI
+from llm_gateway.core.apis import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, RESPONSES, WireAPI
 from llm_gateway.errors import InvalidRequest
 
 DEPTH = 64
@@ -116,6 +116,11 @@ INPUTS = [
     (EMBEDDINGS, b"[]", False),
     (EMBEDDINGS, b"null", False),
     (EMBEDDINGS, b"true", False),
+    (RESPONSES, b'"Tell me a story"', True),
+    (RESPONSES, b'[{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}]', True),
+    (RESPONSES, b"null", True),  # continuing a stored conversation (previous_response_id)
+    (RESPONSES, b"3", False),
+    (RESPONSES, b'{"role": "user"}', False),
 ]
 
 
@@ -129,7 +134,7 @@ def test_each_api_checks_its_own_input_field(api: WireAPI, value: bytes, accepte
     with pytest.raises(InvalidRequest) as caught:
         parse_request(api, body, DEPTH, ELEMENTS)
     assert caught.value.code == f"invalid_{api.input.field}"
-    assert caught.value.message.startswith(f"'{api.input.field}' is required: ")
+    assert caught.value.message == api.input.message()
 
 
 def test_an_api_without_streams_does_not_read_the_stream_field() -> None:
@@ -137,3 +142,8 @@ def test_an_api_without_streams_does_not_read_the_stream_field() -> None:
     request = parse_request(EMBEDDINGS, b'{"model":"m","input":"x","stream":"yes"}', DEPTH, ELEMENTS)
     assert request.stream is False
     assert request.payload["stream"] == "yes"
+
+
+def test_messages_say_whether_the_field_is_required() -> None:
+    assert CHAT_COMPLETIONS.input.message() == "'messages' is required and must be a non-empty array"
+    assert RESPONSES.input.message().startswith("'input' must be a string or an array")

@@ -10,16 +10,17 @@ one instance; adding an API is adding such a module and one route line.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from llm_gateway.core.redaction.locations import TextLocations
+from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, TextLocations
 from llm_gateway.core.sse import SSEEvent
 from llm_gateway.core.usage import UsageFields
 from llm_gateway.errors import GatewayError
 
-__all__ = ["InputRule", "WireAPI"]
+__all__ = ["InputRule", "StreamRedaction", "WireAPI"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +28,31 @@ class InputRule:
     """The one field a request of the API must carry (besides ``model``), and what it must hold.
 
     ``accepts(value)`` is given the field's value (absent: ``None``); ``says`` completes the error
-    message "'<field>' is required: <says>"; ``schema`` is the same rule as JSON Schema, for the
-    OpenAPI document (which should accept exactly what ``accepts`` does).
+    message "'<field>' is required and must be <says>" ("'<field>' must be <says>" when not
+    ``required``); ``schema`` is the same rule as JSON Schema, for the OpenAPI document (which
+    should accept exactly what ``accepts`` does).
     """
 
     field: str
     accepts: Callable[[Any], bool]
     says: str
     schema: Mapping[str, Any]
+    required: bool = True
+
+    def message(self) -> str:
+        """The error message for a value ``accepts`` refused."""
+        return f"'{self.field}' {'is required and must' if self.required else 'must'} be {self.says}"
+
+
+class StreamRedaction(Protocol):
+    """What redacts a stream for the relay: ``process`` the events of one read (returns those to
+    send), ``finish`` at the end (returns the events with text still held), ``found`` counts."""
+
+    found: Counter[Entity]
+
+    def process(self, events: list[SSEEvent]) -> list[SSEEvent]: ...
+
+    def finish(self) -> list[SSEEvent]: ...
 
 
 def _openai_error(error: GatewayError) -> bytes:
@@ -46,13 +64,16 @@ class WireAPI:
     """One wire API as the pipeline sees it.
 
     ``route`` is the gateway's path; ``upstream_path`` is appended to the upstream's base URL.
+    ``usage`` is where a whole answer's usage is, ``stream_usage`` a stream event's (unset: the
+    same). ``stream_redaction(redactor)`` redacts a stream (unset: the chunks of ``locations``).
     ``streams``: whether ``"stream": true`` is read (an API without streams forwards the field,
     unread, for its upstream to judge). ``ask_for_stream_usage(payload)`` makes a streamed request ask
     for its usage (in place) and says whether the client had asked itself; None when the API reports
     a stream's usage unasked. ``ends_stream(event)``: the event after which a client reads no more.
     ``error_body`` renders a gateway error (answers and mid-stream error events).
-    ``unredactable``: request fields that, set, would return model text where the redactor cannot
-    follow it (legacy completions' token ``logprobs``); with redaction on they are refused. ``operation`` and
+    ``unredactable(payload)`` names the request field that would have model text returned where the
+    redactor cannot follow it (token log probabilities), or None; with redaction on such a request
+    is refused. ``operation`` and
     ``system`` are the ``gen_ai.operation.name`` and ``gen_ai.system`` of the OTel GenAI conventions;
     ``operation_id`` and ``summary`` name the operation in the OpenAPI document (as the provider's
     own document does).
@@ -68,7 +89,18 @@ class WireAPI:
     locations: TextLocations
     usage: UsageFields
     streams: bool
+    stream_usage: UsageFields | None = None
+    stream_redaction: Callable[[Redactor], StreamRedaction] | None = None
     ask_for_stream_usage: Callable[[dict[str, Any]], bool] | None = None
     ends_stream: Callable[[SSEEvent], bool] = field(default=lambda _: False)
     error_body: Callable[[GatewayError], bytes] = _openai_error
-    unredactable: tuple[str, ...] = ()
+    unredactable: Callable[[dict[str, Any]], str | None] = field(default=lambda _: None)
+
+    def usage_in_streams(self) -> UsageFields:
+        return self.stream_usage or self.usage
+
+    def redact_stream(self, redactor: Redactor) -> StreamRedaction:
+        """A new stream redactor for one response."""
+        if self.stream_redaction is not None:
+            return self.stream_redaction(redactor)
+        return SSERedactor(redactor, self.locations)

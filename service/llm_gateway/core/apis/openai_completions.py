@@ -34,6 +34,11 @@ _PROMPT_SCHEMA = {
     ]
 }
 
+
+def _asks_for_logprobs(payload: dict[str, Any]) -> str | None:
+    return "logprobs" if payload.get("logprobs") not in (None, False, 0) else None
+
+
 COMPLETIONS = WireAPI(
     route="/v1/completions",
     operation_id="createCompletion",
@@ -58,5 +63,5 @@ COMPLETIONS = WireAPI(
     streams=True,
     ask_for_stream_usage=ask_for_stream_usage,
     ends_stream=is_done,
-    unredactable=("logprobs",),
+    unredactable=_asks_for_logprobs,
 )

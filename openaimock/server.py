@@ -2,14 +2,15 @@
 
 APIs: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/completions`` and ``/v1/embeddings``
 (each with the same directives: echo, status, latency, drops, scripts; streams where the API
-streams), ``GET /v1/models`` and ``/v1/models/{id}``.
+streams; also under Azure OpenAI's ``/openai/deployments/{deployment}/...`` paths),
+``GET /v1/models`` and ``/v1/models/{id}``.
 
 Settings (environment): ``PORT`` (4000), ``HOST`` (127.0.0.1), ``LATENCY_MS`` (0: delay before
 anything, headers included), ``INTER_TOKEN_MS`` (120: delay between streamed chunks; 0 sends the
 whole stream in one write), ``ECHO`` (``1``: every reply echoes the last user message),
 ``SCRIPT_DIR`` (where ``script=NAME`` finds ``NAME.json``; unset: registered scripts only).
 
-Test endpoints: ``GET /_mock/last-request`` (method, path, headers, body of the last API request),
+Test endpoints: ``GET /_mock/last-request`` (method, path, query, headers, body of the last API request),
 ``GET /_mock/stats`` (request and stream counters, including streams the client cancelled),
 ``PUT /_mock/scripts/{name}`` (register a script, see :mod:`openaimock.scripts`) and
 ``POST /_mock/reset`` (counters, last request and registered scripts).
@@ -121,13 +122,19 @@ def create_app(config: MockConfig) -> web.Application:
     state = _State()
     scripts = ScriptBook(config.script_dir)
 
-    async def answer(request: web.Request) -> web.StreamResponse:
-        answers = _APIS[request.path]
+    def answering(answers: _Answers) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await answer(request, answers)
+
+        return handler
+
+    async def answer(request: web.Request, answers: _Answers) -> web.StreamResponse:
         raw = await request.read()
         state.stats["requests"] += 1
         state.last_request = {
             "method": request.method,
             "path": request.path,
+            "query": request.query_string,
             "headers": {k.lower(): v for k, v in request.headers.items()},
             "body": raw.decode("utf-8", "replace"),
         }
@@ -260,8 +267,12 @@ def create_app(config: MockConfig) -> web.Application:
             return _error(404, f"no route for {request.path}")
 
     app = web.Application(middlewares=[openai_errors], client_max_size=64 * 1024 * 1024)
-    for route in _APIS:
-        app.router.add_post(route, answer)
+    for route, answers in _APIS.items():
+        app.router.add_post(route, answering(answers))
+        # Azure OpenAI's shape of the same API: a deployment in the path, `api-version` in the query.
+        app.router.add_post(
+            "/openai/deployments/{deployment}" + route.removeprefix("/v1"), answering(answers)
+        )
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/models/{model:.+}", model)
     app.router.add_get("/_mock/last-request", last_request)

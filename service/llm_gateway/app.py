@@ -40,6 +40,7 @@ from llm_gateway.adapters.local_limits import LocalLimits
 from llm_gateway.adapters.redis_store import RedisStore
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.adapters.upstream_probe import UpstreamProbe
+from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.endpoint import APIEndpoint
 from llm_gateway.api.health import Check, health_router
@@ -55,7 +56,9 @@ from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.core.redaction import Redactor, Replacer
+from llm_gateway.core.routing import RoutingTable
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
+from llm_gateway.routing_config import DEFAULT_UPSTREAM
 from llm_gateway.settings import Settings
 from llm_gateway.telemetry.labels import BoundedLabel, TenantNames
 from llm_gateway.telemetry.logs import ACCESS_LOGGER, AccessLog
@@ -99,6 +102,26 @@ def create_app(settings: Settings) -> ASGIApp:
         api_key,
         idle_timeout=settings.stream_idle_timeout_secs,
         max_response_bytes=settings.max_response_bytes,
+        name=DEFAULT_UPSTREAM,
+    )
+    upstreams = UpstreamRouter(
+        [
+            upstream,
+            *(
+                Upstream(
+                    declared.base_url,
+                    declared.api_key.get_secret_value() if declared.api_key else "",
+                    idle_timeout=settings.stream_idle_timeout_secs,
+                    max_response_bytes=settings.max_response_bytes,
+                    kind=declared.kind,
+                    api_version=declared.api_version,
+                    headers=declared.headers,
+                    name=declared.name,
+                )
+                for declared in settings.routing.upstreams
+            ),
+        ],
+        RoutingTable(settings.routing.model_routes(), DEFAULT_UPSTREAM),
     )
     metrics = GatewayMetrics(
         (*(api.route for api in APIS), MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant
@@ -164,7 +187,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await upstream.start()
+        await upstreams.start()
         if store is not None:
             await store.start()
         if probe is not None:
@@ -176,7 +199,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 await probe.close()
             if store is not None:
                 await store.close()
-            await upstream.close()
+            await upstreams.close()
             if access_log is not None:
                 access_log.flush()
             if tracing is not None:
@@ -201,7 +224,7 @@ def create_app(settings: Settings) -> ASGIApp:
     endpoints: dict[str, ASGIApp] = {
         api.route: APIEndpoint(
             api,
-            upstream,
+            upstreams,
             limit=limit,
             buffered_bodies=buffered_bodies,
             telemetry=telemetry,
@@ -214,7 +237,6 @@ def create_app(settings: Settings) -> ASGIApp:
             non_stream_timeout=settings.non_stream_timeout_secs,
             stream_timings=stream_timings,
             stream_usage=settings.stream_usage,
-            upstream_secret=api_key,
             redactor=redactor,
         )
         for api in APIS

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio.connection import parse_url as parse_redis_url
 from yarl import URL
@@ -23,6 +24,7 @@ from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quota
 from llm_gateway.core.privacy import PrivacyMode
 from llm_gateway.core.quota import FailureMode
 from llm_gateway.core.redaction import DEFAULT_PHONE_REGIONS, Entity, Mode
+from llm_gateway.routing_config import RoutingConfig, load_routing
 from llm_gateway.telemetry.labels import TenantLabelMode
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -53,6 +55,11 @@ class Settings(BaseSettings):
     openai_base_url: str = Field(
         "https://api.openai.com",
         description="Upstream base URL, with or without a trailing `/v1`.",
+    )
+    routing_file: Path | None = Field(
+        None,
+        description="YAML file declaring more upstreams (OpenAI, Azure OpenAI, Anthropic, OpenAI-compatible) "
+        "and the models routed to them; unset: every model goes to `OPENAI_BASE_URL`. See Routing.",
     )
     rps: float = Field(5, gt=0, description="Sustained requests per second per rate-limit key.")
     burst: int = Field(10, ge=1, description="Requests a rate-limit key may send at once.")
@@ -330,6 +337,23 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_tenant_quotas(cls, value: Any) -> Any:
         return parse_tenant_quotas(value) if isinstance(value, str) else value
+
+    _routing: RoutingConfig = PrivateAttr(default_factory=RoutingConfig)
+
+    @model_validator(mode="after")
+    def _load_routing(self) -> Settings:
+        if self.routing_file is not None:
+            try:
+                self._routing = load_routing(self.routing_file)
+            except ValueError as exc:
+                lines = str(exc).splitlines()
+                raise ValueError("\n".join(f"ROUTING_FILE: {line}" for line in lines)) from None
+        return self
+
+    @property
+    def routing(self) -> RoutingConfig:
+        """The upstreams and model routes of ``ROUTING_FILE`` (none when it is unset)."""
+        return self._routing
 
     @property
     def listen(self) -> tuple[str, int]:

@@ -1,4 +1,4 @@
-"""The upstream OpenAI-compatible API, through one shared aiohttp session.
+"""An upstream API (OpenAI, Azure OpenAI, Anthropic, OpenAI-compatible), through one aiohttp session.
 
 aiohttp rather than httpx on the hot path: the same pass-through proxy costs about ten times more
 CPU per request with httpx's pool (``bench/upstream_clients.py``). pyreqwest (Rust's reqwest)
@@ -14,19 +14,24 @@ Certificates of an ``https://`` upstream are verified against the system's roots
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from types import TracebackType
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp.payload import BytesPayload
 from yarl import URL
 
 from llm_gateway.core.headers import passed_response_headers
+from llm_gateway.core.routing import UpstreamKind
 from llm_gateway.errors import UpstreamError, UpstreamTimeout
 
 __all__ = ["Upstream", "UpstreamResponse", "too_large"]
 
 #: How many distinct upstream URLs are kept parsed (the fixed API paths, and some model ids).
 _CACHED_URLS = 64
+#: The Messages API version sent to an Anthropic upstream when the client names none.
+_ANTHROPIC_VERSION = "2023-06-01"
 
 
 class UpstreamResponse:
@@ -130,22 +135,52 @@ class UpstreamResponse:
 
 
 class Upstream:
-    """One pooled HTTP client for the upstream API, opened at start-up and closed at shutdown.
+    """One pooled HTTP client for an upstream API, opened at start-up and closed at shutdown.
 
     ``base_url`` may end in ``/v1`` or not (``https://api.openai.com`` and
-    ``http://mock:4000/v1`` both work); API paths are appended after ``/v1``. Redirects are never
-    followed, so nothing a client sends can make the gateway call another host or path.
+    ``http://mock:4000/v1`` both work); API paths are appended after ``/v1``. ``kind`` says how the
+    upstream wants its key and paths: ``openai`` and ``openai-compatible`` a bearer token
+    (``openai-compatible`` may have none), ``anthropic`` an ``x-api-key`` and an
+    ``anthropic-version`` (``2023-06-01`` unless the client sent its own), ``azure-openai`` an
+    ``api-key``, paths under ``/openai/deployments/{model}`` and ``api-version`` in the query.
+    ``headers`` go with every request. Redirects are never followed, so nothing a client sends
+    can make the gateway call another host or path.
     """
 
-    def __init__(self, base_url: str, api_key: str, *, idle_timeout: float, max_response_bytes: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        idle_timeout: float,
+        max_response_bytes: int,
+        kind: UpstreamKind = "openai",
+        api_version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        name: str = "default",
+    ) -> None:
         base = base_url.rstrip("/")
-        self._prefix = base if base.endswith("/v1") else base + "/v1"
-        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self.name = name
+        self.kind = kind
+        self._azure = kind == "azure-openai"
+        if self._azure:
+            self._prefix = base.removesuffix("/openai") + "/openai/deployments/"
+            self._query = "?" + urlencode({"api-version": api_version or ""})
+        else:
+            self._prefix = base if base.endswith("/v1") else base + "/v1"
+            self._query = ""
+        self._auth = {**(headers or {}), **_credentials(kind, api_key)}
+        self._defaults = {"anthropic-version": _ANTHROPIC_VERSION} if kind == "anthropic" else {}
         self._api_key = api_key
         self._idle_timeout = idle_timeout
         self._max_response_bytes = max_response_bytes
         self._urls: dict[str, URL] = {}
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def secret(self) -> bytes:
+        """The key, as bytes: what must never reach a client (see :mod:`llm_gateway.core.scrub`)."""
+        return self._api_key.encode()
 
     @property
     def ready(self) -> bool:
@@ -178,20 +213,25 @@ class Upstream:
         body: bytes | None,
         headers: dict[str, str],
         first_byte_timeout: float | None,
+        model: str | None = None,
     ) -> UpstreamResponse:
         """Send a request to ``/v1{path}`` and wait for its headers and first body chunk.
 
         ``first_byte_timeout`` bounds that wait (``None``: the idle timeout does). ``headers`` are
         the client headers already filtered for forwarding; the gateway's own credentials and
-        content type are added here.
+        content type are added here. ``model`` names the Azure deployment (other kinds ignore it).
         """
         if self._session is None:
             raise UpstreamError("upstream client is not started")
+        if self._azure:
+            path = quote(model or "", safe="") + path
         url = self._urls.get(path)
         if url is None:
-            url = URL(self._prefix + path, encoded=True)  # paths come percent-encoded
+            url = URL(self._prefix + path + self._query, encoded=True)  # paths come percent-encoded
             if len(self._urls) < _CACHED_URLS:  # model ids in paths are the client's: bounded
                 self._urls[path] = url
+        for name, value in self._defaults.items():
+            headers.setdefault(name, value)
         headers.update(self._auth)
         # A ready payload skips aiohttp's per-request payload-type lookup.
         data = None if body is None else BytesPayload(body, content_type="application/json")
@@ -212,6 +252,16 @@ class Upstream:
             _close(response)
             raise
         return UpstreamResponse(response, first_chunk, self._api_key, self._max_response_bytes)
+
+
+def _credentials(kind: UpstreamKind, api_key: str) -> dict[str, str]:
+    if kind == "anthropic":
+        return {"x-api-key": api_key}
+    if kind == "azure-openai":
+        return {"api-key": api_key}
+    if kind == "openai-compatible" and not api_key:
+        return {}
+    return {"Authorization": f"Bearer {api_key}"}
 
 
 def too_large(limit: int) -> UpstreamError:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from llm_gateway.adapters.upstream import Upstream
+from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
@@ -30,6 +31,7 @@ from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, redact_request, redact_response
 from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
+from llm_gateway.core.routing import FAMILIES
 from llm_gateway.core.usage import StreamUsage, usage_of
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, Overloaded
 from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
@@ -55,7 +57,7 @@ class APIEndpoint:
     def __init__(
         self,
         api: WireAPI,
-        upstream: Upstream,
+        upstreams: UpstreamRouter,
         *,
         limit: ConcurrencyLimit,
         buffered_bodies: ConcurrencyLimit,
@@ -69,11 +71,10 @@ class APIEndpoint:
         non_stream_timeout: float,
         stream_timings: StreamTimings,
         stream_usage: bool,
-        upstream_secret: str,
         redactor: Redactor | None,
     ) -> None:
         self._api = api
-        self._upstream = upstream
+        self._upstreams = upstreams
         self._limit = limit
         self._bodies = buffered_bodies
         self._telemetry = telemetry
@@ -87,7 +88,6 @@ class APIEndpoint:
         self._non_stream_timeout = non_stream_timeout
         self._timings = stream_timings
         self._stream_usage = stream_usage
-        self._secret = upstream_secret.encode()
         self._redactor = redactor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,10 +141,16 @@ class APIEndpoint:
                 " the gateway redacts PII",
                 code="unsupported_with_redaction",
             )
+        upstream, upstream_model = self._upstreams.route(request.model)
+        if FAMILIES[upstream.kind] != self._api.family:
+            raise InvalidRequest(
+                f"model '{request.model}' is served by an upstream that does not speak {self._api.route}",
+                code="model_not_supported_here",
+            )
         decision = await self._admit(scope, exchange, request.model)
         exchange.limit_headers = decision.headers()
         try:
-            await self._forward(scope, receive, exchange, request, body, decision)
+            await self._forward(scope, receive, exchange, request, body, decision, upstream, upstream_model)
         except GatewayError as error:
             if exchange.status == 0:  # nothing reached the client
                 await self._refund(exchange, decision, refund_for_error(error))
@@ -160,8 +166,10 @@ class APIEndpoint:
         request: APIRequest,
         body: bytes,
         decision: Decision,
+        upstream: Upstream,
+        upstream_model: str,
     ) -> None:
-        """Redact the request, send it upstream, relay the answer."""
+        """Redact the request, send it upstream under the model name it knows, relay the answer."""
         api = self._api
         changed = False
         redactor = self._redactor
@@ -174,13 +182,16 @@ class APIEndpoint:
         if request.stream and self._stream_usage and api.ask_for_stream_usage is not None:
             client_wants_usage = api.ask_for_stream_usage(request.payload)
             changed = changed or not client_wants_usage
+        if upstream_model != request.model:
+            request.payload["model"] = upstream_model
+            changed = True
         if changed:
             body = request.dumps(request.payload)
         headers = forwarded_headers(scope["headers"])
         self._telemetry.start_upstream(exchange, f"{api.operation} {request.model}", headers)
         async with CancelOnDisconnect(scope, receive):
             response = await open_upstream(
-                self._upstream,
+                upstream,
                 exchange,
                 "POST",
                 api.upstream_path,
@@ -190,6 +201,7 @@ class APIEndpoint:
                 # answer may come only after a reasoning model has thought for minutes.
                 first_byte_timeout=self._first_byte_timeout
                 or (None if request.stream else self._non_stream_timeout),
+                model=upstream_model,
             )
             async with response:
                 reason = refund_for_status(response.status)
@@ -216,7 +228,7 @@ class APIEndpoint:
                             exchange.limit_headers,
                             sse,
                             usage,
-                            self._secret,
+                            upstream.secret,
                         )
                     finally:
                         exchange.usage = usage.usage
@@ -228,7 +240,7 @@ class APIEndpoint:
                         response,
                         exchange,
                         idle_timeout=self._timings.idle,
-                        secret=self._secret,
+                        secret=upstream.secret,
                         headers=exchange.limit_headers,
                         transform=self._inspect_answer,
                     )

@@ -49,6 +49,7 @@ async def open_upstream(
     body: bytes | None,
     headers: dict[str, str],
     first_byte_timeout: float | None,
+    model: str | None = None,
 ) -> UpstreamResponse:
     """:meth:`Upstream.open` with the request's id in ``x-request-id``; the wait, the upstream's status
     and its request id are noted in ``exchange``."""
@@ -56,7 +57,7 @@ async def open_upstream(
     started = perf_counter()
     try:
         response = await upstream.open(
-            method, path, body=body, headers=headers, first_byte_timeout=first_byte_timeout
+            method, path, body=body, headers=headers, first_byte_timeout=first_byte_timeout, model=model
         )
     finally:
         exchange.waited_for_upstream(started)

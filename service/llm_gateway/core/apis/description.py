@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, TextLocations
+from llm_gateway.core.routing import ApiFamily
 from llm_gateway.core.sse import SSEEvent
 from llm_gateway.core.usage import UsageFields
 from llm_gateway.errors import GatewayError
@@ -63,7 +64,8 @@ def _openai_error(error: GatewayError) -> bytes:
 class WireAPI:
     """One wire API as the pipeline sees it.
 
-    ``route`` is the gateway's path; ``upstream_path`` is appended to the upstream's base URL.
+    ``route`` is the gateway's path; ``upstream_path`` is appended to the upstream's base URL;
+    ``family`` is the kind of upstream that speaks it (see :mod:`llm_gateway.core.routing`).
     ``usage`` is where a whole answer's usage is, ``stream_usage`` a stream event's (unset: the
     same). ``stream_redaction(redactor)`` redacts a stream (unset: the chunks of ``locations``).
     ``streams``: whether ``"stream": true`` is read (an API without streams forwards the field,
@@ -80,6 +82,7 @@ class WireAPI:
     """
 
     route: str
+    family: ApiFamily
     operation_id: str
     summary: str
     upstream_path: str

@@ -68,6 +68,7 @@ _MESSAGES_SCHEMA = {
 
 CHAT_COMPLETIONS = WireAPI(
     route="/v1/chat/completions",
+    family="openai",
     operation_id="createChatCompletion",
     summary="Create a chat completion",
     upstream_path="/chat/completions",

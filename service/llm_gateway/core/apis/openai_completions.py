@@ -41,6 +41,7 @@ def _asks_for_logprobs(payload: dict[str, Any]) -> str | None:
 
 COMPLETIONS = WireAPI(
     route="/v1/completions",
+    family="openai",
     operation_id="createCompletion",
     summary="Create a completion (legacy)",
     upstream_path="/completions",

@@ -34,6 +34,7 @@ _INPUT_SCHEMA = {
 
 EMBEDDINGS = WireAPI(
     route="/v1/embeddings",
+    family="openai",
     operation_id="createEmbedding",
     summary="Create embeddings",
     upstream_path="/embeddings",

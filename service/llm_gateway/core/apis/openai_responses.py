@@ -81,6 +81,7 @@ def _stream_redaction(redactor: Redactor) -> EventRedactor:
 
 RESPONSES = WireAPI(
     route="/v1/responses",
+    family="openai",
     operation_id="createResponse",
     summary="Create a model response",
     upstream_path="/responses",

@@ -1,0 +1,183 @@
+"""The routing file (``ROUTING_FILE``): upstreams declared once, and model routes to them.
+
+YAML, validated by pydantic at start-up; every problem is reported, one line each, naming where it
+is (``upstreams[1].kind: ...``)::
+
+    upstreams:
+      - name: claude                      # letters, digits, - and _
+        kind: anthropic                   # openai | azure-openai | anthropic | openai-compatible
+        base_url: https://api.anthropic.com
+        api_key_env: ANTHROPIC_API_KEY    # or api_key_file: /var/run/secrets/claude/api-key
+        headers: {anthropic-beta: ...}    # optional, sent with every request
+      - name: azure
+        kind: azure-openai
+        base_url: https://example.openai.azure.com
+        api_key_env: AZURE_OPENAI_API_KEY
+        api_version: "2024-10-21"         # required for azure-openai
+    routes:
+      - model: "claude-*"                 # exact, or * for any characters
+        upstream: claude
+      - model: gpt-4o-eu
+        upstream: azure
+        upstream_model: gpt4o-deployment  # optional: the upstream's name for it (Azure: the deployment)
+
+``OPENAI_BASE_URL``/``OPENAI_API_KEY`` stay the upstream named ``default`` (kind ``openai``), which
+serves every model no route names; a file may route to it by that name, and may not declare it.
+Keys are read when the file is: from the environment or from a mounted Secret's file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from yarl import URL
+
+from llm_gateway.core.api_request import is_model_name
+from llm_gateway.core.routing import ModelRoute, UpstreamKind
+
+__all__ = ["DEFAULT_UPSTREAM", "RoutingConfig", "UpstreamConfig", "load_routing"]
+
+#: The name of the upstream ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` describe.
+DEFAULT_UPSTREAM = "default"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+class UpstreamConfig(BaseModel):
+    """One upstream. ``api_key`` is filled from ``api_key_env`` or ``api_key_file``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: UpstreamKind
+    base_url: str
+    api_key_env: str | None = None
+    api_key_file: Path | None = None
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    api_key: SecretStr | None = Field(None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("letters, digits, '-' and '_', at most 63, starting with a letter or digit")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        url = URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("an http:// or https:// URL")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header in value.items():
+            if not _HEADER.fullmatch(name) or any(c in header for c in "\r\n\0"):
+                raise ValueError(f"header {name[:64]!r}: a token name and a single-line value")
+        return value
+
+    @model_validator(mode="after")
+    def _read_key(self) -> UpstreamConfig:
+        if self.kind == "azure-openai" and not self.api_version:
+            raise ValueError("api_version is required for kind azure-openai")
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("set api_key_env or api_key_file, not both")
+        key: str | None = None
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise ValueError(f"api_key_env: {self.api_key_env} is not set")
+        elif self.api_key_file:
+            try:
+                key = self.api_key_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"api_key_file: cannot read {self.api_key_file} ({exc.strerror})") from None
+            if not key:
+                raise ValueError(f"api_key_file: {self.api_key_file} is empty")
+        elif self.kind != "openai-compatible":
+            raise ValueError(f"kind {self.kind} needs a key: set api_key_env or api_key_file")
+        return self.model_copy(update={"api_key": SecretStr(key) if key else None})
+
+
+class RouteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    upstream: str
+    upstream_model: str | None = None
+
+    @field_validator("model", "upstream_model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        if value is not None and not is_model_name(value):
+            raise ValueError("a model name: 1 to 256 printable characters")
+        return value
+
+
+class RoutingConfig(BaseModel):
+    """The whole file: upstreams with unique names, routes to declared upstreams (or ``default``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upstreams: list[UpstreamConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> RoutingConfig:
+        problems = []
+        names = [u.name for u in self.upstreams]
+        for name in sorted({n for n in names if names.count(n) > 1 or n == DEFAULT_UPSTREAM}):
+            problems.append(
+                f"upstream {name!r} is declared twice"
+                if name != DEFAULT_UPSTREAM
+                else f"upstream {DEFAULT_UPSTREAM!r} is OPENAI_BASE_URL's; declare another name"
+            )
+        known = {*names, DEFAULT_UPSTREAM}
+        models = [r.model for r in self.routes]
+        for index, route in enumerate(self.routes):
+            if route.upstream not in known:
+                problems.append(f"routes[{index}].upstream: no upstream named {route.upstream!r}")
+            if models.count(route.model) > 1 and models.index(route.model) != index:
+                problems.append(f"routes[{index}].model: {route.model!r} is routed twice")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def model_routes(self) -> tuple[ModelRoute, ...]:
+        return tuple(ModelRoute(r.model, r.upstream, r.upstream_model) for r in self.routes)
+
+
+def load_routing(path: Path) -> RoutingConfig:
+    """Read and validate the routing file; ``ValueError`` with one line per problem."""
+    try:
+        document: Any = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not YAML: {str(exc).splitlines()[0]}") from None
+    try:
+        return RoutingConfig.model_validate(document or {})
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{where.lstrip('.')}: {message}" if where else message)
+        raise ValueError("\n".join(lines)) from None

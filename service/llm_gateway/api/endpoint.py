@@ -98,7 +98,8 @@ class APIEndpoint:
             await self._serve(scope, receive, exchange)
         except GatewayError as error:
             exchange.error = error
-            await send_error(exchange.send, error, api.error_body(error), exchange.limit_headers)
+            headers = [*exchange.limit_headers, *api.limit_header_copies(error.headers)]
+            await send_error(exchange.send, error, api.error_body(error), headers)
         except ClientDisconnected:
             pass  # nobody to answer; recorded as 499
         finally:
@@ -148,7 +149,7 @@ class APIEndpoint:
                 code="model_not_supported_here",
             )
         decision = await self._admit(scope, exchange, request.model)
-        exchange.limit_headers = decision.headers()
+        exchange.limit_headers = self._api.limit_headers(decision.headers())
         try:
             await self._forward(scope, receive, exchange, request, body, decision, upstream, upstream_model)
         except GatewayError as error:
@@ -243,6 +244,7 @@ class APIEndpoint:
                         secret=upstream.secret,
                         headers=exchange.limit_headers,
                         transform=self._inspect_answer,
+                        passed_statuses=api.passed_statuses,
                     )
 
     async def _refund(self, exchange: Exchange, decision: Decision, reason: RefundReason) -> None:
@@ -252,7 +254,7 @@ class APIEndpoint:
         if await self._admission.refund(exchange.tenant or "", decision):
             exchange.refund = reason
             self._metrics.refunds[reason].inc()
-            exchange.limit_headers = decision.refunded().headers()
+            exchange.limit_headers = self._api.limit_headers(decision.refunded().headers())
 
     def _inspect_answer(self, body: bytes, exchange: Exchange) -> bytes:
         """A successful non-stream body: its usage and model noted, its model text redacted."""

@@ -26,6 +26,18 @@ class ErrorDetail(BaseModel):
     code: str | None
 
 
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorResponse(BaseModel):
+    """Errors of the Anthropic-family endpoints, in Anthropic's shape."""
+
+    type: str
+    error: AnthropicErrorDetail
+
+
 class ErrorResponse(BaseModel):
     """Every error the gateway answers (and every upstream error it relays, as the upstream wrote it)."""
 
@@ -51,8 +63,8 @@ _ERRORS = {
 }
 
 
-def _error_responses(statuses: list[str]) -> dict[str, Any]:
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+def _error_responses(statuses: list[str], schema: str = "ErrorResponse") -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
     return {status: {"description": _ERRORS[status], "content": error} for status in statuses}
 
 
@@ -73,8 +85,9 @@ def add_proxy_paths(
 ) -> dict[str, Any]:
     """``document`` (FastAPI's OpenAPI dict) with the proxy endpoints and their schemas added."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas["ErrorResponse"] = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(schemas["ErrorResponse"].pop("$defs", {}))
+    for model in (ErrorResponse, AnthropicErrorResponse):
+        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schemas[model.__name__].pop("$defs", {}))
     paths = document.setdefault("paths", {})
     for api in apis:
         paths[api.route] = _api_path(api)
@@ -145,7 +158,8 @@ def _api_path(api: WireAPI) -> dict[str, Any]:
                     "content": answers,
                 },
                 **_error_responses(
-                    ["400", "401", "403", "408", "413", "415", "429", "431", "4XX", "502", "503", "504"]
+                    ["400", "401", "403", "408", "413", "415", "429", "431", "4XX", "502", "503", "504"],
+                    "AnthropicErrorResponse" if api.family == "anthropic" else "ErrorResponse",
                 ),
             },
         }

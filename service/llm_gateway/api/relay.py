@@ -13,7 +13,7 @@ from llm_gateway.adapters.upstream import Upstream, UpstreamResponse, too_large
 from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.apis import StreamRedaction, WireAPI
 from llm_gateway.core.scrub import scrub_bytes, scrub_text
-from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events, format_event
+from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events
 from llm_gateway.core.usage import StreamUsage
 from llm_gateway.errors import GatewayError, UpstreamError
 from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
@@ -74,6 +74,7 @@ async def relay_buffered(
     secret: bytes,
     headers: Sequence[tuple[bytes, bytes]] = (),
     transform: Callable[[bytes, Exchange], bytes] | None = None,
+    passed_statuses: frozenset[int] = frozenset(),
 ) -> None:
     """Read the whole upstream body and answer it with the upstream's status and content type.
 
@@ -82,11 +83,12 @@ async def relay_buffered(
     status, what reaches the client is scrubbed of ``secret`` in case an upstream echoes it. The
     upstream headers a client needs (``UpstreamResponse.client_headers``: ``retry-after`` and the
     like) go out either way, with ``headers`` and the content type; ``transform`` rewrites a
-    successful body (and may note what it learns in ``exchange``).
+    successful body (and may note what it learns in ``exchange``). ``passed_statuses`` are 5xx
+    statuses relayed as they came.
     """
     started = perf_counter()
     try:
-        if response.status >= 500 or response.status == 401:
+        if (response.status >= 500 and response.status not in passed_statuses) or response.status == 401:
             wait = min(idle_timeout, _ERROR_BODY_WAIT_SECS)
             raise _upstream_status_error(response, await response.read_some(_ERROR_BODY_BYTES, wait), secret)
         body = response.first_chunk + await response.read_rest(idle_timeout)
@@ -203,7 +205,7 @@ async def _relay_events(
         tail = scrub_bytes(encode_events(held), secret) if held else b""
     else:
         exchange.error = error
-        tail = format_event(api.error_body(error))
+        tail = api.error_event(error)
     await send({"type": "http.response.body", "body": tail, "more_body": False})
     return outcome
 

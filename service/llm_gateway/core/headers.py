@@ -35,6 +35,9 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "accept",
         "accept-language",
         "openai-beta",
+        # Anthropic's API version and beta features, which the client picks.
+        "anthropic-version",
+        "anthropic-beta",
         "idempotency-key",
         # W3C trace context: passed on when tracing is off; the gateway's own span replaces it when on.
         "traceparent",

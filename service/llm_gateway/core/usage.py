@@ -31,26 +31,35 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class UsageFields:
     """Where an API's token counts are: ``input`` and ``output`` of the object at ``container`` (a
-    path of keys) in a response body or stream event. ``output`` None: the API produces no tokens
-    (embeddings), so its output count is 0."""
+    path of keys) in a response body or stream event. A count left None is not there: an answer
+    counts it 0 (embeddings produce no output tokens), a stream takes it from another event
+    (Anthropic's input count comes in ``message_start``, its output count in ``message_delta``)."""
 
-    input: str
+    input: str | None
     output: str | None
     container: tuple[str, ...] = ("usage",)
 
 
-def usage_of(payload: Any, fields: UsageFields) -> Usage | None:
-    """The usage in an answer or event ``payload``; None when absent or malformed."""
+def counts_of(payload: Any, fields: UsageFields) -> tuple[int | None, int | None] | None:
+    """The ``(input, output)`` counts ``fields`` name in ``payload`` (None where it names none);
+    None when the usage object is absent or a count it names is not a non-negative integer."""
     usage = payload
     for key in fields.container:
         usage = usage.get(key) if isinstance(usage, dict) else None
     if not isinstance(usage, dict):
         return None
-    tokens_in = _count(usage.get(fields.input))
-    tokens_out = 0 if fields.output is None else _count(usage.get(fields.output))
-    if tokens_in is None or tokens_out is None:
+    tokens_in = None if fields.input is None else _count(usage.get(fields.input))
+    tokens_out = None if fields.output is None else _count(usage.get(fields.output))
+    if (fields.input is not None and tokens_in is None) or (fields.output is not None and tokens_out is None):
         return None
-    return Usage(tokens_in, tokens_out)
+    return tokens_in, tokens_out
+
+
+def usage_of(payload: Any, fields: UsageFields) -> Usage | None:
+    """The usage in an answer ``payload`` (counts it does not name are 0); None when absent or
+    malformed."""
+    counts = counts_of(payload, fields)
+    return None if counts is None else Usage(counts[0] or 0, counts[1] or 0)
 
 
 def _count(value: Any) -> int | None:
@@ -62,7 +71,8 @@ class StreamUsage:
 
     ``process(events)`` returns the events to forward: all of them when ``forward_usage``, else all
     but the usage event (the one whose ``choices`` list is empty and whose usage is set; ``choices``
-    names that list for the API, ``fields`` where the usage is). Only events
+    names that list for the API, ``fields`` where usage may be, each event read for each; counts
+    found later replace earlier ones). Only events
     whose data can hold usage are parsed, plus the first, for the response model. Events are read
     through :class:`~llm_gateway.core.sse.SSEEvent`, so ``id:``/``event:`` lines, multi-line data
     and any framing the decoder accepts are all the same here.
@@ -73,20 +83,24 @@ class StreamUsage:
         "_compact_null",
         "_fields",
         "_forward",
+        "_in",
         "_key",
         "_null",
+        "_out",
         "_seen_first",
         "model",
         "usage",
     )
 
-    def __init__(self, fields: UsageFields, choices: str, *, forward_usage: bool) -> None:
+    def __init__(self, fields: tuple[UsageFields, ...], choices: str, *, forward_usage: bool) -> None:
         self._fields = fields
+        self._in: int | None = None
+        self._out: int | None = None
         self._choices = choices
         self._forward = forward_usage
         # Byte tests that skip parsing events without usage: `"usage":null` is OpenAI's own
         # spelling, a substring test; other spacing takes the regex.
-        self._key = orjson.dumps(fields.container[-1])
+        self._key = orjson.dumps(fields[0].container[-1])  # every API names it `usage`
         self._compact_null = self._key + b":null"
         self._null = re.compile(re.escape(self._key) + rb"\s*:\s*null")
         self._seen_first = False
@@ -108,13 +122,23 @@ class StreamUsage:
             self._seen_first = True
             if first and isinstance(payload.get("model"), str):
                 self.model = payload["model"]
-            usage = usage_of(payload, self._fields)
-            if usage is None:
+            if not self._count(payload):
                 continue
-            self.usage = usage
+            self.usage = Usage(self._in or 0, self._out or 0)
             if not self._forward and not payload.get(self._choices):
                 kept = [other for other in kept if other is not event]
         return kept
+
+    def _count(self, payload: dict[str, Any]) -> bool:
+        """Take the counts ``payload`` carries; True when it carried any."""
+        found = False
+        for fields in self._fields:
+            counts = counts_of(payload, fields)
+            if counts is not None:
+                found = True
+                self._in = self._in if counts[0] is None else counts[0]
+                self._out = self._out if counts[1] is None else counts[1]
+        return found
 
 
 def _payload(data: bytes) -> dict[str, Any] | None:

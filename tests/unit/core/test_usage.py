@@ -73,7 +73,7 @@ def test_ask_for_stream_usage_sets_the_option_and_says_whether_the_client_asked(
 
 def test_the_usage_chunk_is_removed_when_the_client_did_not_ask() -> None:
     events = decoded(stream_events({**PAYLOAD, "stream_options": {"include_usage": True}}, "a b", "id"))
-    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
+    watcher = StreamUsage((CHAT_COMPLETIONS.usage,), "choices", forward_usage=False)
     # Cut into arbitrary batches, as the relay sees them.
     out = watcher.process(events[:2]) + watcher.process(events[2:5]) + watcher.process(events[5:])
     assert watcher.usage == Usage(3, 2)
@@ -85,14 +85,14 @@ def test_the_usage_chunk_is_removed_when_the_client_did_not_ask() -> None:
 
 def test_the_usage_chunk_is_kept_when_the_client_asked() -> None:
     events = decoded(stream_events({**PAYLOAD, "stream_options": {"include_usage": True}}, "a b", "id"))
-    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=True)
+    watcher = StreamUsage((CHAT_COMPLETIONS.usage,), "choices", forward_usage=True)
     assert watcher.process(events) == events
     assert watcher.usage == Usage(3, 2)
 
 
 def test_a_stream_without_usage_passes_unchanged_and_reports_none() -> None:
     events = decoded(stream_events(PAYLOAD, "a b", "id"))
-    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
+    watcher = StreamUsage((CHAT_COMPLETIONS.usage,), "choices", forward_usage=False)
     comment = event(b": comment")
     assert watcher.process([comment, *events]) == [comment, *events]
     assert watcher.usage is None
@@ -106,7 +106,7 @@ def test_usage_on_a_chunk_with_choices_is_counted_but_the_chunk_is_kept() -> Non
         "usage": {"prompt_tokens": 1, "completion_tokens": 1},
     }
     usage_chunk = event(b"data: " + orjson.dumps(chunk))
-    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
+    watcher = StreamUsage((CHAT_COMPLETIONS.usage,), "choices", forward_usage=False)
     assert watcher.process([usage_chunk]) == [usage_chunk]
     assert watcher.usage == Usage(1, 1)
 
@@ -119,7 +119,7 @@ def _framed(data: bytes, number: int) -> bytes:
 def test_usage_is_found_and_removed_when_events_carry_id_and_event_lines() -> None:
     plain = stream_events({**PAYLOAD, "stream_options": {"include_usage": True}}, "a b", "id")
     wire = b"".join(_framed(raw.removeprefix(b"data: ").rstrip(b"\n"), n) for n, raw in enumerate(plain))
-    watcher = StreamUsage(CHAT_COMPLETIONS.usage, "choices", forward_usage=False)
+    watcher = StreamUsage((CHAT_COMPLETIONS.usage,), "choices", forward_usage=False)
     out = watcher.process(SSEDecoder().decode(wire))
     assert watcher.usage == Usage(3, 2)
     assert watcher.model == "gpt-test"

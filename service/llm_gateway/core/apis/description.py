@@ -11,13 +11,13 @@ one instance; adding an API is adding such a module and one route line.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, TextLocations
 from llm_gateway.core.routing import ApiFamily
-from llm_gateway.core.sse import SSEEvent
+from llm_gateway.core.sse import SSEEvent, format_event
 from llm_gateway.core.usage import UsageFields
 from llm_gateway.errors import GatewayError
 
@@ -65,20 +65,22 @@ class WireAPI:
     """One wire API as the pipeline sees it.
 
     ``route`` is the gateway's path; ``upstream_path`` is appended to the upstream's base URL;
-    ``family`` is the kind of upstream that speaks it (see :mod:`llm_gateway.core.routing`).
-    ``usage`` is where a whole answer's usage is, ``stream_usage`` a stream event's (unset: the
-    same). ``stream_redaction(redactor)`` redacts a stream (unset: the chunks of ``locations``).
-    ``streams``: whether ``"stream": true`` is read (an API without streams forwards the field,
-    unread, for its upstream to judge). ``ask_for_stream_usage(payload)`` makes a streamed request ask
-    for its usage (in place) and says whether the client had asked itself; None when the API reports
-    a stream's usage unasked. ``ends_stream(event)``: the event after which a client reads no more.
-    ``error_body`` renders a gateway error (answers and mid-stream error events).
-    ``unredactable(payload)`` names the request field that would have model text returned where the
-    redactor cannot follow it (token log probabilities), or None; with redaction on such a request
-    is refused. ``operation`` and
-    ``system`` are the ``gen_ai.operation.name`` and ``gen_ai.system`` of the OTel GenAI conventions;
-    ``operation_id`` and ``summary`` name the operation in the OpenAPI document (as the provider's
-    own document does).
+    ``family`` is the kind of upstream that speaks it (see :mod:`llm_gateway.core.routing`). ``usage``
+    is where a whole answer's usage is, ``stream_usage`` where stream events carry it (unset: the same
+    place). ``stream_redaction(redactor)`` redacts a stream (unset: the chunks of ``locations``).
+    ``streams``: whether ``"stream": true`` is read (an API without streams forwards the field, unread,
+    for its upstream to judge). ``ask_for_stream_usage(payload)`` makes a streamed request ask for its
+    usage (in place) and says whether the client had asked itself; None when the API reports a stream's
+    usage unasked. ``ends_stream(event)``: the event after which a client reads no more. ``error_body``
+    renders a gateway error (answers and mid-stream error events). ``unredactable(payload)`` names the
+    request field that would have model text returned where the redactor cannot follow it (token log
+    probabilities), or None; with redaction on such a request is refused. ``operation`` and ``system``
+    are the ``gen_ai.operation.name`` and ``gen_ai.system`` of the OTel GenAI conventions;
+    ``operation_id`` and ``summary`` name the operation in the OpenAPI document (as the provider's own
+    document does). ``error_event_name`` is the ``event:`` of a mid-stream error event (None: a
+    ``data:`` line alone); ``passed_statuses`` are upstream 5xx statuses relayed as they came (not as
+    a 502) because the API's clients act on them; ``limit_header_aliases`` add the API's own names
+    for the ``x-ratelimit-*`` headers.
     """
 
     route: str
@@ -92,18 +94,37 @@ class WireAPI:
     locations: TextLocations
     usage: UsageFields
     streams: bool
-    stream_usage: UsageFields | None = None
+    stream_usage: tuple[UsageFields, ...] = ()
     stream_redaction: Callable[[Redactor], StreamRedaction] | None = None
     ask_for_stream_usage: Callable[[dict[str, Any]], bool] | None = None
     ends_stream: Callable[[SSEEvent], bool] = field(default=lambda _: False)
     error_body: Callable[[GatewayError], bytes] = _openai_error
     unredactable: Callable[[dict[str, Any]], str | None] = field(default=lambda _: None)
+    error_event_name: bytes | None = None
+    passed_statuses: frozenset[int] = frozenset()
+    limit_header_aliases: tuple[tuple[bytes, bytes], ...] = ()
 
-    def usage_in_streams(self) -> UsageFields:
-        return self.stream_usage or self.usage
+    def usage_in_streams(self) -> tuple[UsageFields, ...]:
+        return self.stream_usage or (self.usage,)
 
     def redact_stream(self, redactor: Redactor) -> StreamRedaction:
         """A new stream redactor for one response."""
         if self.stream_redaction is not None:
             return self.stream_redaction(redactor)
         return SSERedactor(redactor, self.locations)
+
+    def error_event(self, error: GatewayError) -> bytes:
+        """The SSE event that ends a stream the gateway could not finish."""
+        event = format_event(self.error_body(error))
+        return event if self.error_event_name is None else b"event: " + self.error_event_name + b"\n" + event
+
+    def limit_headers(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """``headers`` (the ``x-ratelimit-*`` of a decision) with the API's own names added."""
+        return [*headers, *self.limit_header_copies(headers)]
+
+    def limit_header_copies(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The API's own names for the ``x-ratelimit-*`` among ``headers``, with their values."""
+        if not self.limit_header_aliases:
+            return []
+        aliases = dict(self.limit_header_aliases)
+        return [(aliases[name], value) for name, value in headers if name in aliases]

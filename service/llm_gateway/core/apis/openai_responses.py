@@ -105,7 +105,7 @@ RESPONSES = WireAPI(
         stream_choice=(),
     ),
     usage=UsageFields("input_tokens", "output_tokens"),
-    stream_usage=UsageFields("input_tokens", "output_tokens", container=("response", "usage")),
+    stream_usage=(UsageFields("input_tokens", "output_tokens", container=("response", "usage")),),
     streams=True,
     stream_redaction=_stream_redaction,
     ends_stream=_is_last,

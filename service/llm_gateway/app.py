@@ -249,6 +249,7 @@ def create_app(settings: Settings) -> ASGIApp:
         first_byte_timeout=settings.timeout_secs,
         idle_timeout=settings.stream_idle_timeout_secs,
         upstream_secret=api_key,
+        routed=upstreams.table.exact(),
     )
     checks: dict[str, Check] = {
         "upstream": probe.check if probe else lambda: (upstream.ready, "ok" if upstream.ready else "closed"),

@@ -175,3 +175,24 @@ def test_a_model_routed_to_an_upstream_of_another_api_family_is_refused_before_i
         assert caught.value.code == "model_not_supported_here"
         sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert httpx.get(mock.url + "/_mock/stats").json()["requests"] == 1
+
+
+def test_the_model_list_adds_the_routed_models_and_retrieves_them_without_their_upstream(
+    gateway_factory: GatewayFactory,
+    mock: ManagedProcess,
+    other_mocks: tuple[ManagedProcess, ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    local, azure = other_mocks
+    gateway = gateway_factory(
+        ROUTING_FILE=str(routing_file(tmp_path, local, azure)), AZURE_OPENAI_API_KEY=AZURE_KEY
+    )
+    httpx.post(azure.url + "/_mock/reset").raise_for_status()
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="tenant-a", max_retries=0) as sdk:
+        listed = {m.id: m.owned_by for m in sdk.models.list()}
+        routed = sdk.models.retrieve("gpt-4o-eu")
+    assert listed["gpt-4o-eu"] == "azure"  # routed exactly: listed, owned by its upstream
+    assert listed["gpt-4o-mini"] == "openaimock"  # the default upstream's own list
+    assert "llama-*" not in listed  # a pattern names no model
+    assert (routed.id, routed.owned_by) == ("gpt-4o-eu", "azure")
+    assert httpx.get(azure.url + "/_mock/stats").json()["requests"] == 0

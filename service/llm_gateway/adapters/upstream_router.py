@@ -19,12 +19,12 @@ class UpstreamRouter:
 
     def __init__(self, upstreams: Iterable[Upstream], table: RoutingTable) -> None:
         self._upstreams = {upstream.name: upstream for upstream in upstreams}
-        self._table = table
+        self.table = table
         self.default = self._upstreams[table.default]
 
     def route(self, model: str) -> tuple[Upstream, str]:
         """The upstream that serves ``model``, and the name it is sent under."""
-        route = self._table.route(model)
+        route = self.table.route(model)
         return self._upstreams[route.upstream], route.model
 
     async def start(self) -> None:

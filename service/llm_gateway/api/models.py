@@ -3,19 +3,21 @@
 A tenant sees only what it may use: a suspended tenant gets 403 (as on chat), and a tenant whose
 live-map entry lists ``allowedModels`` gets the upstream's list filtered to those, and 404
 ``model_not_found`` (the OpenAI answer) for any other model it asks about, without an upstream call.
-Nothing is counted against the tenant's quota.
+Nothing is counted against the tenant's quota. Models the routing table names exactly (see
+:mod:`llm_gateway.core.routing`) are listed beside the default upstream's, ``owned_by`` their
+upstream, and retrieved without an upstream call (their upstreams may have no model endpoints).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
 from llm_gateway.adapters.upstream import Upstream
-from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
+from llm_gateway.api.asgi_io import JSON_HEADERS, Receive, Scope, Send, send_error, send_response
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import open_upstream, relay_buffered
 from llm_gateway.core.api_request import is_model_name
@@ -46,8 +48,10 @@ class Models:
         first_byte_timeout: float | None,
         idle_timeout: float,
         upstream_secret: str,
+        routed: Mapping[str, str],
     ) -> None:
         self._upstream = upstream
+        self._routed = dict(routed)
         self._telemetry = telemetry
         self._identify = identify
         self._policy = policy
@@ -75,8 +79,8 @@ class Models:
         transform: Callable[[bytes, Exchange], bytes] | None = None
         if model is None:
             upstream_path = "/models"
-            if visible is not None:
-                transform = _only(visible)
+            if visible is not None or self._routed:
+                transform = _listing(self._routed, visible)
         else:
             exchange.model = model if is_model_name(model) else None
             if (
@@ -89,6 +93,10 @@ class Models:
                     f"The model `{shown}` does not exist or you do not have access to it.",
                     code="model_not_found",
                 )
+            if model in self._routed:
+                body = orjson.dumps(_entry(model, self._routed[model]))
+                await send_response(exchange.send, 200, body, JSON_HEADERS)
+                return
             upstream_path = "/models/" + quote(model, safe="")
         headers = forwarded_headers(scope["headers"])
         self._telemetry.start_upstream(exchange, f"GET {ROUTE if model is None else MODEL_ROUTE}", headers)
@@ -107,18 +115,27 @@ class Models:
             )
 
 
-def _only(visible: frozenset[str]) -> Callable[[bytes, Exchange], bytes]:
-    """A transform that keeps the entries of a model list whose ``id`` is in ``visible``."""
+def _entry(model: str, upstream: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": upstream}
+
+
+def _listing(routed: Mapping[str, str], visible: frozenset[str] | None) -> Callable[[bytes, Exchange], bytes]:
+    """A transform that adds the routed models to a model list and keeps the entries whose ``id``
+    is in ``visible`` (all when None)."""
 
     def transform(body: bytes, _: Exchange) -> bytes:
         try:
             payload: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return b'{"object":"list","data":[]}'  # nothing unexamined reaches a restricted tenant
+            payload = None
         data = payload.get("data") if isinstance(payload, dict) else None
-        if not isinstance(data, list):
-            return b'{"object":"list","data":[]}'
-        payload["data"] = [m for m in data if isinstance(m, dict) and m.get("id") in visible]
+        if not isinstance(data, list):  # nothing unexamined reaches the client
+            payload, data = {"object": "list", "data": []}, []
+        listed = {m.get("id") for m in data if isinstance(m, dict)}
+        data = data + [_entry(model, upstream) for model, upstream in routed.items() if model not in listed]
+        payload["data"] = [
+            m for m in data if isinstance(m, dict) and (visible is None or m.get("id") in visible)
+        ]
         return orjson.dumps(payload)
 
     return transform

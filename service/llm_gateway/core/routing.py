@@ -67,6 +67,6 @@ class RoutingTable:
             return Route(self.default, model)
         return Route(found.upstream, found.upstream_model or model)
 
-    def names(self) -> list[str]:
-        """The exact model names routed, in the order declared."""
-        return list(self._exact)
+    def exact(self) -> dict[str, str]:
+        """The model names routed exactly to another upstream than the default, with that upstream's name."""
+        return {model: r.upstream for model, r in self._exact.items() if r.upstream != self.default}

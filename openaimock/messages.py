@@ -15,7 +15,7 @@ import orjson
 
 from openaimock.completions import tokenize
 
-__all__ = ["message", "message_events", "message_input_text"]
+__all__ = ["message", "message_events", "message_input_text", "token_count"]
 
 
 def _texts(content: Any) -> list[str]:
@@ -55,6 +55,11 @@ def _message(
         "stop_sequence": None,
         "usage": {"input_tokens": _input_tokens(payload), "output_tokens": output},
     }
+
+
+def token_count(payload: dict[str, Any]) -> bytes:
+    """What ``/v1/messages/count_tokens`` answers: ``{"input_tokens": N}``."""
+    return orjson.dumps({"input_tokens": _input_tokens(payload)})
 
 
 def message(payload: dict[str, Any], text: str, request_id: str) -> bytes:

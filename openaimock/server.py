@@ -1,7 +1,7 @@
 """The mock's HTTP server (aiohttp.web): the old Node mock's contract plus what gateway tests need.
 
 APIs: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/completions``, ``/v1/embeddings``
-and Anthropic's ``/v1/messages``
+and Anthropic's ``/v1/messages`` and ``/v1/messages/count_tokens``
 (each with the same directives: echo, status, latency, drops, scripts; streams where the API
 streams; also under Azure OpenAI's ``/openai/deployments/{deployment}/...`` paths),
 ``GET /v1/models`` and ``/v1/models/{id}``.
@@ -33,7 +33,7 @@ from aiohttp import web
 from openaimock.completions import DEFAULT_REPLY, completion, reply_text, stream_events
 from openaimock.directives import Directives, parse_directives
 from openaimock.legacy import completion_text, embedding, text_completion, text_completion_events
-from openaimock.messages import message, message_events, message_input_text
+from openaimock.messages import message, message_events, message_input_text, token_count
 from openaimock.responses import response, response_events, response_input_text
 from openaimock.scripts import Script, ScriptBook
 
@@ -103,6 +103,9 @@ _APIS = {
     "/v1/responses": _Answers(response_input_text, response, response_events, "resp_mock"),
     "/v1/completions": _Answers(completion_text, text_completion, text_completion_events, "cmpl-mock"),
     "/v1/messages": _Answers(message_input_text, message, message_events, "msg_mock"),
+    "/v1/messages/count_tokens": _Answers(
+        lambda _: "", lambda payload, _, __: token_count(payload), None, "msg_mock"
+    ),
     "/v1/embeddings": _Answers(lambda _: "", lambda payload, _, __: embedding(payload), None, "emb-mock"),
 }
 

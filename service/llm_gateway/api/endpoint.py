@@ -264,7 +264,7 @@ class APIEndpoint:
         except ValueError:
             payload, dumps = None, orjson.dumps
         if isinstance(payload, dict):
-            exchange.usage = usage_of(payload, self._api.usage)
+            exchange.usage = usage_of(payload, self._api.usage) if self._api.usage is not None else None
             model = payload.get("model")
             if isinstance(model, str):
                 exchange.response_model = model
@@ -279,4 +279,6 @@ class APIEndpoint:
         """Identity, access, quota and rate limit."""
         tenant, rate_key = self._identify(scope)
         exchange.tenant = tenant
+        if not self._api.metered:
+            return self._admission.allow(tenant, model)
         return await self._admission.admit(tenant, rate_key, model)

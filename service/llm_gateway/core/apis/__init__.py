@@ -1,6 +1,6 @@
 """The wire APIs the gateway serves, each a pure description (:class:`WireAPI`) in a module of its own."""
 
-from llm_gateway.core.apis.anthropic_messages import MESSAGES
+from llm_gateway.core.apis.anthropic_messages import COUNT_TOKENS, MESSAGES
 from llm_gateway.core.apis.description import InputRule, StreamRedaction, WireAPI
 from llm_gateway.core.apis.openai_chat import CHAT_COMPLETIONS
 from llm_gateway.core.apis.openai_completions import COMPLETIONS
@@ -11,6 +11,7 @@ __all__ = [
     "APIS",
     "CHAT_COMPLETIONS",
     "COMPLETIONS",
+    "COUNT_TOKENS",
     "EMBEDDINGS",
     "MESSAGES",
     "RESPONSES",
@@ -20,4 +21,4 @@ __all__ = [
 ]
 
 #: Every API served, in the order the OpenAPI document lists them.
-APIS = (CHAT_COMPLETIONS, RESPONSES, COMPLETIONS, EMBEDDINGS, MESSAGES)
+APIS = (CHAT_COMPLETIONS, RESPONSES, COMPLETIONS, EMBEDDINGS, MESSAGES, COUNT_TOKENS)

@@ -13,6 +13,7 @@ the output count, ``message_stop`` ends it. Errors are ``{"type": "error", "erro
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from llm_gateway.core.sse import SSEEvent
 from llm_gateway.core.usage import UsageFields
 from llm_gateway.errors import GatewayError
 
-__all__ = ["MESSAGES", "STREAM_LOCATIONS"]
+__all__ = ["COUNT_TOKENS", "MESSAGES", "STREAM_LOCATIONS"]
 
 _BLOCK = ("index",)
 _DELTA_TYPE = ("delta", "type")
@@ -128,4 +129,20 @@ MESSAGES = WireAPI(
         (b"x-ratelimit-limit-requests", b"anthropic-ratelimit-requests-limit"),
         (b"x-ratelimit-remaining-requests", b"anthropic-ratelimit-requests-remaining"),
     ),
+)
+
+#: ``POST /v1/messages/count_tokens``: a Messages request without ``max_tokens``, answered with
+#: ``{"input_tokens": N}``. Its text leaves the gateway like a message's, so it is redacted the same
+#: way; it costs no tokens, so it counts against no quota (access is still checked).
+COUNT_TOKENS = replace(
+    MESSAGES,
+    route="/v1/messages/count_tokens",
+    operation_id="countMessageTokens",
+    summary="Count the tokens of a message (Anthropic)",
+    upstream_path="/messages/count_tokens",
+    operation="count_tokens",
+    usage=None,
+    stream_usage=(),
+    streams=False,
+    metered=False,
 )

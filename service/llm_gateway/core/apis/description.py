@@ -80,7 +80,9 @@ class WireAPI:
     document does). ``error_event_name`` is the ``event:`` of a mid-stream error event (None: a
     ``data:`` line alone); ``passed_statuses`` are upstream 5xx statuses relayed as they came (not as
     a 502) because the API's clients act on them; ``limit_header_aliases`` add the API's own names
-    for the ``x-ratelimit-*`` headers.
+    for the ``x-ratelimit-*`` headers. ``usage`` None: the API's answers use no tokens (counting
+    them); ``metered`` False: requests are checked for access (suspension, allowed models) but not
+    counted against quotas and rate limits.
     """
 
     route: str
@@ -92,7 +94,7 @@ class WireAPI:
     system: str
     input: InputRule
     locations: TextLocations
-    usage: UsageFields
+    usage: UsageFields | None
     streams: bool
     stream_usage: tuple[UsageFields, ...] = ()
     stream_redaction: Callable[[Redactor], StreamRedaction] | None = None
@@ -103,9 +105,10 @@ class WireAPI:
     error_event_name: bytes | None = None
     passed_statuses: frozenset[int] = frozenset()
     limit_header_aliases: tuple[tuple[bytes, bytes], ...] = ()
+    metered: bool = True
 
     def usage_in_streams(self) -> tuple[UsageFields, ...]:
-        return self.stream_usage or (self.usage,)
+        return self.stream_usage or ((self.usage,) if self.usage is not None else ())
 
     def redact_stream(self, redactor: Redactor) -> StreamRedaction:
         """A new stream redactor for one response."""

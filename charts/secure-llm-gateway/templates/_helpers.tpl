@@ -95,3 +95,26 @@ alike. KEY_HASH_SECRET is optional so that an existing Secret made for the open 
 - name: PRIVACY_MODE
   value: {{ .Values.privacy.mode | quote }}
 {{- end -}}
+
+{{/* Whether the gateway gets a routing file (gateway.routing declares upstreams or routes). */}}
+{{- define "slg.routingEnabled" -}}
+{{- if or .Values.gateway.routing.upstreams .Values.gateway.routing.routes }}true{{ end }}
+{{- end }}
+
+{{/* The environment variable that carries one declared upstream's key: UPSTREAM_<NAME>_API_KEY. */}}
+{{- define "slg.upstreamKeyEnv" -}}
+UPSTREAM_{{ . | upper | replace "-" "_" }}_API_KEY
+{{- end }}
+
+{{/* The keys of the declared upstreams, from their existingSecrets. */}}
+{{- define "slg.routingEnv" -}}
+{{- range .Values.gateway.routing.upstreams }}
+{{- if .existingSecret }}
+- name: {{ include "slg.upstreamKeyEnv" .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .existingSecretKey | default "api-key" }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,19 +1,28 @@
--- wrk script for the proxy benchmark: POST a chat completion and check every answer.
--- STREAM=1 in the environment asks for an SSE stream; a stream counts as good only when it
--- ends with `data: [DONE]`, a JSON answer only when it is a 200.
+-- wrk script for the proxy benchmark: POST one request of an API and check every answer.
+-- API (chat, responses, completions, embeddings, messages; default chat) picks the body; STREAM=1
+-- asks for an SSE stream, which counts as good only when it ends with the API's last event; a
+-- JSON answer counts only when it is a 200.
 local stream = os.getenv("STREAM") == "1"
+local api = os.getenv("API") or "chat"
+local bodies = {
+  chat = '"messages":[{"role":"user","content":"ping"}]',
+  responses = '"input":"ping"',
+  completions = '"prompt":"ping"',
+  embeddings = '"input":"ping"',
+  messages = '"max_tokens":64,"messages":[{"role":"user","content":"ping"}]',
+}
+local models = {messages = "claude-bench", embeddings = "text-embedding-3-small"}
+local last_events = {responses = "response.completed", messages = "message_stop"}
+local last_event = last_events[api] or "data: [DONE]"
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Api-Key"] = "bench"
-if stream then
-  wrk.body = '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"ping"}]}'
-else
-  wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ping"}]}'
-end
+wrk.body = '{"model":"' .. (models[api] or "gpt-4o-mini") .. '",' .. (stream and '"stream":true,' or "")
+  .. bodies[api] .. '}'
 
 local bad = 0
 function response(status, headers, body)
-  if status ~= 200 or (stream and not string.find(body, "data: [DONE]", 1, true)) then
+  if status ~= 200 or (stream and not string.find(body, last_event, 1, true)) then
     bad = bad + 1
   end
 end

@@ -6,13 +6,16 @@ then runs wrk (``bench/chat.lua``) against each target, non-stream and stream, a
 Prints a Markdown table with requests/s, p50/p99 latency, the gateway's CPU per request, and the
 ratios gateway/direct. Every run is bounded by ``--duration``; only 127.0.0.1 is contacted.
 
-``--base REV`` is the regression gate: the gateway of an earlier commit (checked out in a temporary
+``--api`` picks the API loaded (``chat``, the default; ``responses``, ``completions``,
+``embeddings`` (no streams) or ``messages``, which the gateway routes to the mock as an Anthropic
+upstream). ``--base REV`` is the regression gate: the gateway of an earlier commit (checked out in a temporary
 git worktree, run with this tree's virtualenv) is measured beside this tree's in the same run,
 interleaved within each repetition, and a last table gives this tree / base for every figure, with
 the drops over 10 % marked.
 
     python bench/proxy_bench.py [--duration 10] [--concurrency 1 64] [--reps 1] [--env KEY=VALUE ...]
     python bench/proxy_bench.py --base HEAD~1 --reps 2
+    python bench/proxy_bench.py --api messages
 """
 
 from __future__ import annotations
@@ -101,13 +104,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def run_wrk(url: str, stream: bool, concurrency: int, duration: int, cpu: int | None) -> dict[str, int]:
+#: Each API's path (on the mock and the gateway alike), and whether it streams.
+APIS = {
+    "chat": ("/v1/chat/completions", True),
+    "responses": ("/v1/responses", True),
+    "completions": ("/v1/completions", True),
+    "embeddings": ("/v1/embeddings", False),
+    "messages": ("/v1/messages", True),
+}
+
+
+def run_wrk(
+    url: str, stream: bool, concurrency: int, duration: int, cpu: int | None, api: str = "chat"
+) -> dict[str, int]:
     args = pinned(
         cpu, ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url]
     )
     out = subprocess.run(
         args,
-        env={**os.environ, "STREAM": "1" if stream else "0"},
+        env={**os.environ, "STREAM": "1" if stream else "0", "API": api},
         capture_output=True,
         text=True,
         timeout=duration + 60,
@@ -122,12 +137,12 @@ def run_wrk(url: str, stream: bool, concurrency: int, duration: int, cpu: int | 
 def measure(
     rep: int, name: str, url: str, pid: int, args: argparse.Namespace, load_cpu: int | None
 ) -> list[Point]:
-    run_wrk(url, False, 16, 2, load_cpu)  # warm-up: connection pools, caches
+    run_wrk(url, False, 16, 2, load_cpu, args.api)  # warm-up: connection pools, caches
     points = []
-    for stream in (False, True):
+    for stream in (False, True) if APIS[args.api][1] else (False,):
         for concurrency in args.concurrency:
             before = cpu_seconds(pid)
-            result = run_wrk(url, stream, concurrency, args.duration, load_cpu)
+            result = run_wrk(url, stream, concurrency, args.duration, load_cpu, args.api)
             used = cpu_seconds(pid) - before
             requests = max(result["requests"], 1)
             points.append(
@@ -261,6 +276,7 @@ def main() -> None:
         help="also run the gateway exporting traces: to an OTLP receiver, and to an absent collector",
     )
     parser.add_argument("--base", help="also measure the gateway of this earlier commit, and compare")
+    parser.add_argument("--api", choices=sorted(APIS), default="chat", help="the API to load (default chat)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(worktree(args.base)) if args.base else None
@@ -303,6 +319,14 @@ def run(args: argparse.Namespace, base: Path | None) -> None:
         "BURST": "1000000000",
         **dict(item.split("=", 1) for item in args.env),
     }
+    if args.api == "messages":  # the mock, declared again as an Anthropic upstream
+        routing = OUT / "routing.yaml"
+        upstream = f"{{name: claude, kind: anthropic, base_url: 'http://127.0.0.1:{mock_port}'"
+        routing.write_text(
+            f"upstreams:\n  - {upstream}, api_key_env: OPENAI_API_KEY}}\n"
+            "routes:\n  - {model: 'claude-*', upstream: claude}\n"
+        )
+        gateway_env["ROUTING_FILE"] = str(routing)
     variants = {"gateway": gateway_env}
     if args.otlp:
         variants["gateway+otlp"] = {
@@ -331,8 +355,9 @@ def run(args: argparse.Namespace, base: Path | None) -> None:
     points: list[Point] = []
     notes = []
     try:
-        direct_url = f"http://127.0.0.1:{mock_port}/v1/chat/completions"
-        gateway_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
+        path = APIS[args.api][0]
+        direct_url = f"http://127.0.0.1:{mock_port}{path}"
+        gateway_url = f"http://127.0.0.1:{gateway_port}{path}"
         for rep in range(1, args.reps + 1):
             points += measure(rep, "direct", direct_url, mock.pid, args, load_cpu)
             for name, env in variants.items():
@@ -360,7 +385,7 @@ def run(args: argparse.Namespace, base: Path | None) -> None:
                 stop(helper)
     print(
         f"pinning: {'mock+wrk(+redis) on cpu 0, gateway on cpu 1' if two_cores else 'none (one core)'}; "
-        f"{args.duration}s per point; gateway env extras: {args.env or 'none'}\n"
+        f"{args.duration}s per point; API {args.api}; gateway env extras: {args.env or 'none'}\n"
     )
     print(table(points))
     for note in notes:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DEFAULT_REPLY", "completion", "reply_text", "stream_events", "tokenize"]
+__all__ = ["DEFAULT_REPLY", "completion", "pieces", "reply_text", "sse", "stream_events", "tokenize"]
 
 #: Twenty words, like the peers' benchmark mock, so stream sizes are comparable.
 DEFAULT_REPLY = (
@@ -22,6 +22,19 @@ _TOKEN = re.compile(r"\s*\S+\s*")
 def tokenize(text: str) -> list[str]:
     """Split ``text`` into word chunks whose concatenation is exactly ``text``."""
     return _TOKEN.findall(text) or [text]
+
+
+def pieces(text: str, chunk_chars: int | None) -> list[str]:
+    """How a reply is streamed: word by word (:func:`tokenize`), or in ``chunk_chars``-character
+    pieces; nothing for an empty reply."""
+    if chunk_chars:
+        return [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
+    return tokenize(text) if text else []
+
+
+def sse(kind: str, payload: dict[str, Any]) -> bytes:
+    """A typed SSE event: its ``event:`` line and its JSON with ``type`` first."""
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **payload}) + b"\n\n"
 
 
 def reply_text(payload: dict[str, Any], echo: bool) -> str:
@@ -88,10 +101,7 @@ def stream_events(
     """
     created = int(time.time())
     model = payload.get("model", "")
-    if chunk_chars:
-        tokens = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
-    else:
-        tokens = tokenize(text) if text else []
+    tokens = pieces(text, chunk_chars)
     options = payload.get("stream_options")
     with_usage = isinstance(options, dict) and options.get("include_usage") is True
     base = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}

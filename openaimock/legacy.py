@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from openaimock.completions import tokenize
+from openaimock.completions import pieces, tokenize
 
 __all__ = [
     "EMBEDDING_DIMENSIONS",
@@ -76,10 +76,7 @@ def text_completion_events(
 ) -> list[bytes]:
     """SSE events of a streamed completion: one chunk per word (or per ``chunk_chars`` characters),
     the finish chunk, the usage chunk if asked (``stream_options.include_usage``), ``[DONE]``."""
-    if chunk_chars:
-        pieces = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
-    else:
-        pieces = tokenize(text) if text else []
+    parts = pieces(text, chunk_chars)
     options = payload.get("stream_options")
     with_usage = isinstance(options, dict) and options.get("include_usage") is True
     base = {
@@ -98,10 +95,10 @@ def text_completion_events(
     def piece(content: str, finish: str | None = None) -> bytes:
         return chunk([{"text": content, "index": 0, "logprobs": None, "finish_reason": finish}])
 
-    events = [piece(content) for content in pieces]
+    events = [piece(content) for content in parts]
     events.append(piece("", "stop"))
     if with_usage:
-        events.append(chunk([], _usage(payload, len(pieces))))
+        events.append(chunk([], _usage(payload, len(parts))))
     events.append(b"data: [DONE]\n\n")
     return events
 

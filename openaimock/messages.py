@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from openaimock.completions import tokenize
+from openaimock.completions import pieces, sse, tokenize
 
 __all__ = ["message", "message_events", "message_input_text", "token_count"]
 
@@ -72,27 +72,22 @@ def message_events(
     payload: dict[str, Any], text: str, request_id: str, chunk_chars: int | None = None
 ) -> list[bytes]:
     """The SSE events of a streamed message (see the module's description)."""
-    if chunk_chars:
-        pieces = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
-    else:
-        pieces = tokenize(text) if text else []
+    parts = pieces(text, chunk_chars)
     events: list[bytes] = []
 
     def event(kind: str, **fields: Any) -> None:
-        events.append(
-            b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **fields}) + b"\n\n"
-        )
+        events.append(sse(kind, fields))
 
     event("message_start", message=_message(payload, request_id, [], 1))
     event("content_block_start", index=0, content_block={"type": "text", "text": ""})
     event("ping")
-    for piece in pieces:
+    for piece in parts:
         event("content_block_delta", index=0, delta={"type": "text_delta", "text": piece})
     event("content_block_stop", index=0)
     event(
         "message_delta",
         delta={"stop_reason": "end_turn", "stop_sequence": None},
-        usage={"output_tokens": len(pieces)},
+        usage={"output_tokens": len(parts)},
     )
     event("message_stop")
     return events

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from openaimock.completions import tokenize
+from openaimock.completions import pieces, sse, tokenize
 
 __all__ = ["response", "response_events", "response_input_text"]
 
@@ -87,16 +87,12 @@ def response_events(
     payload: dict[str, Any], text: str, request_id: str, chunk_chars: int | None = None
 ) -> list[bytes]:
     """The SSE events of a streamed response (see the module's description)."""
-    if chunk_chars:
-        pieces = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
-    else:
-        pieces = tokenize(text) if text else []
+    parts = pieces(text, chunk_chars)
     item_id = f"msg_{request_id}"
     events: list[bytes] = []
 
     def event(kind: str, **fields: Any) -> None:
-        body = {"type": kind, "sequence_number": len(events), **fields}
-        events.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n")
+        events.append(sse(kind, {"sequence_number": len(events), **fields}))
 
     item = {"type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}
     part = {"type": "output_text", "text": "", "annotations": []}
@@ -104,7 +100,7 @@ def response_events(
     event("response.created", response=_object(payload, "", request_id, "in_progress"))
     event("response.output_item.added", output_index=0, item=item)
     event("response.content_part.added", **place, part=part)
-    for piece in pieces:
+    for piece in parts:
         event("response.output_text.delta", **place, delta=piece)
     event("response.output_text.done", **place, text=text)
     event("response.content_part.done", **place, part={**part, "text": text})

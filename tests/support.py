@@ -137,6 +137,17 @@ def start_mock(workdir: Path, verify: ssl.SSLContext | None = None, **env: str) 
     return process
 
 
+def mock_stat_reaches(mock: ManagedProcess, name: str, value: int, timeout: float = 10) -> int:
+    """The mock's counter ``name`` (``GET /_mock/stats``) once it reaches ``value``, or after ``timeout``
+    seconds, whatever it is then."""
+    deadline = time.monotonic() + timeout
+    while (
+        seen := int(httpx.get(mock.url + "/_mock/stats").json()[name])
+    ) < value and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return seen
+
+
 def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProcess:
     """Start the gateway on a free port in front of ``upstream_url``; ``env`` adds settings.
 

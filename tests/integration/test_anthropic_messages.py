@@ -20,7 +20,7 @@ from openaimock.completions import DEFAULT_REPLY
 from tests.conftest import GatewayFactory
 from tests.integration.scrape import scrape, value
 from tests.otlp_receiver import OTLPReceiver
-from tests.support import ManagedProcess
+from tests.support import ManagedProcess, mock_stat_reaches
 
 ANTHROPIC_KEY = "sk-ant-gateway-0123456789abcdef"
 EMAIL = "jane.doe@example.com"
@@ -210,14 +210,7 @@ def test_a_client_leaving_mid_stream_cancels_the_upstream_stream(
         sdk.messages.stream(model="mock:inter-token-ms=200", max_tokens=64, messages=HI) as stream,
     ):
         next(iter(stream.text_stream))
-
-    def cancelled() -> int:
-        return int(httpx.get(mock.url + "/_mock/stats").json()["streams_cancelled"])
-
-    deadline = time.monotonic() + 10
-    while cancelled() < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert cancelled() == 1
+    assert mock_stat_reaches(mock, "streams_cancelled", 1) == 1
 
 
 def test_spans_say_anthropic(start: Any, otlp_receiver: OTLPReceiver) -> None:

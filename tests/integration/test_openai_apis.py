@@ -20,7 +20,7 @@ from openaimock.legacy import EMBEDDING_DIMENSIONS
 from tests.conftest import GatewayFactory
 from tests.integration.scrape import scrape, value
 from tests.otlp_receiver import OTLPReceiver
-from tests.support import ManagedProcess
+from tests.support import ManagedProcess, mock_stat_reaches
 
 SERVER = 2  # SpanKind SERVER in the OTLP protobuf
 EMAIL = "jane.doe@example.com"
@@ -217,14 +217,7 @@ def test_a_client_leaving_mid_stream_cancels_the_upstream_stream(
         stream = call(sdk, "mock:inter-token-ms=200")
         next(iter(stream))
         stream.close()
-
-    def cancelled() -> int:
-        return int(httpx.get(mock.url + "/_mock/stats").json()["streams_cancelled"])
-
-    deadline = time.monotonic() + 10
-    while cancelled() < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert cancelled() == 1
+    assert mock_stat_reaches(mock, "streams_cancelled", 1) == 1
 
 
 @pytest.mark.parametrize(

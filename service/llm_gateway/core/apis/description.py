@@ -123,6 +123,8 @@ class WireAPI:
 
     def limit_headers(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """``headers`` (the ``x-ratelimit-*`` of a decision) with the API's own names added."""
+        if not self.limit_header_aliases:
+            return list(headers) if not isinstance(headers, list) else headers
         return [*headers, *self.limit_header_copies(headers)]
 
     def limit_header_copies(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

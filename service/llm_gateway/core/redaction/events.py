@@ -90,8 +90,10 @@ class EventRedactor:
         self._closing = dict(locations.closing)
         self._summary_text = dict(locations.summary_text)
         self._summary_json = dict(locations.summary_json)
-        # By (number of the delta spec, the channel's field values).
+        # By (number of the delta spec, the channel's field values); and the spec numbers open for
+        # each field values, so that a closing event finds its channels without a scan.
         self._channels: dict[tuple[Any, ...], _Channel] = {}
+        self._open: dict[tuple[Any, ...], list[int]] = {}
         self.found: Counter[Entity] = Counter()
 
     def process(self, events: list[SSEEvent]) -> list[SSEEvent]:
@@ -111,13 +113,14 @@ class EventRedactor:
                 continue
             if kind in self._closing:
                 closed = _key(payload, self._closing[kind])
-                for key in [key for key in self._channels if key[1:] == closed]:
-                    out.extend(self._flush(key))
+                for number in self._open.pop(closed, ()):
+                    out.extend(self._flush((number, *closed)))
             out.append(self._event(event, kind, payload, dumps))
         return out
 
     def finish(self) -> list[SSEEvent]:
         """Delta events with the text every open channel still holds; afterwards nothing is held."""
+        self._open.clear()
         return [event for key in list(self._channels) for event in self._flush(key)]
 
     def _event(self, event: SSEEvent, kind: str, payload: dict[str, Any], dumps: Dumps) -> SSEEvent:
@@ -128,10 +131,12 @@ class EventRedactor:
             fragment = _at(payload, delta.text)
             if not isinstance(fragment, str):
                 continue
-            key = (number, *_key(payload, delta.channel))
+            values = _key(payload, delta.channel)
+            key = (number, *values)
             channel = self._channels.get(key)
             if channel is None:
                 channel = self._channels[key] = _Channel(self._redactor, delta)
+                self._open.setdefault(values, []).append(number)
             channel.last = (event, payload, dumps)
             released = channel.text.feed(fragment)
             self._count(channel.text)

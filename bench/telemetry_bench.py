@@ -93,7 +93,7 @@ def record_cost(telemetry: Telemetry, n: int) -> float:
         exchange.model = "gpt-4o-mini"
         exchange.tenant = "bench-key"
         telemetry.describe_request(exchange, payload)
-        telemetry.start_upstream(exchange, "chat gpt-4o-mini", {})
+        telemetry.start_upstream(exchange, "chat gpt-4o-mini", {}, ("127.0.0.1", 4000))
         exchange.upstream_status = exchange.status = 200
         exchange.usage = Usage(12, 20)
         exchange.response_model = "gpt-4o-mini"
@@ -108,7 +108,6 @@ def telemetry(per_tenant: bool, tracing: Tracing | None) -> Telemetry:
         tracing,
         tenants=TenantNames("hash", lambda tenant: False, 100),
         models=BoundedLabel((), 50),
-        upstream_address=("127.0.0.1", 4000),
         access_log=None,  # its cost is measured in bench/security_bench.py
     )
 

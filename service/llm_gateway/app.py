@@ -33,7 +33,6 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
-from yarl import URL
 
 from llm_gateway import __version__
 from llm_gateway.adapters.local_limits import LocalLimits
@@ -160,7 +159,6 @@ def create_app(settings: Settings) -> ASGIApp:
         if settings.otel_exporter_otlp_endpoint
         else None
     )
-    base_url = URL(settings.openai_base_url)
     access_log = (
         AccessLog(sys.stderr)
         if settings.access_log and logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
@@ -176,7 +174,6 @@ def create_app(settings: Settings) -> ASGIApp:
             tenant_hash_key,
         ),
         models=BoundedLabel(settings.metrics_models, settings.metrics_max_models),
-        upstream_address=(base_url.host or "", base_url.port or 0),
         access_log=access_log,
     )
     identify = Identify(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import UPSTREAM_KEY, GatewayFactory
+from tests.otlp_receiver import OTLPReceiver
 from tests.support import ManagedProcess, start_mock
 
 AZURE_KEY = "azure-key-0123456789abcdef"
@@ -196,3 +197,25 @@ def test_the_model_list_adds_the_routed_models_and_retrieves_them_without_their_
     assert "llama-*" not in listed  # a pattern names no model
     assert (routed.id, routed.owned_by) == ("gpt-4o-eu", "azure")
     assert httpx.get(azure.url + "/_mock/stats").json()["requests"] == 0
+
+
+def test_the_upstream_span_names_the_upstream_the_route_chose(
+    gateway_factory: GatewayFactory,
+    mock: ManagedProcess,
+    other_mocks: tuple[ManagedProcess, ManagedProcess],
+    tmp_path: Path,
+    otlp_receiver: OTLPReceiver,
+) -> None:
+    local, azure = other_mocks
+    gateway = gateway_factory(
+        ROUTING_FILE=str(routing_file(tmp_path, local, azure)),
+        AZURE_OPENAI_API_KEY=AZURE_KEY,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.url,
+    )
+    body = {"model": "gpt-4o-eu", "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(gateway.url + "/v1/chat/completions", json=body).status_code == 200
+    [client] = [span for span in otlp_receiver.wait_for(2) if span.kind == 3]  # SpanKind CLIENT
+    assert (client.attributes["server.address"], client.attributes["server.port"]) == (
+        "127.0.0.1",
+        azure.port,
+    )

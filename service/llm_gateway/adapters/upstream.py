@@ -160,6 +160,9 @@ class Upstream:
         name: str = "default",
     ) -> None:
         base = base_url.rstrip("/")
+        url = URL(base)
+        #: (host, port) for telemetry (``server.address``, ``server.port``).
+        self.address = (url.host or "", url.port or 0)
         self.name = name
         self.kind = kind
         self._azure = kind == "azure-openai"

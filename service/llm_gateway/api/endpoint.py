@@ -189,7 +189,9 @@ class APIEndpoint:
         if changed:
             body = request.dumps(request.payload)
         headers = forwarded_headers(scope["headers"])
-        self._telemetry.start_upstream(exchange, f"{api.operation} {request.model}", headers)
+        self._telemetry.start_upstream(
+            exchange, f"{api.operation} {request.model}", headers, upstream.address
+        )
         async with CancelOnDisconnect(scope, receive):
             response = await open_upstream(
                 upstream,

@@ -99,7 +99,8 @@ class Models:
                 return
             upstream_path = "/models/" + quote(model, safe="")
         headers = forwarded_headers(scope["headers"])
-        self._telemetry.start_upstream(exchange, f"GET {ROUTE if model is None else MODEL_ROUTE}", headers)
+        name = f"GET {ROUTE if model is None else MODEL_ROUTE}"
+        self._telemetry.start_upstream(exchange, name, headers, self._upstream.address)
         response = await open_upstream(
             self._upstream,
             exchange,

@@ -45,14 +45,12 @@ class Telemetry:
         *,
         tenants: TenantNames,
         models: BoundedLabel,
-        upstream_address: tuple[str, int],
         access_log: AccessLog | None,
     ) -> None:
         self.metrics = metrics
         self._tracing = tracing
         self._tenants = tenants
         self._models = models
-        self._upstream_address = upstream_address
         self._access = access_log
 
     def begin(self, route: str, scope: Scope, send: Send) -> Exchange:
@@ -85,11 +83,14 @@ class Telemetry:
                 attributes[attribute] = value
         span.set_attributes(attributes)
 
-    def start_upstream(self, exchange: Exchange, name: str, headers: dict[str, str]) -> None:
-        """Open the client span of the upstream call and put its trace context into ``headers``."""
+    def start_upstream(
+        self, exchange: Exchange, name: str, headers: dict[str, str], address: tuple[str, int]
+    ) -> None:
+        """Open the client span of the upstream call to ``address`` (host, port) and put its trace
+        context into ``headers``."""
         if self._tracing is None or exchange.server_span is None:
             return
-        host, port = self._upstream_address
+        host, port = address
         attributes: dict[str, AttributeValue] = {"server.address": host, "server.port": port}
         if exchange.model is not None:
             attributes["gen_ai.request.model"] = exchange.model

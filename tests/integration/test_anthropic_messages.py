@@ -224,21 +224,22 @@ def test_spans_say_anthropic(start: Any, otlp_receiver: OTLPReceiver) -> None:
     assert server.attributes["gen_ai.usage.output_tokens"] == 20
 
 
-def test_count_tokens_is_answered_redacted_and_costs_no_quota(start: Any, mock: ManagedProcess) -> None:
-    gateway = start(TENANT_QUOTAS="one=1", RPS="1000", BURST="1000")
-    with client(gateway, "one") as sdk:
-        for _ in range(3):
-            counted = sdk.messages.count_tokens(
-                model=MODEL, messages=[{"role": "user", "content": f"write to {EMAIL} now"}]
-            )
-            assert counted.input_tokens == 4
+def test_count_tokens_is_answered_redacted_and_admitted_like_a_message(
+    start: Any, mock: ManagedProcess
+) -> None:
+    gateway = start(TENANT_QUOTAS="two=2", RPS="1000", BURST="1000")
+    with client(gateway, "two") as sdk:
+        counted = sdk.messages.count_tokens(
+            model=MODEL, messages=[{"role": "user", "content": f"write to {EMAIL} now"}]
+        )
+        assert counted.input_tokens == 4
         assert EMAIL not in last(mock)["body"] and MASKED_EMAIL in last(mock)["body"]
         assert last(mock)["path"] == "/v1/messages/count_tokens"
-        sdk.messages.create(model=MODEL, max_tokens=8, messages=HI)  # the tenant's one request is still there
-        with pytest.raises(anthropic.RateLimitError):
-            sdk.messages.create(model=MODEL, max_tokens=8, messages=HI)
+        sdk.messages.create(model=MODEL, max_tokens=8, messages=HI)
+        with pytest.raises(anthropic.RateLimitError):  # the count took one of the two
+            sdk.messages.count_tokens(model=MODEL, messages=HI)
     samples = scrape(gateway.url)
-    assert value(samples, "requests_total", route="/v1/messages/count_tokens") == 3
+    assert value(samples, "requests_total", route="/v1/messages/count_tokens") == 2
     assert (
         value(samples, "gen_ai_client_token_usage_count", gen_ai_token_type="input") == 1
     )  # the message only

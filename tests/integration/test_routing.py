@@ -219,3 +219,33 @@ def test_the_upstream_span_names_the_upstream_the_route_chose(
         "127.0.0.1",
         azure.port,
     )
+
+
+def test_a_caller_without_a_key_learns_nothing_about_routes(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "routing.yaml"
+    upstreams = [declared("claude", "anthropic", base_url=mock.url, api_key_env="K")]
+    path.write_text(
+        yaml.safe_dump({"upstreams": upstreams, "routes": [{"model": "claude-*", "upstream": "claude"}]})
+    )
+    gateway = gateway_factory(ROUTING_FILE=str(path), K="sk-ant-x", ALLOW_ANONYMOUS="false")
+    body = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(gateway.url + "/v1/chat/completions", json=body).status_code == 401
+
+
+@pytest.mark.parametrize("model", [".", ".."])
+def test_a_model_name_cannot_leave_its_azure_deployment_path(
+    gateway_factory: GatewayFactory,
+    other_mocks: tuple[ManagedProcess, ManagedProcess],
+    tmp_path: Path,
+    model: str,
+) -> None:
+    _, azure = other_mocks
+    path = tmp_path / "routing.yaml"
+    upstreams = [declared("az", "azure-openai", base_url=azure.url, api_key_env="K", api_version="1")]
+    path.write_text(yaml.safe_dump({"upstreams": upstreams, "routes": [{"model": "*", "upstream": "az"}]}))
+    gateway = gateway_factory(ROUTING_FILE=str(path), K="azure-key")
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(gateway.url + "/v1/chat/completions", json=body).status_code == 200
+    assert str(last(azure)["path"]).startswith("/openai/deployments/")

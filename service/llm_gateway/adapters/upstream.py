@@ -227,7 +227,10 @@ class Upstream:
         if self._session is None:
             raise UpstreamError("upstream client is not started")
         if self._azure:
-            path = quote(model or "", safe="") + path
+            # The deployment is one path segment: `.` and `..` are spelled out so that no model name
+            # can move the request to another path of the upstream.
+            deployment = quote(model or "", safe="")
+            path = (deployment if deployment not in (".", "..") else deployment.replace(".", "%2E")) + path
         url = self._urls.get(path)
         if url is None:
             url = URL(self._prefix + path + self._query, encoded=True)  # paths come percent-encoded

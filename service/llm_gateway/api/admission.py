@@ -66,13 +66,6 @@ class Admission:
             raise self._refusal(decision)
         return decision
 
-    def allow(self, tenant: str, model: str) -> Decision:
-        """The decision for a request that counts against nothing (only access is checked: a
-        suspended tenant or a model not allowed is refused with 403)."""
-        self._policy.check_access(tenant, model)
-        limits = self._policy.limits_for(tenant)
-        return Decision(Outcome.ALLOWED, limits.quota, limits.quota, limits.window_secs, metered=False)
-
     async def refund(self, tenant: str, decision: Decision) -> bool:
         """Give back the quota unit an admitted ``decision`` counted; True when it was given back.
 

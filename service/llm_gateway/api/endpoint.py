@@ -33,7 +33,7 @@ from llm_gateway.core.redaction import Entity, Redactor, redact_request, redact_
 from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
 from llm_gateway.core.routing import FAMILIES
 from llm_gateway.core.usage import StreamUsage, usage_of
-from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, Overloaded
+from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, Overloaded, UpstreamError
 from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
 from llm_gateway.telemetry.recorder import Telemetry
 
@@ -136,6 +136,9 @@ class APIEndpoint:
     ) -> None:
         exchange.model = request.model
         self._telemetry.describe_request(exchange, request.payload)
+        # Who asks comes first: nothing about routing is told to a caller the gateway refuses.
+        tenant, rate_key = self._identify(scope)
+        exchange.tenant = tenant
         if self._redactor is not None and (field := self._api.unredactable(request.payload)) is not None:
             raise InvalidRequest(
                 f"'{field}' asks for log probabilities, which {self._api.route} does not return while"
@@ -148,7 +151,7 @@ class APIEndpoint:
                 f"model '{request.model}' is served by an upstream that does not speak {self._api.route}",
                 code="model_not_supported_here",
             )
-        decision = await self._admit(scope, exchange, request.model)
+        decision = await self._admission.admit(tenant, rate_key, request.model)
         exchange.limit_headers = self._api.limit_headers(decision.headers())
         try:
             await self._forward(scope, receive, exchange, request, body, decision, upstream, upstream_model)
@@ -273,14 +276,11 @@ class APIEndpoint:
         if self._redactor is None:
             return body
         found: Counter[Entity] = Counter()
-        body = redact_response(body, payload, self._redactor, found, self._api.locations, dumps=dumps)
+        try:
+            body = redact_response(body, payload, self._redactor, found, self._api.locations, dumps=dumps)
+        except RecursionError:  # nested too deeply to write back: never passed on unexamined
+            raise UpstreamError(
+                "upstream answer is nested too deeply to redact", code="upstream_response_too_deep"
+            ) from None
         self._metrics.count_redactions(found, "response")
         return body
-
-    async def _admit(self, scope: Scope, exchange: Exchange, model: str) -> Decision:
-        """Identity, access, quota and rate limit."""
-        tenant, rate_key = self._identify(scope)
-        exchange.tenant = tenant
-        if not self._api.metered:
-            return self._admission.allow(tenant, model)
-        return await self._admission.admit(tenant, rate_key, model)

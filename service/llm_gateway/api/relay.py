@@ -172,7 +172,14 @@ async def _relay_events(
         else:
             last_data = loop.time()
             events = decoder.decode(chunk)
-            await _forward(events, exchange, redactor, usage, secret)
+            try:
+                await _forward(events, exchange, redactor, usage, secret)
+            except RecursionError:  # an event nested too deeply to write back redacted: not sent
+                error = UpstreamError(
+                    "upstream event is nested too deeply to redact", code="upstream_response_too_deep"
+                )
+                outcome = "upstream_error"
+                break
             if decoder.pending_bytes > response.max_bytes:  # an event without end: not held further
                 error = too_large(response.max_bytes)
                 outcome = "upstream_error"

@@ -32,7 +32,7 @@ def loads(data: bytes) -> tuple[Any, Dumps]:
     ``NaN`` and ``Infinity`` are read (clients write them) and written back as they came."""
     if _LONG_NUMBER.search(data) is None:
         try:
-            return orjson.loads(data), orjson.dumps
+            return orjson.loads(data), _orjson_dumps
         except orjson.JSONDecodeError:
             pass
     try:
@@ -49,6 +49,16 @@ def _finite(literal: str) -> float:
     if math.isinf(value):
         raise ValueError(f"number {literal[:40]} is out of range")
     return value
+
+
+def _orjson_dumps(payload: Any) -> bytes:
+    """orjson's writer; what it will not write (nesting beyond 255 levels, which it reads up to
+    1024) the standard library writes. Beyond what that can (``RecursionError``), the caller
+    decides."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return _std_dumps(payload)
 
 
 def _std_dumps(payload: Any) -> bytes:

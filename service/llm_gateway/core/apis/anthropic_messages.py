@@ -1,13 +1,14 @@
 """Anthropic Messages: ``POST /v1/messages``.
 
 Input: ``messages``, a non-empty array. Model text: ``system`` (a string or text blocks), message
-``content`` (a string or blocks: ``text`` blocks, ``tool_result`` blocks whose ``content`` is text
-or blocks, ``tool_use`` blocks whose ``input`` is JSON); in answers, the ``text`` and ``input`` of
-``content`` blocks. Streams are typed events: ``content_block_delta`` carries a ``text_delta``,
-``input_json_delta`` (partial JSON) or ``thinking_delta`` of the block at its ``index``, which
-``content_block_stop`` closes; ``message_start`` brings the input token count, ``message_delta``
-the output count, ``message_stop`` ends it. Errors are ``{"type": "error", "error": {"type",
-"message"}}``, mid-stream as an ``event: error``; 429s also carry
+``content`` (a string or blocks: ``text`` blocks, ``document`` blocks with a text or content source,
+``tool_result`` and ``search_result`` blocks whose ``content`` is text or blocks, ``tool_use``
+blocks whose ``input`` is JSON, citations' ``cited_text``); in answers, the ``text``, ``input`` and
+citations of ``content`` blocks. Streams are typed events: ``content_block_delta`` carries a
+``text_delta``, ``input_json_delta`` (partial JSON) or ``thinking_delta`` of the block at its
+``index``, which ``content_block_stop`` closes; ``message_start`` brings the input token count,
+``message_delta`` the output count, ``message_stop`` ends it. Errors are ``{"type": "error",
+"error": {"type", "message"}}``, mid-stream as an ``event: error``; 429s also carry
 ``anthropic-ratelimit-requests-*``; an upstream 529 (overloaded) reaches the SDK, which retries it.
 """
 
@@ -47,12 +48,17 @@ STREAM_LOCATIONS = EventLocations(
     closing=(("content_block_stop", _BLOCK),),
     summary_text=(
         ("message_start", (("message", "content", "*", "text"),)),
-        ("content_block_start", (("content_block", "text"),)),
+        (
+            "content_block_start",
+            (("content_block", "text"), ("content_block", "citations", "*", "cited_text")),
+        ),
+        ("content_block_delta", (("delta", "citation", "cited_text"),)),
     ),
     summary_json=(
         ("message_start", (("message", "content", "*", "input"),)),
         ("content_block_start", (("content_block", "input"),)),
     ),
+    final=("message_stop",),
 )
 
 #: Anthropic's error types by status (others: ``api_error``).
@@ -105,10 +111,15 @@ MESSAGES = WireAPI(
         {"type": "array", "minItems": 1, "items": {"type": "object"}},
     ),
     locations=TextLocations(
-        request_text=(("system",), _CONTENT, (*_CONTENT, "*", "content")),
+        request_text=(
+            ("system",),
+            _CONTENT,
+            (*_CONTENT, "*", "content"),  # tool results and search results: text, or text blocks
+            (*_CONTENT, "*", "citations", "*", "cited_text"),
+        ),
         request_json=((*_CONTENT, "*", "input"),),
         outputs="content",
-        response_text=(("text",), ("thinking",)),
+        response_text=(("text",), ("thinking",), ("citations", "*", "cited_text")),
         response_json=(("input",),),
         response_logprobs=(),
         stream=(),
@@ -133,7 +144,8 @@ MESSAGES = WireAPI(
 
 #: ``POST /v1/messages/count_tokens``: a Messages request without ``max_tokens``, answered with
 #: ``{"input_tokens": N}``. Its text leaves the gateway like a message's, so it is redacted the same
-#: way; it costs no tokens, so it counts against no quota (access is still checked).
+#: way; it is admitted like one too (quota and rate limit): it costs the upstream nothing, but the
+#: gateway its redaction.
 COUNT_TOKENS = replace(
     MESSAGES,
     route="/v1/messages/count_tokens",
@@ -144,5 +156,4 @@ COUNT_TOKENS = replace(
     usage=None,
     stream_usage=(),
     streams=False,
-    metered=False,
 )

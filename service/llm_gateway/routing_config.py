@@ -171,7 +171,10 @@ def load_routing(path: Path) -> RoutingConfig:
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{path} is not YAML: {problem}{where}") from None
     try:
         return RoutingConfig.model_validate(document or {})
     except ValidationError as exc:

@@ -249,3 +249,20 @@ def test_a_model_name_cannot_leave_its_azure_deployment_path(
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     assert httpx.post(gateway.url + "/v1/chat/completions", json=body).status_code == 200
     assert str(last(azure)["path"]).startswith("/openai/deployments/")
+
+
+def test_a_routing_file_that_is_not_yaml_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text("upstreams:\n  - {name: a, kind: openai\nroutes: []\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_gateway"],
+        env={"OPENAI_API_KEY": UPSTREAM_KEY, "LISTEN_ADDR": "127.0.0.1:1", "ROUTING_FILE": str(path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"secure-llm-gateway: invalid configuration: ROUTING_FILE: {path} is not YAML: ")
+    assert "(line 3, column " in line

@@ -137,6 +137,19 @@ def start_mock(workdir: Path, verify: ssl.SSLContext | None = None, **env: str) 
     return process
 
 
+def gateway_start_up(env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the gateway with only ``env`` as its environment, for a configuration it refuses: its exit
+    status and output (it must exit by itself within 30 s)."""
+    return subprocess.run(
+        [sys.executable, "-m", "llm_gateway"],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def mock_stat_reaches(mock: ManagedProcess, name: str, value: int, timeout: float = 10) -> int:
     """The mock's counter ``name`` (``GET /_mock/stats``) once it reaches ``value``, or after ``timeout``
     seconds, whatever it is then."""

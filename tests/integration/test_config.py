@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.chat import CHAT, assert_openai_error, chat_body
-from tests.support import ManagedProcess, free_port
+from tests.support import ManagedProcess, free_port, gateway_start_up
 
 VALID = {"OPENAI_API_KEY": "sk-upstream-secret-0123456789", "LISTEN_ADDR": "127.0.0.1:1"}
 
@@ -44,14 +43,7 @@ VALID = {"OPENAI_API_KEY": "sk-upstream-secret-0123456789", "LISTEN_ADDR": "127.
 def test_invalid_configuration_refuses_to_start_with_one_clear_line(
     tmp_path: Path, env: dict[str, str], variable: str, problem: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "llm_gateway"],
-        env={**VALID, **env},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = gateway_start_up({**VALID, **env}, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -61,17 +53,13 @@ def test_invalid_configuration_refuses_to_start_with_one_clear_line(
 
 
 def test_secrets_are_never_printed_in_config_errors(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "llm_gateway"],
-        env={
+    result = gateway_start_up(
+        {
             "OPENAI_API_KEY": "sk-do-not-print-me",
             "RPS": "-3",
             "REDIS_URL": "redis://:redis-pass-do-not-print@127.0.0.1:99999/0",
         },
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
+        tmp_path,
     )
     assert result.returncode == 2
     assert "REDIS_URL" in result.stderr

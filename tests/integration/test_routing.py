@@ -3,8 +3,6 @@ right one with the right credentials, path and model name; a bad routing file re
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import yaml
 
 from tests.conftest import UPSTREAM_KEY, GatewayFactory
 from tests.otlp_receiver import OTLPReceiver
-from tests.support import ManagedProcess, start_mock
+from tests.support import ManagedProcess, gateway_start_up, start_mock
 
 AZURE_KEY = "azure-key-0123456789abcdef"
 
@@ -137,18 +135,14 @@ def test_a_bad_routing_file_refuses_start_up_with_a_line_per_problem(
 ) -> None:
     path = tmp_path / "routing.yaml"
     path.write_text(yaml.safe_dump(document))
-    result = subprocess.run(
-        [sys.executable, "-m", "llm_gateway"],
-        env={
+    result = gateway_start_up(
+        {
             "OPENAI_API_KEY": UPSTREAM_KEY,
             "LISTEN_ADDR": "127.0.0.1:1",
             "ROUTING_FILE": str(path),
             "HOME": "/root",
         },
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
+        tmp_path,
     )
     assert result.returncode == 2
     assert f"secure-llm-gateway: invalid configuration: {problem}" in result.stderr.splitlines()
@@ -254,13 +248,8 @@ def test_a_model_name_cannot_leave_its_azure_deployment_path(
 def test_a_routing_file_that_is_not_yaml_is_named_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "routing.yaml"
     path.write_text("upstreams:\n  - {name: a, kind: openai\nroutes: []\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "llm_gateway"],
-        env={"OPENAI_API_KEY": UPSTREAM_KEY, "LISTEN_ADDR": "127.0.0.1:1", "ROUTING_FILE": str(path)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = gateway_start_up(
+        {"OPENAI_API_KEY": UPSTREAM_KEY, "LISTEN_ADDR": "127.0.0.1:1", "ROUTING_FILE": str(path)}, tmp_path
     )
     assert result.returncode == 2
     [line] = result.stderr.splitlines()

@@ -2,10 +2,12 @@
 
 Plain ASGI (routed in front of the FastAPI app) because FastAPI's request handling costs more than
 the whole proxy. Per request: shed load beyond ``MAX_CONCURRENCY``, read and validate what the
-gateway needs, identify the tenant, admit against quota and rate limit, redact PII from the model
-text, forward the body (as sent when nothing was redacted), relay JSON or SSE back, redacted, with
-the ``x-ratelimit-*`` headers, and record it. What differs between APIs comes from their
-:class:`~llm_gateway.core.apis.WireAPI`; this module names none of them (a test keeps it so).
+gateway needs, identify the tenant, route the model to its upstream (see
+:mod:`llm_gateway.core.routing`), admit against quota and rate limit, redact PII from the model
+text, forward the body (as sent when nothing was redacted, but for a renamed model), relay JSON or
+SSE back, redacted, with the ``x-ratelimit-*`` headers, and record it. What differs between APIs
+comes from their :class:`~llm_gateway.core.apis.WireAPI`; this module names none of them (a test
+keeps it so).
 """
 
 from __future__ import annotations

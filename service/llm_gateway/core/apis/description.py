@@ -1,7 +1,7 @@
 """What the pipeline needs to know about one wire API, said without I/O.
 
 The endpoint in :mod:`llm_gateway.api.endpoint` runs the same steps for every API (shed → read →
-validate → identify → admit → redact → forward → relay → record); a :class:`WireAPI` supplies what
+validate → identify → route → admit → redact → forward → relay → record); a :class:`WireAPI` supplies what
 differs: where the request's input is and how it is checked, where model text lives (for the
 redactor), where usage is counted, how a stream asks for usage and says it is over, how a gateway
 error looks, and the GenAI names its telemetry carries. One module per API in this package holds

@@ -73,12 +73,19 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
                 "the monitoring.coreos.com/v1 ServiceMonitor API is not served; no ServiceMonitor is kept"
             )
             return
-        # Scraping must not wait for the first TenantQuota: the gateways' ServiceMonitor exists from
-        # the start, with the tenants the live map holds (the resume handlers then bring it up to date).
-        # Best effort: start-up does not wait for Redis or retry; every reconcile applies it again.
+        # Scraping must not wait for the first TenantQuota, nor for Redis (which may start after the
+        # operator): the gateways' ServiceMonitor exists from the start, with the tenants the live map
+        # holds if it answers, else with none; every reconcile applies it again with the tenants.
         try:
-            await _apply_servicemonitor(config, memo, await memo.live_map.tenants())
-        except Exception as error:  # the API client's and Redis's own exception trees
+            tenants = await memo.live_map.tenants()
+        except Exception as error:  # redis-py's own exception tree
+            logger.warning(
+                "the live map is not readable yet (%s): the ServiceMonitor starts without tenants", error
+            )
+            tenants = []
+        try:
+            await _apply_servicemonitor(config, memo, tenants)
+        except Exception as error:  # the API client's own exception tree
             logger.warning("the ServiceMonitor is written at the first reconcile instead: %s", error)
 
     @kopf.on.cleanup(registry=registry)

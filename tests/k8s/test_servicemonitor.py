@@ -17,6 +17,7 @@ import pytest
 from llm_gateway.core.privacy import tenant_hash
 from tests.k8s.cluster import Cluster
 from tests.k8s.operator_support import OperatorFactory, apply_tenantquota, condition, eventually
+from tests.support import free_port
 
 SERVICEMONITOR_CRD = Path(__file__).resolve().parent / "crds" / "monitoring.coreos.com_servicemonitors.yaml"
 
@@ -40,6 +41,17 @@ def known_tenants(cluster: Cluster, namespace: str) -> str | None:
     monitor: dict[str, Any] = json.loads(found.stdout)
     [endpoint] = monitor["spec"]["endpoints"]
     return str(endpoint["metricRelabelings"][0]["regex"])
+
+
+def test_the_servicemonitor_is_there_from_the_start_even_before_redis_answers(
+    cluster: Cluster, namespace: str, servicemonitor_api: None, start_operator: OperatorFactory
+) -> None:
+    """The chart starts the operator beside Redis: it must not wait for a TenantQuota to scrape."""
+    start_operator(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    regex = eventually(lambda: known_tenants(cluster, namespace), timeout=10, what="the ServiceMonitor")
+    assert not re.fullmatch(regex, "team-a")
+    monitor = cluster.get("servicemonitor/secure-llm-gateway", "-n", namespace)
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
 
 
 def test_the_servicemonitor_follows_the_tenants(

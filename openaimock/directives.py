@@ -4,7 +4,8 @@ Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``l
 ``inter-token-ms=N``, ``chunk-chars=N`` (stream the reply in N-character pieces instead of words) and
 ``reply=B64`` (reply with this base64url text, so a test controls exactly what the upstream says)
 and ``echo-auth`` (an error from ``status=N`` quotes the ``Authorization`` header it received, as
-some upstreams do with a rejected key) and ``garbage`` (a stream of bytes that are not SSE at all)
+some upstreams do with a rejected key) and ``retry-after=N``/``retry-after-ms=N`` (an error from
+``status=N`` carries ``Retry-After: N`` / ``retry-after-ms: N``) and ``garbage`` (a stream of bytes that are not SSE at all)
 and ``script=NAME`` (answer with a scripted response: exact bytes, exact writes; see
 :mod:`openaimock.scripts`).
 In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``, which lets tests
@@ -24,6 +25,8 @@ _INT_OPTIONS = {
     "latency-ms": "latency_ms",
     "inter-token-ms": "inter_token_ms",
     "chunk-chars": "chunk_chars",
+    "retry-after": "retry_after",
+    "retry-after-ms": "retry_after_ms",
 }
 
 
@@ -39,20 +42,24 @@ class Directives:
     latency_ms: int | None = None
     inter_token_ms: int | None = None
     chunk_chars: int | None = None
+    retry_after: int | None = None
+    retry_after_ms: int | None = None
     reply: str | None = None
     script: str | None = None
 
 
-def parse_directives(header: str | None, model: str | None) -> Directives:
-    """Merge directives from ``header`` and from ``model`` (the header wins where both set one).
+def parse_directives(header: str | None, model: str | None, fault: str | None = None) -> Directives:
+    """Merge directives from ``model``, ``header`` and the server-wide ``fault`` (each later one wins
+    where two set the same directive).
 
     Raises ``ValueError`` for an unknown directive or a non-integer value.
     """
     directives = Directives()
     if model and model.startswith("mock:"):
         directives = _apply(directives, model.removeprefix("mock:"))
-    if header:
-        directives = _apply(directives, header)
+    for text in (header, fault):
+        if text:
+            directives = _apply(directives, text)
     return directives
 
 

@@ -13,8 +13,11 @@ whole stream in one write), ``ECHO`` (``1``: every reply echoes the last user me
 
 Test endpoints: ``GET /_mock/last-request`` (method, path, query, headers, body of the last API request),
 ``GET /_mock/stats`` (request and stream counters, including streams the client cancelled),
-``PUT /_mock/scripts/{name}`` (register a script, see :mod:`openaimock.scripts`) and
-``POST /_mock/reset`` (counters, last request and registered scripts).
+``PUT /_mock/scripts/{name}`` (register a script, see :mod:`openaimock.scripts`),
+``PUT /_mock/fault`` (the body, directives such as ``status=500,retry-after=2``, applies to every
+API request until ``DELETE /_mock/fault``, or to the next N with ``?times=N``: a fault injected
+into a running upstream) and
+``POST /_mock/reset`` (counters, last request, registered scripts and the fault).
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class _State:
         )
     )
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    fault: str | None = None
+    fault_times: int | None = None  # requests the fault still applies to (None: until cleared)
 
 
 _MODELS = ("gpt-4o-mini", "gpt-4o", "org/model-7b")
@@ -148,7 +153,13 @@ def create_app(config: MockConfig) -> web.Application:
             payload = orjson.loads(raw)
             if not isinstance(payload, dict):
                 raise ValueError("not an object")
-            directives = parse_directives(request.headers.get("X-Mock"), str(payload.get("model") or ""))
+            directives = parse_directives(
+                request.headers.get("X-Mock"), str(payload.get("model") or ""), state.fault
+            )
+            if state.fault_times is not None:
+                state.fault_times -= 1
+                if state.fault_times <= 0:
+                    state.fault, state.fault_times = None, None
             script = scripts.get(directives.script) if directives.script is not None else None
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             return _error(400, f"invalid request: {exc}")
@@ -161,7 +172,12 @@ def create_app(config: MockConfig) -> web.Application:
             message = f"mock failure {directives.status} as requested"
             if directives.echo_auth:
                 message += f" (credentials received: {request.headers.get('Authorization', '')})"
-            return _error(directives.status, message)
+            error = _error(directives.status, message)
+            if directives.retry_after is not None:
+                error.headers["Retry-After"] = str(directives.retry_after)
+            if directives.retry_after_ms is not None:
+                error.headers["retry-after-ms"] = str(directives.retry_after_ms)
+            return error
         if directives.reply is not None:
             text = directives.reply
         else:
@@ -224,6 +240,23 @@ def create_app(config: MockConfig) -> web.Application:
             state.stats["streams_cancelled"] += 1
         return response
 
+    async def put_fault(request: web.Request) -> web.Response:
+        text = (await request.read()).decode("utf-8", "replace").strip()
+        try:
+            parse_directives(None, None, text)
+        except ValueError as exc:
+            return _error(400, f"invalid fault: {exc}")
+        times = request.query.get("times")
+        if times is not None and not times.isdigit():
+            return _error(400, "times must be a whole number")
+        state.fault = text or None
+        state.fault_times = int(times) if times is not None and state.fault else None
+        return _json(200, {"fault": state.fault, "times": state.fault_times})
+
+    async def clear_fault(_: web.Request) -> web.Response:
+        state.fault, state.fault_times = None, None
+        return _json(200, {"fault": None})
+
     async def put_script(request: web.Request) -> web.Response:
         try:
             scripts.register(request.match_info["name"], Script.from_json(await request.read()))
@@ -257,6 +290,7 @@ def create_app(config: MockConfig) -> web.Application:
 
     async def reset(_: web.Request) -> web.Response:
         state.last_request = {}
+        state.fault, state.fault_times = None, None
         scripts.clear()
         for key in state.stats:
             state.stats[key] = 0
@@ -285,6 +319,8 @@ def create_app(config: MockConfig) -> web.Application:
     app.router.add_get("/_mock/stats", stats)
     app.router.add_post("/_mock/reset", reset)
     app.router.add_put("/_mock/scripts/{name}", put_script)
+    app.router.add_put("/_mock/fault", put_fault)
+    app.router.add_delete("/_mock/fault", clear_fault)
     return app
 
 

@@ -36,6 +36,8 @@ def table(model: type[BaseSettings]) -> str:
             default = f"`{str(value).lower()}`"
         elif isinstance(value, (list, tuple)):  # written as the setting takes it: comma-separated
             default = "`" + ",".join(str(getattr(item, "value", item)) for item in value) + "`"
+        elif isinstance(value, frozenset):  # a set of numbers, in order
+            default = "`" + ",".join(map(str, sorted(value))) + "`"
         else:
             default = f"`{value}`"
         rows.append(f"| `{name.upper()}` | {default} | {field.description} |")

@@ -119,12 +119,15 @@ class ManagedProcess:
             os.killpg(self.proc.pid, signum)
 
 
-def start_mock(workdir: Path, verify: ssl.SSLContext | None = None, **env: str) -> ManagedProcess:
-    """Start ``openaimock`` on a free port; ``env`` overrides its settings (e.g. ``LATENCY_MS``).
+def start_mock(
+    workdir: Path, verify: ssl.SSLContext | None = None, *, port: int | None = None, **env: str
+) -> ManagedProcess:
+    """Start ``openaimock`` on ``port`` (a free one by default); ``env`` overrides its settings (e.g.
+    ``LATENCY_MS``).
 
     With ``TLS_CERT_FILE`` and ``TLS_KEY_FILE`` in ``env`` it serves HTTPS: ``verify`` must trust it.
     """
-    port = free_port()
+    port = port or free_port()
     process = ManagedProcess(
         "openaimock",
         [sys.executable, "-m", "openaimock"],
@@ -165,7 +168,8 @@ def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProces
     """Start the gateway on a free port in front of ``upstream_url``; ``env`` adds settings.
 
     Quotas and rate limits are generous unless ``env`` sets them, so tests about other behaviour
-    never trip them by accident.
+    never trip them by accident; so are circuit breakers, which the mock's per-request faults
+    (``mock:status=503``) would otherwise open for every later test of a shared gateway.
     """
     port = free_port()
     settings = {
@@ -175,6 +179,8 @@ def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProces
         "RPS": "100000",
         "BURST": "100000",
         "DEFAULT_QUOTA": "1000000",
+        "CIRCUIT_BREAKER_FAILURES": "1000000",
+        "CIRCUIT_BREAKER_MIN_REQUESTS": "1000000",
         **env,
     }
     process = ManagedProcess("gateway", [sys.executable, "-m", "llm_gateway"], settings, workdir, port)

@@ -18,6 +18,7 @@ endpoints, knowing their route and status already, do not need to pay.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -42,6 +43,7 @@ from llm_gateway.adapters.upstream_probe import UpstreamProbe
 from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.endpoint import APIEndpoint
+from llm_gateway.api.failover import Failover
 from llm_gateway.api.health import Check, health_router
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.models import MODEL_ROUTE, Models
@@ -51,10 +53,12 @@ from llm_gateway.api.openapi import add_proxy_paths
 from llm_gateway.api.relay import StreamTimings
 from llm_gateway.core.api_keys import KeyRing
 from llm_gateway.core.apis import APIS
+from llm_gateway.core.balancer import Balancer
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.core.redaction import Redactor, Replacer
+from llm_gateway.core.retries import RetryBudget
 from llm_gateway.core.routing import RoutingTable
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from llm_gateway.routing_config import DEFAULT_UPSTREAM
@@ -103,6 +107,8 @@ def create_app(settings: Settings) -> ASGIApp:
         max_response_bytes=settings.max_response_bytes,
         name=DEFAULT_UPSTREAM,
     )
+    table = RoutingTable(settings.routing.model_routes(), DEFAULT_UPSTREAM)
+    rng = random.Random()
     upstreams = UpstreamRouter(
         [
             upstream,
@@ -120,7 +126,8 @@ def create_app(settings: Settings) -> ASGIApp:
                 for declared in settings.routing.upstreams
             ),
         ],
-        RoutingTable(settings.routing.model_routes(), DEFAULT_UPSTREAM),
+        table,
+        Balancer(table.deployments(), settings.breaker_policy, rng),
     )
     metrics = GatewayMetrics(
         (*(api.route for api in APIS), MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant
@@ -180,6 +187,14 @@ def create_app(settings: Settings) -> ASGIApp:
         key_ring, allow_anonymous=settings.allow_anonymous, trusted_proxies=settings.trusted_proxies
     )
 
+    failover = Failover(
+        upstreams,
+        upstreams.balancer,
+        settings.retry_policy,
+        RetryBudget(settings.upstream_retry_budget_ratio, settings.upstream_retry_budget_min_per_sec),
+        telemetry,
+        rng=rng,
+    )
     probe = UpstreamProbe(upstream) if settings.upstream_readiness_probe else None
 
     @asynccontextmanager
@@ -222,6 +237,7 @@ def create_app(settings: Settings) -> ASGIApp:
         api.route: APIEndpoint(
             api,
             upstreams,
+            failover,
             limit=limit,
             buffered_bodies=buffered_bodies,
             telemetry=telemetry,

@@ -18,6 +18,7 @@ exceptions into it and the edge renders it once with :func:`error_body`::
     ├── UnsupportedMediaType          415     invalid_request_error  unsupported_media_type
     ├── Overloaded                    503     server_error           server_overloaded
     ├── QuotaBackendUnavailable       503     server_error           quota_backend_unavailable
+    ├── UpstreamUnavailable           503     server_error           upstream_circuit_open
     ├── UpstreamError                 502     upstream_error         (per case)
     └── UpstreamTimeout               504     timeout_error          upstream_timeout
 
@@ -48,6 +49,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
+    "UpstreamUnavailable",
 ]
 
 
@@ -122,6 +124,12 @@ class UnsupportedMediaType(GatewayError):
 
 class Overloaded(GatewayError):
     status, type, code = 503, "server_error", "server_overloaded"
+
+
+class UpstreamUnavailable(GatewayError):
+    """Every deployment of the model is known to be failing (their circuit breakers are open)."""
+
+    status, type, code = 503, "server_error", "upstream_circuit_open"
 
 
 class UpstreamError(GatewayError):

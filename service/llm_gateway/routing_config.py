@@ -20,6 +20,14 @@ is (``upstreams[1].kind: ...``)::
       - model: gpt-4o-eu
         upstream: azure
         upstream_model: gpt4o-deployment  # optional: the upstream's name for it (Azure: the deployment)
+      - model: gpt-4o                     # a model group: several deployments
+        deployments:
+          - upstream: default             # weight (1-1000, default 1): share among the same priority
+            weight: 3
+          - upstream: azure
+            upstream_model: gpt4o-deployment
+          - upstream: backup              # priority (0-100, default 0): higher ones are fallbacks
+            priority: 1
 
 ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` stay the upstream named ``default`` (kind ``openai``), which
 serves every model no route names; a file may route to it by that name, and may not declare it.
@@ -46,7 +54,7 @@ from pydantic import (
 from yarl import URL
 
 from llm_gateway.core.api_request import is_model_name
-from llm_gateway.core.routing import ModelRoute, UpstreamKind
+from llm_gateway.core.routing import Deployment, ModelRoute, UpstreamKind
 
 __all__ = ["DEFAULT_UPSTREAM", "RoutingConfig", "UpstreamConfig", "load_routing"]
 
@@ -116,12 +124,33 @@ class UpstreamConfig(BaseModel):
         return self.model_copy(update={"api_key": SecretStr(key) if key else None})
 
 
+class DeploymentConfig(BaseModel):
+    """One deployment of a model group: an upstream, the model's name there, a weight, a priority."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upstream: str
+    upstream_model: str | None = None
+    weight: int = Field(1, ge=1, le=1000)
+    priority: int = Field(0, ge=0, le=100)
+
+    @field_validator("upstream_model")
+    @classmethod
+    def _check_model(cls, value: str | None) -> str | None:
+        if value is not None and not is_model_name(value):
+            raise ValueError("a model name: 1 to 256 printable characters")
+        return value
+
+
 class RouteConfig(BaseModel):
+    """A model and where it is served: one ``upstream`` (and ``upstream_model``), or ``deployments``."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
-    upstream: str
+    upstream: str | None = None
     upstream_model: str | None = None
+    deployments: list[DeploymentConfig] | None = Field(None, min_length=1, max_length=64)
 
     @field_validator("model", "upstream_model")
     @classmethod
@@ -129,6 +158,23 @@ class RouteConfig(BaseModel):
         if value is not None and not is_model_name(value):
             raise ValueError("a model name: 1 to 256 printable characters")
         return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RouteConfig:
+        if (self.upstream is None) == (self.deployments is None):
+            raise ValueError("set upstream (with an optional upstream_model) or deployments, not both")
+        if self.deployments is not None and self.upstream_model is not None:
+            raise ValueError("upstream_model belongs in each of deployments")
+        return self
+
+    def group(self) -> list[DeploymentConfig]:
+        """The route's deployments (one, for the ``upstream`` form)."""
+        if self.deployments is not None:
+            return self.deployments
+        assert self.upstream is not None
+        return [
+            DeploymentConfig(upstream=self.upstream, upstream_model=self.upstream_model, weight=1, priority=0)
+        ]
 
 
 class RoutingConfig(BaseModel):
@@ -152,8 +198,13 @@ class RoutingConfig(BaseModel):
         known = {*names, DEFAULT_UPSTREAM}
         models = [r.model for r in self.routes]
         for index, route in enumerate(self.routes):
-            if route.upstream not in known:
-                problems.append(f"routes[{index}].upstream: no upstream named {route.upstream!r}")
+            where = f"routes[{index}]." + ("upstream" if route.deployments is None else "deployments")
+            group = [(d.upstream, d.upstream_model) for d in route.group()]
+            for upstream in dict.fromkeys(name for name, _ in group):
+                if upstream not in known:
+                    problems.append(f"{where}: no upstream named {upstream!r}")
+            if len(set(group)) < len(group):
+                problems.append(f"{where}: a deployment is listed twice (same upstream and upstream_model)")
             if models.count(route.model) > 1 and models.index(route.model) != index:
                 problems.append(f"routes[{index}].model: {route.model!r} is routed twice")
         if problems:
@@ -161,7 +212,13 @@ class RoutingConfig(BaseModel):
         return self
 
     def model_routes(self) -> tuple[ModelRoute, ...]:
-        return tuple(ModelRoute(r.model, r.upstream, r.upstream_model) for r in self.routes)
+        return tuple(
+            ModelRoute(
+                r.model,
+                tuple(Deployment(d.upstream, d.upstream_model, d.weight, d.priority) for d in r.group()),
+            )
+            for r in self.routes
+        )
 
 
 def load_routing(path: Path) -> RoutingConfig:

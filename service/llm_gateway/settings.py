@@ -19,11 +19,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio.connection import parse_url as parse_redis_url
 from yarl import URL
 
+from llm_gateway.core.breaker import BreakerPolicy
 from llm_gateway.core.client_ip import parse_networks
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas, split_list
 from llm_gateway.core.privacy import PrivacyMode
 from llm_gateway.core.quota import FailureMode
 from llm_gateway.core.redaction import DEFAULT_PHONE_REGIONS, Entity, Mode
+from llm_gateway.core.retries import DEFAULT_BREAKER_STATUSES, DEFAULT_RETRY_STATUSES, RetryPolicy
 from llm_gateway.routing_config import RoutingConfig, load_routing
 from llm_gateway.telemetry.labels import TenantLabelMode
 
@@ -119,6 +121,72 @@ class Settings(BaseSettings):
         gt=0,
         description="First-byte timeout of a non-stream request when `TIMEOUT_SECS` is unset: a reasoning "
         "model may think for minutes before it answers (600 s is the OpenAI SDKs' own timeout).",
+    )
+    upstream_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Upstream attempts per request, retries and fallbacks to other deployments included "
+        "(1: none). Only before any byte reached the client. See Upstream resilience.",
+    )
+    upstream_retry_statuses: Annotated[frozenset[int], NoDecode] = Field(
+        default_factory=lambda: DEFAULT_RETRY_STATUSES,
+        description="Upstream statuses that are retried, comma-separated (connect failures, resets and "
+        "first-byte timeouts always are).",
+    )
+    upstream_retry_backoff_ms: int = Field(
+        200,
+        ge=0,
+        description="First backoff before a deployment is retried (full jitter, doubling per retry); the "
+        "upstream's `retry-after-ms`/`Retry-After` is waited when longer.",
+    )
+    upstream_retry_max_backoff_ms: int = Field(5000, ge=0, description="Longest backoff between retries.")
+    upstream_retry_deadline_secs: float = Field(
+        30,
+        gt=0,
+        description="No attempt starts, and no backoff ends, later than this after the first attempt.",
+    )
+    upstream_retry_budget_ratio: float = Field(
+        0.2,
+        ge=0,
+        description="Retries per replica may be at most this fraction of its requests (over 10 s), "
+        "plus `UPSTREAM_RETRY_BUDGET_MIN_PER_SEC`: a failing upstream is not hammered.",
+    )
+    upstream_retry_budget_min_per_sec: float = Field(
+        3, ge=0, description="Retries per second a replica may always make, whatever its traffic."
+    )
+    circuit_breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failed attempts that open a deployment's circuit breaker."
+    )
+    circuit_breaker_statuses: Annotated[frozenset[int], NoDecode] = Field(
+        default_factory=lambda: DEFAULT_BREAKER_STATUSES,
+        description="Upstream statuses that count as a deployment's failure, comma-separated (connect "
+        "failures and first-byte timeouts always do). Not 500 by default: one request's content can "
+        "cause it, and one client must not open the circuit for every tenant.",
+    )
+    circuit_breaker_failure_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Failed fraction of a deployment's attempts over `CIRCUIT_BREAKER_WINDOW_SECS` that "
+        "opens its breaker (with at least `CIRCUIT_BREAKER_MIN_REQUESTS` attempts).",
+    )
+    circuit_breaker_window_secs: float = Field(
+        30, gt=0, description="Rolling window of the failure ratio, in seconds."
+    )
+    circuit_breaker_min_requests: int = Field(
+        20, ge=1, description="Attempts in the window before the failure ratio may open a breaker."
+    )
+    circuit_breaker_cooldown_secs: float = Field(
+        30,
+        gt=0,
+        description="How long an open breaker stays open (longer when the upstream's `Retry-After` "
+        "says so, up to `CIRCUIT_BREAKER_MAX_COOLDOWN_SECS`) before probes are let through.",
+    )
+    circuit_breaker_max_cooldown_secs: float = Field(
+        300, gt=0, description="The longest an upstream's `Retry-After` keeps a breaker open."
+    )
+    circuit_breaker_probes: int = Field(
+        1, ge=1, description="Probe attempts a half-open breaker lets through at once."
     )
     max_concurrency: int = Field(
         1024, ge=1, description="In-flight proxy requests per replica; beyond it, 503 at once."
@@ -286,6 +354,18 @@ class Settings(BaseSettings):
     def _parse_trusted_proxies(cls, value: Any) -> Any:
         return parse_networks(value) if isinstance(value, str) else value
 
+    @field_validator("upstream_retry_statuses", "circuit_breaker_statuses", mode="before")
+    @classmethod
+    def _parse_statuses(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        statuses = set()
+        for item in split_list(value):
+            if not item.isdigit() or not 400 <= int(item) <= 599:
+                raise ValueError(f"expected HTTP statuses 400-599, comma-separated; {item!r} is not one")
+            statuses.add(int(item))
+        return frozenset(statuses)
+
     @field_validator("metrics_models", mode="before")
     @classmethod
     def _parse_models(cls, value: Any) -> Any:
@@ -354,6 +434,31 @@ class Settings(BaseSettings):
     def routing(self) -> RoutingConfig:
         """The upstreams and model routes of ``ROUTING_FILE`` (none when it is unset)."""
         return self._routing
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The ``UPSTREAM_*`` retry settings (in seconds) and ``CIRCUIT_BREAKER_STATUSES``."""
+        return RetryPolicy(
+            max_attempts=self.upstream_max_attempts,
+            deadline=self.upstream_retry_deadline_secs,
+            backoff=self.upstream_retry_backoff_ms / 1000,
+            max_backoff=self.upstream_retry_max_backoff_ms / 1000,
+            statuses=self.upstream_retry_statuses,
+            breaker_statuses=self.circuit_breaker_statuses,
+        )
+
+    @property
+    def breaker_policy(self) -> BreakerPolicy:
+        """The ``CIRCUIT_BREAKER_*`` settings."""
+        return BreakerPolicy(
+            failures=self.circuit_breaker_failures,
+            failure_ratio=self.circuit_breaker_failure_ratio,
+            window=self.circuit_breaker_window_secs,
+            min_requests=self.circuit_breaker_min_requests,
+            cooldown=self.circuit_breaker_cooldown_secs,
+            max_cooldown=self.circuit_breaker_max_cooldown_secs,
+            probes=self.circuit_breaker_probes,
+        )
 
     @property
     def listen(self) -> tuple[str, int]:

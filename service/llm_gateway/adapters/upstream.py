@@ -46,6 +46,7 @@ class UpstreamResponse:
         "client_headers",
         "content_type",
         "first_chunk",
+        "headers",
         "max_bytes",
         "request_id",
         "status",
@@ -61,6 +62,8 @@ class UpstreamResponse:
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "application/json")
         self.first_chunk = first_chunk
+        #: Every upstream header, case-insensitive (``retry-after`` and the like).
+        self.headers: Mapping[str, str] = response.headers
         #: The upstream headers the client gets, and the upstream's own request id (see
         #: :func:`~llm_gateway.core.headers.passed_response_headers`).
         self.client_headers, self.request_id = passed_response_headers(response.headers, secret)

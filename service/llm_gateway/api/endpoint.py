@@ -17,23 +17,23 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
+from llm_gateway.api.failover import Attempt, Failover
 from llm_gateway.api.identity import Identify
-from llm_gateway.api.relay import StreamTimings, off_the_loop, open_upstream, relay_buffered, relay_stream
+from llm_gateway.api.relay import StreamTimings, off_the_loop, relay_buffered, relay_stream
 from llm_gateway.api.request_body import ClientDisconnected, read_json_body, take
 from llm_gateway.core import json_codec
 from llm_gateway.core.api_request import APIRequest, parse_request
 from llm_gateway.core.apis import WireAPI
+from llm_gateway.core.balancer import DeploymentState
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, redact_request, redact_response
 from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
-from llm_gateway.core.routing import FAMILIES
 from llm_gateway.core.usage import StreamUsage, usage_of
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, Overloaded, UpstreamError
 from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
@@ -60,6 +60,7 @@ class APIEndpoint:
         self,
         api: WireAPI,
         upstreams: UpstreamRouter,
+        failover: Failover,
         *,
         limit: ConcurrencyLimit,
         buffered_bodies: ConcurrencyLimit,
@@ -77,6 +78,7 @@ class APIEndpoint:
     ) -> None:
         self._api = api
         self._upstreams = upstreams
+        self._failover = failover
         self._limit = limit
         self._bodies = buffered_bodies
         self._telemetry = telemetry
@@ -147,8 +149,8 @@ class APIEndpoint:
                 " the gateway redacts PII",
                 code="unsupported_with_redaction",
             )
-        upstream, upstream_model = self._upstreams.route(request.model)
-        if FAMILIES[upstream.kind] != self._api.family:
+        group = self._upstreams.route(request.model, self._api.family)
+        if not group:
             raise InvalidRequest(
                 f"model '{request.model}' is served by an upstream that does not speak {self._api.route}",
                 code="model_not_supported_here",
@@ -156,7 +158,7 @@ class APIEndpoint:
         decision = await self._admission.admit(tenant, rate_key, request.model)
         exchange.limit_headers = self._api.limit_headers(decision.headers())
         try:
-            await self._forward(scope, receive, exchange, request, body, decision, upstream, upstream_model)
+            await self._forward(scope, receive, exchange, request, body, decision, group)
         except GatewayError as error:
             if exchange.status == 0:  # nothing reached the client
                 await self._refund(exchange, decision, refund_for_error(error))
@@ -172,10 +174,10 @@ class APIEndpoint:
         request: APIRequest,
         body: bytes,
         decision: Decision,
-        upstream: Upstream,
-        upstream_model: str,
+        group: list[DeploymentState],
     ) -> None:
-        """Redact the request, send it upstream under the model name it knows, relay the answer."""
+        """Redact the request, send it to a deployment of its model (retrying and falling back, see
+        :mod:`llm_gateway.api.failover`) under the model name it knows, relay the answer."""
         api = self._api
         changed = False
         redactor = self._redactor
@@ -188,71 +190,85 @@ class APIEndpoint:
         if request.stream and self._stream_usage and api.ask_for_stream_usage is not None:
             client_wants_usage = api.ask_for_stream_usage(request.payload)
             changed = changed or not client_wants_usage
-        if upstream_model != request.model:
-            request.payload["model"] = upstream_model
-            changed = True
-        if changed:
-            body = request.dumps(request.payload)
-        headers = forwarded_headers(scope["headers"])
-        self._telemetry.start_upstream(
-            exchange, f"{api.operation} {request.model}", headers, upstream.address
-        )
+        sent = body if not changed else request.dumps(request.payload)
+
+        def body_for(model: str | None) -> bytes:
+            if model is None or model == request.model:
+                return sent
+            request.payload["model"] = model
+            return request.dumps(request.payload)
+
         async with CancelOnDisconnect(scope, receive):
-            response = await open_upstream(
-                upstream,
+            attempt = await self._failover.open(
                 exchange,
-                "POST",
-                api.upstream_path,
-                body=body,
-                headers=headers,
+                group,
+                span_name=f"{api.operation} {request.model}",
+                path=api.upstream_path,
+                body_for=body_for,
+                headers=forwarded_headers(scope["headers"]),
                 # Unset, a stream's first byte waits as long as the idle timeout allows; a non-stream
                 # answer may come only after a reasoning model has thought for minutes.
                 first_byte_timeout=self._first_byte_timeout
                 or (None if request.stream else self._non_stream_timeout),
-                model=upstream_model,
+                client_model=request.model,
             )
-            async with response:
-                reason = refund_for_status(response.status)
-                if reason is not None:  # given back before the answer, so its headers say so
-                    await self._refund(exchange, decision, reason)
-                if response.status in UPSTREAM_REFUSALS:
-                    # The upstream's own wait (`retry-after`) goes out; the tenant's room does not.
-                    exchange.limit_headers = []
-                if (
-                    request.stream
-                    and response.status == 200
-                    and response.content_type.lower().startswith("text/event-stream")
-                ):
-                    sse = api.redact_stream(redactor) if redactor is not None else None
-                    usage = StreamUsage(
-                        api.usage_in_streams(), api.locations.outputs, forward_usage=client_wants_usage
-                    )
-                    try:
-                        await relay_stream(
-                            response,
-                            exchange,
-                            self._timings,
-                            api,
-                            exchange.limit_headers,
-                            sse,
-                            usage,
-                            upstream.secret,
-                        )
-                    finally:
-                        exchange.usage = usage.usage
-                        exchange.response_model = usage.model
-                        if sse is not None:
-                            self._metrics.count_redactions(sse.found, "response")
-                else:
-                    await relay_buffered(
+            try:
+                await self._relay(exchange, request, decision, attempt, client_wants_usage)
+            finally:
+                self._failover.finish(attempt, failed=exchange.stream_outcome in FAILED_STREAMS)
+
+    async def _relay(
+        self,
+        exchange: Exchange,
+        request: APIRequest,
+        decision: Decision,
+        attempt: Attempt,
+        client_wants_usage: bool,
+    ) -> None:
+        """Relay the chosen attempt's answer: a live SSE stream, or a buffered body."""
+        api, redactor, upstream = self._api, self._redactor, attempt.upstream
+        async with attempt.response as response:
+            reason = refund_for_status(response.status)
+            if reason is not None:  # given back before the answer, so its headers say so
+                await self._refund(exchange, decision, reason)
+            if response.status in UPSTREAM_REFUSALS:
+                # The upstream's own wait (`retry-after`) goes out; the tenant's room does not.
+                exchange.limit_headers = []
+            if (
+                request.stream
+                and response.status == 200
+                and response.content_type.lower().startswith("text/event-stream")
+            ):
+                sse = api.redact_stream(redactor) if redactor is not None else None
+                usage = StreamUsage(
+                    api.usage_in_streams(), api.locations.outputs, forward_usage=client_wants_usage
+                )
+                try:
+                    await relay_stream(
                         response,
                         exchange,
-                        idle_timeout=self._timings.idle,
-                        secret=upstream.secret,
-                        headers=exchange.limit_headers,
-                        transform=self._inspect_answer,
-                        passed_statuses=api.passed_statuses,
+                        self._timings,
+                        api,
+                        exchange.limit_headers,
+                        sse,
+                        usage,
+                        upstream.secret,
                     )
+                finally:
+                    exchange.usage = usage.usage
+                    exchange.response_model = usage.model
+                    if sse is not None:
+                        self._metrics.count_redactions(sse.found, "response")
+            else:
+                await relay_buffered(
+                    response,
+                    exchange,
+                    idle_timeout=self._timings.idle,
+                    secret=upstream.secret,
+                    headers=exchange.limit_headers,
+                    transform=self._inspect_answer,
+                    passed_statuses=api.passed_statuses,
+                )
 
     async def _refund(self, exchange: Exchange, decision: Decision, reason: RefundReason) -> None:
         """Give the request's quota unit back (once); later responses report the room it made."""

@@ -4,7 +4,8 @@ A request is counted when it is admitted. It gives the unit back, exactly once, 
 before the client received anything of an answer, for a reason that is not the client's:
 
 ========================  =====================================================================
-``upstream_unavailable``  the upstream could not be reached (connect failure, reset)
+``upstream_unavailable``  the upstream could not be reached (connect failure, reset), or every
+                          deployment of the model was known to be failing (breakers open)
 ``upstream_timeout``      no first byte within the first-byte timeout
 ``upstream_error``        the upstream answered 5xx, or refused the gateway's own key (401)
 ``upstream_rate_limited`` the upstream answered 429 (its limits, not the tenant's)
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from llm_gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from llm_gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 __all__ = ["REFUND_REASONS", "RefundReason", "refund_for_error", "refund_for_status"]
 
@@ -47,6 +48,8 @@ def refund_for_status(status: int) -> RefundReason | None:
 
 def refund_for_error(error: GatewayError) -> RefundReason:
     """The reason a request that failed with ``error`` before its response began is refunded."""
+    if isinstance(error, UpstreamUnavailable):
+        return "upstream_unavailable"
     if isinstance(error, UpstreamTimeout):
         return "upstream_timeout"
     if isinstance(error, UpstreamError):

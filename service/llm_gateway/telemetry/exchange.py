@@ -45,8 +45,10 @@ class Exchange:
 
     __slots__ = (
         "_send",
+        "attempts",
         "client_span",
         "client_wait",
+        "deployment",
         "error",
         "first_event_at",
         "limit_headers",
@@ -88,6 +90,9 @@ class Exchange:
         self.system: str | None = None
         self.tenant: str | None = None
         self.upstream_status: int | None = None
+        #: Upstream attempts made (retries and fallbacks included) and the deployment of the last.
+        self.attempts = 0
+        self.deployment: str | None = None
         self.response_model: str | None = None
         self.usage: Usage | None = None
         self.first_event_at: float | None = None

@@ -126,6 +126,9 @@ def access_record(exchange: Exchange, tenant: str | None) -> dict[str, Any]:
         record["stream_outcome"] = exchange.stream_outcome
     if exchange.upstream_request_id is not None:
         record["upstream_request_id"] = exchange.upstream_request_id
+    if exchange.attempts:
+        record["attempts"] = exchange.attempts
+        record["deployment"] = exchange.deployment
     if exchange.refund is not None:
         record["quota_refund"] = exchange.refund
     if exchange.error is not None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterable
 from time import perf_counter
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_fastapi_instrumentator.metrics import Info
 
+from llm_gateway.core.breaker import BreakerEvent, BreakerState, CircuitBreaker
 from llm_gateway.core.redaction import Entity
 from llm_gateway.core.refunds import REFUND_REASONS
 from llm_gateway.errors import (
@@ -45,6 +46,8 @@ _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 # The gateway's own cost per request: tens of microseconds to a few milliseconds.
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+_BREAKER_STATES: dict[BreakerState, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 #: Status recorded for a request whose client left before any response began (nginx's convention).
 CLIENT_CLOSED = "499"
@@ -107,8 +110,27 @@ class GatewayMetrics:
         ).set_function(lambda: self.inflight)
         cb_events = Counter(
             "cb_events",
-            "Circuit-breaker-lite events: upstream first-byte timeouts and load shedding.",
+            "Circuit-breaker events: upstream first-byte timeouts (504), load shedding (503), and "
+            "deployment breakers opening, half-opening and closing.",
             ["event"],
+            registry=registry,
+        )
+        self.breaker_events: dict[BreakerEvent, Counter] = {
+            event: cb_events.labels(event=event) for event in get_args(BreakerEvent)
+        }
+        self.attempts = _Children(
+            Counter(
+                "gateway_upstream_attempts",
+                "Attempts sent to upstream deployments, by deployment and outcome (ok, client_error, "
+                "rate_limited, server_error, connect_error, timeout, cancelled).",
+                ["deployment", "outcome"],
+                registry=registry,
+            )
+        )
+        self._deployment_state = Gauge(
+            "gateway_deployment_state",
+            "Circuit breaker of each upstream deployment: 0 closed, 1 half-open, 2 open (until a probe).",
+            ["deployment"],
             registry=registry,
         )
 
@@ -216,6 +238,12 @@ class GatewayMetrics:
                     registry=registry,
                 )
             )
+
+    def watch_breaker(self, deployment: str, breaker: CircuitBreaker) -> None:
+        """Export ``breaker``'s state as ``gateway_deployment_state{deployment}`` (read at scrape time)."""
+        self._deployment_state.labels(deployment=deployment).set_function(
+            lambda: _BREAKER_STATES[breaker.state]
+        )
 
     def count_redactions(self, found: Tally[Entity], direction: Literal["request", "response"]) -> None:
         """Add what one request's redaction found to ``redactions_total``."""

@@ -91,12 +91,33 @@ class Telemetry:
         if self._tracing is None or exchange.server_span is None:
             return
         host, port = address
-        attributes: dict[str, AttributeValue] = {"server.address": host, "server.port": port}
+        attributes: dict[str, AttributeValue] = {
+            "server.address": host,
+            "server.port": port,
+            "gateway.attempt": exchange.attempts,
+        }
+        if exchange.deployment is not None:
+            attributes["gateway.deployment"] = exchange.deployment
         if exchange.model is not None:
             attributes["gen_ai.request.model"] = exchange.model
         exchange.client_span = self._tracing.start_client_span(
             name, exchange.server_span, attributes, headers
         )
+
+    def end_attempt(self, exchange: Exchange, outcome: str, *, relayed: bool) -> None:
+        """Note an upstream attempt's outcome on its client span; a span of an attempt that is not
+        relayed (a retry or a fallback follows) ends here, as a failed child of the request's span."""
+        span = exchange.client_span
+        if span is None or span is exchange.server_span or not span.is_recording():
+            return
+        span.set_attribute("gateway.attempt.outcome", outcome)
+        if relayed:
+            return
+        if exchange.upstream_status is not None:
+            span.set_attribute("http.response.status_code", exchange.upstream_status)
+        span.set_status(StatusCode.ERROR, outcome)
+        span.end()
+        exchange.client_span = None
 
     def end(self, exchange: Exchange) -> None:
         """Record the ended request: metrics, then its spans' final attributes."""
@@ -139,6 +160,10 @@ class Telemetry:
             attributes["gateway.stream.outcome"] = exchange.stream_outcome
         if exchange.upstream_request_id is not None:
             attributes["gateway.upstream.request_id"] = exchange.upstream_request_id
+        if exchange.attempts:
+            attributes["gateway.attempts"] = exchange.attempts
+            if exchange.deployment is not None:
+                attributes["gateway.deployment"] = exchange.deployment
         failed = status == 429 or status >= 500 or exchange.stream_outcome in FAILED_STREAMS
         if failed:
             attributes["error"] = True

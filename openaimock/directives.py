@@ -5,7 +5,8 @@ Grammar: a comma-separated list of ``echo``, ``status=N``, ``drop-after=N``, ``l
 ``reply=B64`` (reply with this base64url text, so a test controls exactly what the upstream says)
 and ``echo-auth`` (an error from ``status=N`` quotes the ``Authorization`` header it received, as
 some upstreams do with a rejected key) and ``retry-after=N``/``retry-after-ms=N`` (an error from
-``status=N`` carries ``Retry-After: N`` / ``retry-after-ms: N``) and ``garbage`` (a stream of bytes that are not SSE at all)
+``status=N`` carries ``Retry-After: N`` / ``retry-after-ms: N``) and ``garbage`` (a stream of
+bytes that are not SSE at all)
 and ``script=NAME`` (answer with a scripted response: exact bytes, exact writes; see
 :mod:`openaimock.scripts`).
 In a model name it follows a ``mock:`` prefix, e.g. ``mock:echo,drop-after=3``, which lets tests

@@ -68,7 +68,7 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
         ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
 
 
 def test_the_dashboard_file_is_the_one_shipped() -> None:

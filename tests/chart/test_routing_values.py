@@ -35,6 +35,14 @@ ROUTING = {
         {"model": "claude-*", "upstream": "claude"},
         {"model": "llama-*", "upstream": "local-vllm", "upstreamModel": "meta/llama-3.1-8b"},
         {"model": "gpt-4o-eu", "upstream": "azure", "upstreamModel": "eu: deployment"},
+        {
+            "model": "gpt-4o",
+            "deployments": [
+                {"upstream": "default", "weight": 3},
+                {"upstream": "azure", "upstreamModel": "gpt4o", "weight": 1},
+                {"upstream": "local-vllm", "upstreamModel": "fallback", "priority": 1},
+            ],
+        },
     ],
 }
 
@@ -77,10 +85,14 @@ def test_routing_values_become_a_file_the_gateway_accepts(
     ]
     assert loaded.upstreams[2].headers == {"x-team": "platform: ai"}
     assert loaded.upstreams[2].api_version == "2024-10-21"
-    assert [(r.model, r.upstream, r.upstream_model) for r in loaded.routes] == [
-        ("claude-*", "claude", None),
-        ("llama-*", "local-vllm", "meta/llama-3.1-8b"),
-        ("gpt-4o-eu", "azure", "eu: deployment"),
+    assert [
+        (r.model, [(d.upstream, d.upstream_model, d.weight, d.priority) for d in r.group()])
+        for r in loaded.routes
+    ] == [
+        ("claude-*", [("claude", None, 1, 0)]),
+        ("llama-*", [("local-vllm", "meta/llama-3.1-8b", 1, 0)]),
+        ("gpt-4o-eu", [("azure", "eu: deployment", 1, 0)]),
+        ("gpt-4o", [("default", None, 3, 0), ("azure", "gpt4o", 1, 0), ("local-vllm", "fallback", 1, 1)]),
     ]
 
 
@@ -96,7 +108,18 @@ def test_without_routing_values_nothing_is_rendered_for_it() -> None:
     [
         ({"upstreams": [{"name": "x", "kind": "bedrock", "baseUrl": "https://h"}]}, "kind"),
         ({"upstreams": [{"name": "-bad", "kind": "openai", "baseUrl": "https://h"}]}, "name"),
-        ({"routes": [{"model": "m"}]}, "upstream"),
+        ({"routes": [{"model": "m"}]}, "oneOf"),
+        ({"routes": [{"model": "m", "upstream": "a", "deployments": [{"upstream": "a"}]}]}, "oneOf"),
+        ({"routes": [{"model": "m", "deployments": []}]}, "deployments: Array must have at least 1"),
+        (
+            {"routes": [{"model": "m", "deployments": [{"upstream": "a", "weight": 0}]}]},
+            "weight: Must be greater than or equal to 1",
+        ),
+        (
+            {"routes": [{"model": "m", "deployments": [{"upstream": "a", "priority": -1}]}]},
+            "priority: Must be greater than or equal to 0",
+        ),
+        ({"routes": [{"model": "m", "deployments": [{"upstream": "a", "cost": 1}]}]}, "cost"),
     ],
 )
 def test_the_schema_refuses_bad_routing_values(routing: dict[str, Any], problem: str) -> None:

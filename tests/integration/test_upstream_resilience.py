@@ -254,6 +254,27 @@ def test_weights_share_the_traffic(
     assert received(heavy) / 400 == pytest.approx(0.75, abs=0.07)
 
 
+def test_a_slow_deployment_gets_fewer_requests_under_concurrency(
+    gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
+) -> None:
+    """Equal weights, one deployment ten times slower: with 8 clients its attempts pile up in flight
+    and least-in-flight sends most new ones to the fast deployment."""
+    fast, slow = mock_factory(), mock_factory()
+    fault(slow, "latency-ms=200")
+    fault(fast, "latency-ms=20")
+    gateway = gateway_factory(ROUTING_FILE=str(routing(tmp_path, [{"url": fast.url}, {"url": slow.url}])))
+
+    def client(_: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            for _ in range(25):
+                assert http.post(gateway.url + CHAT, json=chat_body(model="gpt-4o")).status_code == 200
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
+    assert received(fast) + received(slow) == 200
+    assert received(fast) > 0.8 * 200, (received(fast), received(slow))
+
+
 def test_retry_after_from_the_upstream_delays_the_retry(
     gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
 ) -> None:

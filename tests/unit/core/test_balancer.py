@@ -35,8 +35,18 @@ def test_unloaded_shares_follow_the_weights() -> None:
 def test_a_deployment_with_more_in_flight_per_weight_gets_fewer_picks() -> None:
     balancer, group = balancer_and_group(Deployment("a"), Deployment("b"))
     group[0].health.in_flight = 10  # slow: its attempts pile up
+    assert {balancer.pick(group, 0.0).name for _ in range(200)} == {"b"}  # type: ignore[union-attr]
+    group[1].health.in_flight = 10
     picks = Counter(balancer.pick(group, 0.0).name for _ in range(2000))  # type: ignore[union-attr]
-    assert picks["b"] / 2000 == pytest.approx(0.75, abs=0.04)  # b wins every mixed draw
+    assert picks["a"] / 2000 == pytest.approx(0.5, abs=0.05)  # a tie: by weight
+
+
+def test_in_flight_is_weighed() -> None:
+    balancer, group = balancer_and_group(A, B)  # weights 3 and 1
+    group[0].health.in_flight, group[1].health.in_flight = 5, 2  # 5/3 < 2/1
+    assert balancer.pick(group, 0.0) is group[0]
+    group[0].health.in_flight = 7  # 7/3 > 2/1
+    assert balancer.pick(group, 0.0) is group[1]
 
 
 def test_open_breakers_are_skipped_and_the_next_priority_takes_over() -> None:

@@ -56,10 +56,10 @@ def per_request(model: str, requests: int) -> float:
         state = routes.balancer.pick(group, now)
         assert state is not None
         health = state.health
-        health.breaker.acquire(now)
+        ticket = health.breaker.acquire(now)
         health.in_flight += 1
         metrics.attempts(state.name, "ok").inc()
-        health.breaker.record(clock(), True)
+        health.breaker.record(clock(), ticket, True)
         health.in_flight -= 1
     return (time.perf_counter() - started) / requests * 1e6
 
@@ -68,8 +68,9 @@ def open_check(requests: int) -> float:
     """Microseconds per refused request when the only deployment's breaker is open."""
     routes = router()
     group = routes.route("gpt-4o-mini", "openai")
-    while group[0].health.breaker.record(time.monotonic(), False, 3600.0) != "open":
-        pass
+    breaker = group[0].health.breaker
+    while breaker.state != "open":
+        breaker.record(time.monotonic(), breaker.acquire(time.monotonic()), False, retry_after=3600.0)
     started = time.perf_counter()
     for _ in range(requests):
         group = routes.route("gpt-4o-mini", "openai")

@@ -107,6 +107,9 @@ def create_app(settings: Settings) -> ASGIApp:
         max_response_bytes=settings.max_response_bytes,
         name=DEFAULT_UPSTREAM,
     )
+    metrics = GatewayMetrics(
+        (*(api.route for api in APIS), MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant
+    )
     table = RoutingTable(settings.routing.model_routes(), DEFAULT_UPSTREAM)
     rng = random.Random()
     upstreams = UpstreamRouter(
@@ -127,10 +130,7 @@ def create_app(settings: Settings) -> ASGIApp:
             ),
         ],
         table,
-        Balancer(table.deployments(), settings.breaker_policy, rng),
-    )
-    metrics = GatewayMetrics(
-        (*(api.route for api in APIS), MODELS_ROUTE, MODEL_ROUTE), per_tenant=settings.metrics_per_tenant
+        Balancer(table.deployments(), settings.breaker_policy, rng, metrics.count_breaker_event),
     )
     policy = QuotaPolicy(
         default_quota=settings.default_quota,

@@ -20,6 +20,7 @@ exceptions into it and the edge renders it once with :func:`error_body`::
     ├── QuotaBackendUnavailable       503     server_error           quota_backend_unavailable
     ├── UpstreamUnavailable           503     server_error           upstream_circuit_open
     ├── UpstreamError                 502     upstream_error         (per case)
+    │   └── UpstreamUnreachable       502     upstream_error         upstream_unavailable
     └── UpstreamTimeout               504     timeout_error          upstream_timeout
 
 Messages never contain request bodies or credentials. ``headers`` go out with the error
@@ -50,6 +51,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "UpstreamUnreachable",
 ]
 
 
@@ -134,6 +136,12 @@ class UpstreamUnavailable(GatewayError):
 
 class UpstreamError(GatewayError):
     status, type, code = 502, "upstream_error", "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection to the upstream could be made: nothing a request contains can cause it."""
+
+    code = "upstream_unavailable"
 
 
 class UpstreamTimeout(GatewayError):

@@ -131,8 +131,8 @@ class DeploymentConfig(BaseModel):
 
     upstream: str
     upstream_model: str | None = None
-    weight: int = Field(1, ge=1, le=1000)
-    priority: int = Field(0, ge=0, le=100)
+    weight: int = Field(1, ge=1, le=1000, strict=True)
+    priority: int = Field(0, ge=0, le=100, strict=True)
 
     @field_validator("upstream_model")
     @classmethod
@@ -161,8 +161,10 @@ class RouteConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> RouteConfig:
-        if (self.upstream is None) == (self.deployments is None):
-            raise ValueError("set upstream (with an optional upstream_model) or deployments, not both")
+        if self.upstream is None and self.deployments is None:
+            raise ValueError("set upstream (with an optional upstream_model) or deployments")
+        if self.upstream is not None and self.deployments is not None:
+            raise ValueError("set upstream or deployments, not both")
         if self.deployments is not None and self.upstream_model is not None:
             raise ValueError("upstream_model belongs in each of deployments")
         return self

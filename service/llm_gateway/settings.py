@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     upstream_max_attempts: int = Field(
         3,
         ge=1,
+        le=10,
         description="Upstream attempts per request, retries and fallbacks to other deployments included "
         "(1: none). Only before any byte reached the client. See Upstream resilience.",
     )
@@ -136,32 +137,44 @@ class Settings(BaseSettings):
     upstream_retry_backoff_ms: int = Field(
         200,
         ge=0,
+        le=60_000,
         description="First backoff before a deployment is retried (full jitter, doubling per retry); the "
         "upstream's `retry-after-ms`/`Retry-After` is waited when longer.",
     )
-    upstream_retry_max_backoff_ms: int = Field(5000, ge=0, description="Longest backoff between retries.")
+    upstream_retry_max_backoff_ms: int = Field(
+        5000, ge=0, le=600_000, description="Longest backoff between retries."
+    )
     upstream_retry_deadline_secs: float = Field(
         30,
         gt=0,
+        le=3600,
         description="No attempt starts, and no backoff ends, later than this after the first attempt.",
     )
     upstream_retry_budget_ratio: float = Field(
         0.2,
         ge=0,
+        le=10,
         description="Retries per replica may be at most this fraction of its requests (over 10 s), "
         "plus `UPSTREAM_RETRY_BUDGET_MIN_PER_SEC`: a failing upstream is not hammered.",
     )
     upstream_retry_budget_min_per_sec: float = Field(
-        3, ge=0, description="Retries per second a replica may always make, whatever its traffic."
+        3, ge=0, le=10_000, description="Retries per second a replica may always make, whatever its traffic."
     )
     circuit_breaker_failures: int = Field(
-        5, ge=1, description="Consecutive failed attempts that open a deployment's circuit breaker."
+        5, ge=1, le=1_000_000, description="Consecutive failed attempts that open a deployment's circuit breaker."
     )
     circuit_breaker_statuses: Annotated[frozenset[int], NoDecode] = Field(
         default_factory=lambda: DEFAULT_BREAKER_STATUSES,
         description="Upstream statuses that count as a deployment's failure, comma-separated (connect "
         "failures and first-byte timeouts always do). Not 500 by default: one request's content can "
         "cause it, and one client must not open the circuit for every tenant.",
+    )
+    circuit_breaker_min_tenants: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Distinct tenants whose failed requests it takes to open a breaker on statuses and "
+        "timeouts (which a request may cause); failed connections need none. 1: any tenant alone can.",
     )
     circuit_breaker_failure_ratio: float = Field(
         0.5,
@@ -171,22 +184,23 @@ class Settings(BaseSettings):
         "opens its breaker (with at least `CIRCUIT_BREAKER_MIN_REQUESTS` attempts).",
     )
     circuit_breaker_window_secs: float = Field(
-        30, gt=0, description="Rolling window of the failure ratio, in seconds."
+        30, ge=0.1, le=3600, description="Rolling window of the failure ratio, in seconds."
     )
     circuit_breaker_min_requests: int = Field(
-        20, ge=1, description="Attempts in the window before the failure ratio may open a breaker."
+        20, ge=1, le=1_000_000, description="Attempts in the window before the failure ratio may open a breaker."
     )
     circuit_breaker_cooldown_secs: float = Field(
         30,
         gt=0,
+        le=3600,
         description="How long an open breaker stays open (longer when the upstream's `Retry-After` "
         "says so, up to `CIRCUIT_BREAKER_MAX_COOLDOWN_SECS`) before probes are let through.",
     )
     circuit_breaker_max_cooldown_secs: float = Field(
-        300, gt=0, description="The longest an upstream's `Retry-After` keeps a breaker open."
+        300, gt=0, le=3600, description="The longest an upstream's `Retry-After` keeps a breaker open."
     )
     circuit_breaker_probes: int = Field(
-        1, ge=1, description="Probe attempts a half-open breaker lets through at once."
+        1, ge=1, le=1000, description="Probe attempts a half-open breaker lets through at once."
     )
     max_concurrency: int = Field(
         1024, ge=1, description="In-flight proxy requests per replica; beyond it, 503 at once."
@@ -400,6 +414,10 @@ class Settings(BaseSettings):
                 "MAX_BUFFERED_BODY_BYTES: must be at least MAX_BODY_BYTES + 64 * MAX_JSON_ELEMENTS "
                 "(one request at both limits must fit)"
             )
+        if self.circuit_breaker_max_cooldown_secs < self.circuit_breaker_cooldown_secs:
+            raise ValueError(
+                "CIRCUIT_BREAKER_MAX_COOLDOWN_SECS: must be at least CIRCUIT_BREAKER_COOLDOWN_SECS"
+            )
         if self.privacy_mode == "strict" and self.tenant_hash_key is None:
             raise ValueError("TENANT_HASH_KEY: required when PRIVACY_MODE=strict")
         if self.privacy_mode == "strict" and self.tenant_label == "name":
@@ -455,6 +473,7 @@ class Settings(BaseSettings):
             failure_ratio=self.circuit_breaker_failure_ratio,
             window=self.circuit_breaker_window_secs,
             min_requests=self.circuit_breaker_min_requests,
+            min_tenants=self.circuit_breaker_min_tenants,
             cooldown=self.circuit_breaker_cooldown_secs,
             max_cooldown=self.circuit_breaker_max_cooldown_secs,
             probes=self.circuit_breaker_probes,

@@ -77,6 +77,13 @@ def routing(tmp_path: Path, deployments: list[dict[str, Any]], model: str = "gpt
     return path
 
 
+def ask(gateway: ManagedProcess, tenant: str = "t", model: str = "gpt-4o", **extra: Any) -> httpx.Response:
+    """One chat completion as ``tenant``."""
+    return httpx.post(
+        gateway.url + CHAT, json=chat_body(model=model), headers={"X-Api-Key": tenant}, timeout=30, **extra
+    )
+
+
 def deployment_state(gateway: ManagedProcess, deployment: str) -> float:
     return metric_value(gateway.url, f'gateway_deployment_state{{deployment="{deployment}"}}')
 
@@ -92,11 +99,11 @@ def attempts(gateway: ManagedProcess, deployment: str, outcome: str) -> float:
 
 
 @pytest.fixture
-def sdk_for() -> Iterator[Callable[[ManagedProcess], openai.OpenAI]]:
+def sdk_for() -> Iterator[Callable[[ManagedProcess, str], openai.OpenAI]]:
     clients: list[openai.OpenAI] = []
 
-    def make(gateway: ManagedProcess) -> openai.OpenAI:
-        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="tenant-r", max_retries=0, timeout=30)
+    def make(gateway: ManagedProcess, tenant: str) -> openai.OpenAI:
+        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=tenant, max_retries=0, timeout=30)
         clients.append(client)
         return client
 
@@ -108,11 +115,12 @@ def sdk_for() -> Iterator[Callable[[ManagedProcess], openai.OpenAI]]:
 def test_traffic_keeps_succeeding_through_the_healthy_deployment(
     gateway_factory: GatewayFactory,
     mock_factory: MockFactory,
-    sdk_for: Callable[[ManagedProcess], openai.OpenAI],
+    sdk_for: Callable[[ManagedProcess, str], openai.OpenAI],
     tmp_path: Path,
 ) -> None:
-    """One deployment refuses connections, one answers 500, one is slower than the first-byte
-    timeout, one is healthy: every request succeeds, and the three failing breakers open."""
+    """One deployment refuses connections, one answers 503, one is slower than the first-byte
+    timeout, one is healthy: every request of two tenants succeeds, and the three failing breakers
+    open."""
     refusing = f"http://127.0.0.1:{free_port()}"
     failing, slow, healthy = mock_factory(), mock_factory(), mock_factory()
     fault(failing, "status=503")
@@ -125,24 +133,51 @@ def test_traffic_keeps_succeeding_through_the_healthy_deployment(
         CIRCUIT_BREAKER_COOLDOWN_SECS="60",
         **{k: v for k, v in FAST_BREAKER.items() if k != "CIRCUIT_BREAKER_COOLDOWN_SECS"},
     )
-    sdk = sdk_for(gateway)
-    for _ in range(30):
-        answer = sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    tenants = [sdk_for(gateway, "tenant-a"), sdk_for(gateway, "tenant-b")]
+    for n in range(30):
+        answer = tenants[n % 2].chat.completions.create(model="gpt-4o", messages=MESSAGES)
         assert answer.choices[0].message.content
     assert received(healthy) == 30
     for name in ("up0/m", "up1/m", "up2/m"):
         assert deployment_state(gateway, name) == 2, name  # open
-        assert sum(attempts(gateway, name, o) for o in ("connect_error", "server_error", "timeout")) == 2
+        failed = sum(attempts(gateway, name, o) for o in ("connect_error", "server_error", "timeout"))
+        assert 2 <= failed <= 4, (name, failed)
     assert deployment_state(gateway, "up3/m") == 0
     assert attempts(gateway, "up3/m", "ok") == 30
     assert breaker_events(gateway, "open") == 3
-    # The breakers stopped the calls: the failing upstream got two, the slow one two.
-    assert received(failing) == 2 and received(slow) == 2
+    # The breakers stopped the calls within the first few requests.
+    assert received(failing) <= 4 and received(slow) <= 4
 
 
-def test_the_breaker_opens_answers_503_without_a_call_half_opens_and_closes(
+def test_one_tenant_alone_cannot_open_a_breaker_on_statuses(
     gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
 ) -> None:
+    """Statuses and timeouts may be a request's own doing: failures of one tenant's requests do not
+    cut every tenant off; a second tenant's failure shows the upstream is failing for everyone."""
+    upstream = mock_factory()
+    gateway = gateway_factory(
+        ROUTING_FILE=str(routing(tmp_path, [{"url": upstream.url}])),
+        UPSTREAM_MAX_ATTEMPTS="1",
+        **FAST_BREAKER,
+    )
+    fault(upstream, "status=503,retry-after=3000")
+    for _ in range(8):
+        assert_openai_error(ask(gateway, "mallory"), 502, "upstream_error")
+    assert breaker_events(gateway, "open") == 0
+    fault(upstream, None)
+    assert ask(gateway, "alice").status_code == 200
+    fault(upstream, "status=503")
+    ask(gateway, "mallory"), ask(gateway, "bob")
+    assert_openai_error(ask(gateway, "alice"), 503, "upstream_circuit_open")
+    assert breaker_events(gateway, "open") == 1
+
+
+@pytest.fixture
+def opened(
+    gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
+) -> tuple[ManagedProcess, ManagedProcess]:
+    """A gateway whose one deployment of gpt-4o (the mock returned) has just opened its breaker: two
+    tenants' requests, without retries, got 503 from it, and the clients 502."""
     upstream = mock_factory()
     gateway = gateway_factory(
         ROUTING_FILE=str(routing(tmp_path, [{"url": upstream.url}])),
@@ -150,11 +185,16 @@ def test_the_breaker_opens_answers_503_without_a_call_half_opens_and_closes(
         **FAST_BREAKER,
     )
     fault(upstream, "status=503")
-    for _ in range(2):
-        assert_openai_error(
-            httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o")), 502, "upstream_error"
-        )
+    for tenant in ("a", "b"):
+        assert_openai_error(ask(gateway, tenant), 502, "upstream_error")
     assert breaker_events(gateway, "open") == 1 and deployment_state(gateway, "up0") == 2
+    return gateway, upstream
+
+
+def test_the_open_breaker_answers_503_without_a_call_then_half_opens_and_closes(
+    opened: tuple[ManagedProcess, ManagedProcess],
+) -> None:
+    gateway, upstream = opened
     started = time.monotonic()
     refused = httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o"))
     assert time.monotonic() - started < 0.5
@@ -170,24 +210,15 @@ def test_the_breaker_opens_answers_503_without_a_call_half_opens_and_closes(
     assert deployment_state(gateway, "up0") == 0
 
 
-def test_a_failed_probe_opens_the_breaker_again(
-    gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
-) -> None:
-    upstream = mock_factory()
-    gateway = gateway_factory(
-        ROUTING_FILE=str(routing(tmp_path, [{"url": upstream.url}])),
-        UPSTREAM_MAX_ATTEMPTS="1",
-        **FAST_BREAKER,
-    )
-    fault(upstream, "status=502")
-    for _ in range(2):
-        httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o"))
+def test_a_failed_probe_opens_the_breaker_again(opened: tuple[ManagedProcess, ManagedProcess]) -> None:
+    gateway, upstream = opened
     time.sleep(1.1)
     assert httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o")).status_code == 502  # the probe
     assert_openai_error(
         httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o")), 503, "upstream_circuit_open"
     )
     assert [breaker_events(gateway, e) for e in ("open", "half_open", "close")] == [2, 1, 0]
+    assert received(upstream) == 3
 
 
 def test_a_500_is_retried_but_does_not_open_the_breaker(
@@ -228,10 +259,10 @@ def test_fallback_goes_to_the_next_priority_and_back(
         assert httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o")).status_code == 200
     assert (received(primary), received(backup)) == (5, 0)
     fault(primary, "status=529")
-    for _ in range(5):
-        response = httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o"))
+    for n in range(5):
+        response = ask(gateway, f"tenant-{n % 2}")
         assert response.status_code == 200 and response.json()["model"] == "small"
-    assert received(primary) == 7  # two failures opened its breaker
+    assert received(primary) == 7  # two tenants' failures opened its breaker
     assert httpx.get(backup.url + "/_mock/last-request").json()["body"].count('"small"') == 1
     fault(primary, None)
     time.sleep(1.1)
@@ -481,3 +512,97 @@ def test_chaos_an_upstream_killed_under_load_and_restarted(
         "the fds of before",
     )
     assert "Traceback" not in gateway.output()
+
+
+def test_a_fallback_never_carries_the_first_upstreams_credentials(
+    gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
+) -> None:
+    keyed, keyless = mock_factory(), mock_factory()
+    fault(keyed, "status=503")
+    path = tmp_path / "routing.yaml"
+    keyed_upstream = {"name": "keyed", "kind": "openai", "base_url": keyed.url, "api_key_env": "KEYED_KEY"}
+    azure_upstream = {
+        "name": "azure",
+        "kind": "azure-openai",
+        "base_url": keyless.url,
+        "api_key_env": "AZ_KEY",
+        "api_version": "2024-10-21",
+    }
+    group = [{"upstream": "keyed"}, {"upstream": "azure", "upstream_model": "d", "priority": 1}]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "upstreams": [keyed_upstream, azure_upstream],
+                "routes": [{"model": "gpt-4o", "deployments": group}],
+            }
+        )
+    )
+    gateway = gateway_factory(ROUTING_FILE=str(path), KEYED_KEY="sk-keyed-0123456789", AZ_KEY="az-0123456789")
+    response = httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o"))
+    assert response.status_code == 200, response.text
+    first = httpx.get(keyed.url + "/_mock/last-request").json()
+    second = httpx.get(keyless.url + "/_mock/last-request").json()
+    assert first["headers"]["authorization"] == "Bearer sk-keyed-0123456789"
+    assert second["path"] == "/openai/deployments/d/chat/completions"
+    assert second["headers"]["api-key"] == "az-0123456789"
+    assert "authorization" not in second["headers"]
+    assert "sk-keyed" not in json.dumps(second)
+
+
+def test_streams_the_upstream_breaks_off_count_against_its_breaker(
+    gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
+) -> None:
+    """A deployment whose streams always break after a few events is failing, though every attempt
+    began with a healthy 200: each broken stream is one failure, not a success and a failure."""
+    upstream = mock_factory()
+    gateway = gateway_factory(ROUTING_FILE=str(routing(tmp_path, [{"url": upstream.url}])), **FAST_BREAKER)
+    fault(upstream, "drop-after=3")
+    for tenant in ("a", "b"):
+        with httpx.stream(
+            "POST",
+            gateway.url + CHAT,
+            json=chat_body(model="gpt-4o", stream=True),
+            headers={"X-Api-Key": tenant},
+        ) as response:
+            assert response.status_code == 200
+            assert '"error"' in response.read().decode()  # the API's error event ends it
+    assert breaker_events(gateway, "open") == 1
+    assert attempts(gateway, "up0", "stream_error") == 2 and attempts(gateway, "up0", "ok") == 0
+    assert_openai_error(ask(gateway), 503, "upstream_circuit_open")
+
+
+def test_an_answer_that_stalls_after_its_headers_is_retried_elsewhere(
+    gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
+) -> None:
+    """Nothing of a non-stream answer reaches the client before all of it came: one the upstream
+    stops sending half-way goes to another deployment."""
+    stalling, healthy = mock_factory(), mock_factory()
+    script = {"status": 200, "content_type": "application/json", "headers": {"Content-Length": "400"}}
+    httpx.put(
+        stalling.url + "/_mock/scripts/half", json={**script, "writes": ['{"id": "chatcmpl-half", ']}
+    ).raise_for_status()
+    fault(stalling, "script=half")
+    gateway = gateway_factory(
+        ROUTING_FILE=str(routing(tmp_path, [{"url": stalling.url}, {"url": healthy.url, "priority": 1}])),
+        STREAM_IDLE_TIMEOUT_SECS="1",
+    )
+    response = ask(gateway)
+    assert response.status_code == 200, response.text
+    assert response.json()["object"] == "chat.completion"
+    assert (received(stalling), received(healthy)) == (1, 1)
+    assert attempts(gateway, "up0", "timeout") == 1
+
+
+def test_a_deployment_that_refuses_the_key_is_failed_over_and_then_skipped(
+    gateway_factory: GatewayFactory, mock_factory: MockFactory, tmp_path: Path
+) -> None:
+    refusing, healthy = mock_factory(), mock_factory()
+    fault(refusing, "status=401")
+    gateway = gateway_factory(
+        ROUTING_FILE=str(routing(tmp_path, [{"url": refusing.url}, {"url": healthy.url, "priority": 1}])),
+        **FAST_BREAKER,
+    )
+    for n in range(6):
+        assert ask(gateway, f"tenant-{n % 2}").status_code == 200
+    assert received(refusing) == 2  # never retried in place; skipped once its breaker opened
+    assert deployment_state(gateway, "up0") == 2 and attempts(gateway, "up0", "client_error") == 2

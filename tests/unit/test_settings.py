@@ -75,3 +75,55 @@ def test_secrets_are_never_echoed_in_config_errors() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(openai_api_key="sk-x", key_hash_secret=["not", "a", "string-s3cr3t"])
     assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("UPSTREAM_MAX_ATTEMPTS", "0"),
+        ("UPSTREAM_MAX_ATTEMPTS", "2000"),
+        ("UPSTREAM_RETRY_STATUSES", "200"),
+        ("UPSTREAM_RETRY_STATUSES", "5xx"),
+        ("UPSTREAM_RETRY_DEADLINE_SECS", "inf"),
+        ("UPSTREAM_RETRY_DEADLINE_SECS", "nan"),
+        ("UPSTREAM_RETRY_BUDGET_RATIO", "inf"),
+        ("UPSTREAM_RETRY_BACKOFF_MS", "-1"),
+        ("CIRCUIT_BREAKER_COOLDOWN_SECS", "inf"),
+        ("CIRCUIT_BREAKER_WINDOW_SECS", "1e-320"),
+        ("CIRCUIT_BREAKER_FAILURE_RATIO", "0"),
+        ("CIRCUIT_BREAKER_MIN_TENANTS", "0"),
+        ("CIRCUIT_BREAKER_STATUSES", "429,abc"),
+        ("CIRCUIT_BREAKER_PROBES", "0"),
+    ],
+)
+def test_resilience_settings_out_of_range_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(openai_api_key="sk-x")
+    assert str(caught.value).startswith(f"{name}: "), caught.value
+
+
+def test_a_breakers_longest_cooldown_is_at_least_its_cooldown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            openai_api_key="sk-x", circuit_breaker_cooldown_secs=60, circuit_breaker_max_cooldown_secs=30
+        )
+    assert "CIRCUIT_BREAKER_MAX_COOLDOWN_SECS: must be at least CIRCUIT_BREAKER_COOLDOWN_SECS" in str(
+        caught.value
+    )
+
+
+def test_resilience_settings_are_read_into_their_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSTREAM_RETRY_STATUSES", "503, 429")
+    monkeypatch.setenv("UPSTREAM_RETRY_BACKOFF_MS", "50")
+    monkeypatch.setenv("CIRCUIT_BREAKER_MIN_TENANTS", "3")
+    settings = load_settings(openai_api_key="sk-x")
+    assert settings.retry_policy.statuses == frozenset({429, 503})
+    assert settings.retry_policy.backoff == 0.05
+    assert settings.breaker_policy.min_tenants == 3
+    monkeypatch.delenv("UPSTREAM_RETRY_STATUSES")
+    assert load_settings(openai_api_key="sk-x").retry_policy.statuses == frozenset(
+        {429, 500, 502, 503, 504, 529}
+    )

@@ -6,7 +6,8 @@ costs half of aiohttp's, but a request cancelled before its response headers kee
 connection open, until the upstream answers (pyreqwest 0.15.1; bench/RESULTS.md, "The hot path"):
 a client that leaves must stop the upstream's generation at once, so aiohttp it is. Everything
 aiohttp raises is translated here into :class:`~llm_gateway.errors.UpstreamError` (502) or
-:class:`~llm_gateway.errors.UpstreamTimeout` (504); callers never see library exceptions.
+:class:`~llm_gateway.errors.UpstreamTimeout` (504), a connection that could not be made into
+:class:`~llm_gateway.errors.UpstreamUnreachable` (a 502 too); callers never see library exceptions.
 Certificates of an ``https://`` upstream are verified against the system's roots
 (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured).
 """
@@ -24,7 +25,7 @@ from yarl import URL
 
 from llm_gateway.core.headers import passed_response_headers
 from llm_gateway.core.routing import UpstreamKind
-from llm_gateway.errors import UpstreamError, UpstreamTimeout
+from llm_gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 __all__ = ["Upstream", "UpstreamResponse", "too_large"]
 
@@ -254,6 +255,8 @@ class Upstream:
         except TimeoutError:
             _close(response)
             raise UpstreamTimeout("upstream timed out") from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamUnreachable("upstream unavailable") from None
         except aiohttp.ClientError:
             _close(response)
             raise UpstreamError("upstream unavailable", code="upstream_unavailable") from None

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from llm_gateway.adapters.upstream import UpstreamResponse
 from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
@@ -211,11 +212,14 @@ class APIEndpoint:
                 first_byte_timeout=self._first_byte_timeout
                 or (None if request.stream else self._non_stream_timeout),
                 client_model=request.model,
+                read_whole=lambda response: not (request.stream and _is_event_stream(response)),
+                idle_timeout=self._timings.idle,
             )
             try:
                 await self._relay(exchange, request, decision, attempt, client_wants_usage)
             finally:
-                self._failover.finish(attempt, failed=exchange.stream_outcome in FAILED_STREAMS)
+                failed = exchange.stream_outcome in FAILED_STREAMS
+                self._failover.finish(attempt, failed=failed, tenant=exchange.tenant)
 
     async def _relay(
         self,
@@ -234,11 +238,7 @@ class APIEndpoint:
             if response.status in UPSTREAM_REFUSALS:
                 # The upstream's own wait (`retry-after`) goes out; the tenant's room does not.
                 exchange.limit_headers = []
-            if (
-                request.stream
-                and response.status == 200
-                and response.content_type.lower().startswith("text/event-stream")
-            ):
+            if request.stream and _is_event_stream(response):
                 sse = api.redact_stream(redactor) if redactor is not None else None
                 usage = StreamUsage(
                     api.usage_in_streams(), api.locations.outputs, forward_usage=client_wants_usage
@@ -302,3 +302,8 @@ class APIEndpoint:
             ) from None
         self._metrics.count_redactions(found, "response")
         return body
+
+
+def _is_event_stream(response: UpstreamResponse) -> bool:
+    """A 200 SSE answer: relayed event by event, never read whole first."""
+    return response.status == 200 and response.content_type.lower().startswith("text/event-stream")

@@ -26,9 +26,8 @@ from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.relay import open_upstream
 from llm_gateway.core.balancer import Balancer, DeploymentState, Health
-from llm_gateway.core.breaker import BreakerEvent
 from llm_gateway.core.retries import RetryBudget, RetryPolicy, upstream_retry_after
-from llm_gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from llm_gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, UpstreamUnreachable
 from llm_gateway.telemetry.exchange import Exchange
 from llm_gateway.telemetry.recorder import Telemetry
 
@@ -36,17 +35,26 @@ __all__ = ["Attempt", "Failover"]
 
 #: The outcome label of an upstream answer, by status class (429: ``rate_limited``).
 _OUTCOMES = {1: "ok", 2: "ok", 3: "ok", 4: "client_error"}
+#: The longest ``Retry-After`` a refusal with every breaker open says (seconds).
+_MAX_RETRY_AFTER = 3600.0
 
 
 class Attempt:
-    """The attempt whose answer is relayed; end it with :meth:`Failover.finish`."""
+    """The attempt whose answer is relayed; end it with :meth:`Failover.finish`.
 
-    __slots__ = ("response", "state", "upstream")
+    ``pending``: the deployment's breaker waits for this attempt's verdict, which comes when the
+    relay ends (a stream may break after its first event).
+    """
 
-    def __init__(self, response: UpstreamResponse, upstream: Upstream, state: DeploymentState) -> None:
+    __slots__ = ("pending", "response", "state", "upstream")
+
+    def __init__(
+        self, response: UpstreamResponse, upstream: Upstream, state: DeploymentState, pending: bool
+    ) -> None:
         self.response = response
         self.upstream = upstream
         self.state = state
+        self.pending = pending
 
 
 class Failover:
@@ -85,15 +93,19 @@ class Failover:
         headers: dict[str, str],
         first_byte_timeout: float | None,
         client_model: str,
+        read_whole: Callable[[UpstreamResponse], bool],
+        idle_timeout: float,
     ) -> Attempt:
         """The answer to relay, from the first deployment of ``group`` that gives one.
 
         ``body_for(model)`` is the body to send under the upstream model name (None: the client's);
-        ``headers`` are the forwarded client headers, copied for each attempt. Raises
-        :class:`UpstreamUnavailable` (every breaker open), or the last attempt's
+        ``headers`` are the forwarded client headers, copied for each attempt. A successful answer
+        for which ``read_whole`` is true (one that is not a live stream) is read to its end here,
+        pausing at most ``idle_timeout`` seconds, so that one the upstream breaks off is retried too.
+        Raises :class:`UpstreamUnavailable` (every breaker open), or the last attempt's
         :class:`UpstreamError`/:class:`UpstreamTimeout`.
         """
-        policy, clock = self._policy, self._clock
+        policy, clock, tenant = self._policy, self._clock, exchange.tenant
         now = clock()
         deadline = now + policy.deadline
         self._budget.request(now)
@@ -103,7 +115,7 @@ class Failover:
             raise self._all_open(group, now)
         while True:
             health = state.health
-            self._count(health.breaker.acquire(clock()))
+            ticket = health.breaker.acquire(clock())
             health.in_flight += 1
             tried.append(health)
             exchange.attempts += 1
@@ -114,6 +126,10 @@ class Failover:
             attempt_headers = dict(headers)
             self._telemetry.start_upstream(exchange, span_name, attempt_headers, upstream.address)
             retry_after: float | None = None
+            response: UpstreamResponse | None = None
+            failure: UpstreamError | UpstreamTimeout | UpstreamResponse
+            verdict: bool | None
+            who = tenant  # whose request the failure may be due to (None: nobody's)
             try:
                 response = await open_upstream(
                     upstream,
@@ -125,38 +141,56 @@ class Failover:
                     first_byte_timeout=first_byte_timeout,
                     model=deployment.model or client_model,
                 )
-            except (UpstreamError, UpstreamTimeout) as error:
-                outcome = "timeout" if isinstance(error, UpstreamTimeout) else "connect_error"
-                failure: UpstreamError | UpstreamTimeout | UpstreamResponse = error
-                self._record(health, outcome, False)
+                status = response.status
+                if status < 400 and read_whole(response):
+                    response.first_chunk += await response.read_rest(idle_timeout)
+            except UpstreamTimeout as error:
+                if response is not None:
+                    response.close()
+                outcome, failure, verdict = "timeout", error, False
+            except UpstreamError as error:
+                if response is not None:
+                    response.close()
+                if error.code == "upstream_response_too_large":  # another attempt would be as large
+                    self._settle(health, ticket, "server_error", None)
+                    self._drop(health, exchange, "server_error")
+                    raise
+                outcome, failure, verdict = "connect_error", error, False
+                if isinstance(error, UpstreamUnreachable):
+                    who = None
             except BaseException:  # cancelled: the client left
-                health.in_flight -= 1
-                health.breaker.release()
-                self._metrics.attempts(state.name, "cancelled").inc()
+                if response is not None:
+                    response.close()
+                self._settle(health, ticket, "cancelled", None)
+                self._drop(health, exchange, "cancelled")
                 raise
             else:
-                status = response.status
-                outcome = _OUTCOMES.get(status // 100, "server_error") if status != 429 else "rate_limited"
-                if status not in policy.statuses:
-                    self._record(health, outcome, self._verdict(status))
+                outcome = "rate_limited" if status == 429 else _OUTCOMES.get(status // 100, "server_error")
+                verdict = self._verdict(status)
+                if status not in policy.statuses and status not in policy.failover_statuses:
+                    # The answer to relay. A healthy one's verdict waits for the relay's end (a stream
+                    # may break), but a probe's first byte decides its half-open round at once.
+                    pending = verdict is True and not ticket
+                    if not pending:
+                        self._settle(health, ticket, outcome, verdict, tenant)
                     self._telemetry.end_attempt(exchange, outcome, relayed=True)
-                    return Attempt(response, upstream, state)
+                    return Attempt(response, upstream, state, pending)
                 retry_after = upstream_retry_after(response.headers, time.time())
-                self._record(health, outcome, self._verdict(status), retry_after)
                 failure = response
-            now = clock()
-            following = self._next(group, tried, now, deadline, retry_after)
+            self._settle(health, ticket, outcome, verdict, who, retry_after)
+            again = outcome != "timeout" and not (
+                isinstance(failure, UpstreamResponse) and failure.status in policy.failover_statuses
+            )
+            following = self._next(group, tried, clock(), deadline, retry_after, again)
             if following is None:  # no attempt left: this one is the answer
                 if isinstance(failure, UpstreamResponse):
                     self._telemetry.end_attempt(exchange, outcome, relayed=True)
-                    return Attempt(failure, upstream, state)
-                health.in_flight -= 1
-                self._telemetry.end_attempt(exchange, outcome, relayed=False)
+                    return Attempt(failure, upstream, state, pending=False)
+                self._drop(health, exchange, outcome)
                 raise failure
             if isinstance(failure, UpstreamResponse):
                 failure.close()
-            health.in_flight -= 1
-            self._telemetry.end_attempt(exchange, outcome, relayed=False)
+            self._drop(health, exchange, outcome)
             state, wait = following
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -166,11 +200,37 @@ class Failover:
                         raise self._all_open(group, clock())
                     state = picked
 
-    def finish(self, attempt: Attempt, *, failed: bool) -> None:
-        """The relayed attempt ended; ``failed`` when the upstream broke off a started stream."""
-        attempt.state.health.in_flight -= 1
-        if failed:
-            self._record(attempt.state.health, "stream_error", False, count=False)
+    def finish(self, attempt: Attempt, *, failed: bool, tenant: str | None) -> None:
+        """The relayed attempt ended; ``failed`` when the upstream broke a started stream off. Its
+        breaker gets the verdict it was waiting for (after a probe's success: the failure, if any)."""
+        health = attempt.state.health
+        health.in_flight -= 1
+        if attempt.pending:
+            self._metrics.attempts(health.name, "stream_error" if failed else "ok").inc()
+        if attempt.pending or failed:
+            health.breaker.record(self._clock(), 0, not failed, tenant=tenant)
+
+    def _settle(
+        self,
+        health: Health,
+        ticket: int,
+        outcome: str,
+        verdict: bool | None,
+        tenant: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Count an attempt's ``outcome`` and give its breaker the ``verdict`` (None: none, as for a
+        500 that may be the request's own doing, or a client that left)."""
+        self._metrics.attempts(health.name, outcome).inc()
+        if verdict is None:
+            health.breaker.release(ticket)
+        else:
+            health.breaker.record(self._clock(), ticket, verdict, tenant=tenant, retry_after=retry_after)
+
+    def _drop(self, health: Health, exchange: Exchange, outcome: str) -> None:
+        """An attempt whose answer is not relayed is over: out of the in-flight count, span ended."""
+        health.in_flight -= 1
+        self._telemetry.end_attempt(exchange, outcome, relayed=False)
 
     def _next(
         self,
@@ -179,8 +239,10 @@ class Failover:
         now: float,
         deadline: float,
         retry_after: float | None,
+        same_again: bool,
     ) -> tuple[DeploymentState, float] | None:
-        """The deployment of the next attempt and how long to wait first, or None when there is none."""
+        """The deployment of the next attempt and how long to wait first, or None when there is none.
+        ``same_again``: the deployment that just failed may be tried again."""
         if len(tried) >= self._policy.max_attempts or now >= deadline:
             return None
         state = self._balancer.pick(group, now, tried)
@@ -188,29 +250,13 @@ class Failover:
             return None
         wait = 0.0
         if state.health in tried:  # a retry of a deployment that failed: back off, as it asked if it did
+            if not same_again and state.health is tried[-1]:
+                return None
             asked = retry_after if state.health is tried[-1] else None
             wait = self._policy.wait(tried.count(state.health), asked, self._rng)
         if now + wait >= deadline or not self._budget.try_retry(now):
             return None
         return state, wait
-
-    def _record(
-        self,
-        health: Health,
-        outcome: str,
-        healthy: bool | None,
-        retry_after: float | None = None,
-        *,
-        count: bool = True,
-    ) -> None:
-        """Count an attempt's ``outcome`` and give its breaker the verdict ``healthy`` (None: no
-        verdict, as for a 500 that may be the request's own doing)."""
-        if count:
-            self._metrics.attempts(health.name, outcome).inc()
-        if healthy is None:
-            health.breaker.release()
-        else:
-            self._count(health.breaker.record(self._clock(), healthy, retry_after))
 
     def _verdict(self, status: int) -> bool | None:
         """What an answer with ``status`` says of the deployment's health: failing for the breaker
@@ -219,12 +265,8 @@ class Failover:
             return False
         return None if status >= 500 else True
 
-    def _count(self, event: BreakerEvent | None) -> None:
-        if event is not None:
-            self._metrics.breaker_events[event].inc()
-
     def _all_open(self, group: list[DeploymentState], now: float) -> UpstreamUnavailable:
-        wait = max(1, math.ceil(self._balancer.retry_after(group, now)))
+        wait = max(1, math.ceil(min(self._balancer.retry_after(group, now), _MAX_RETRY_AFTER)))
         return UpstreamUnavailable(
             "every upstream deployment of this model is failing; retry later",
             headers=[(b"retry-after", str(wait).encode()), (b"retry-after-ms", str(wait * 1000).encode())],

@@ -14,9 +14,9 @@ of a pair: measured in the tests).
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
-from llm_gateway.core.breaker import BreakerPolicy, CircuitBreaker
+from llm_gateway.core.breaker import BreakerEvent, BreakerPolicy, CircuitBreaker
 from llm_gateway.core.routing import Deployment
 
 __all__ = ["Balancer", "DeploymentState", "Health"]
@@ -28,9 +28,9 @@ class Health:
 
     __slots__ = ("breaker", "in_flight", "name")
 
-    def __init__(self, name: str, policy: BreakerPolicy) -> None:
+    def __init__(self, name: str, breaker: CircuitBreaker) -> None:
         self.name = name
-        self.breaker = CircuitBreaker(policy)
+        self.breaker = breaker
         self.in_flight = 0
 
 
@@ -48,10 +48,19 @@ class DeploymentState:
 class Balancer:
     """The health of every deployment, and the choice among a group's (see the module docstring)."""
 
-    def __init__(self, deployments: Iterable[Deployment], policy: BreakerPolicy, rng: random.Random) -> None:
+    def __init__(
+        self,
+        deployments: Iterable[Deployment],
+        policy: BreakerPolicy,
+        rng: random.Random,
+        on_event: Callable[[BreakerEvent], None] = lambda _: None,
+    ) -> None:
+        """``on_event`` hears every breaker's transitions."""
         self._health: dict[str, Health] = {}
         for deployment in deployments:
-            self._health.setdefault(deployment.name, Health(deployment.name, policy))
+            if deployment.name not in self._health:
+                breaker = CircuitBreaker(policy, on_event)
+                self._health[deployment.name] = Health(deployment.name, breaker)
         self._rng = rng
 
     def health(self) -> list[Health]:
@@ -78,8 +87,13 @@ class Balancer:
         tier = [s for s in fresh if s.deployment.priority == priority]
         if len(tier) == 1:
             return tier[0]
-        least = min(s.health.in_flight / s.deployment.weight for s in tier)
-        ties = [s for s in tier if s.health.in_flight / s.deployment.weight == least]
+        least, ties = float("inf"), tier[:0]
+        for state in tier:
+            load = state.health.in_flight / state.deployment.weight
+            if load < least:
+                least, ties = load, [state]
+            elif load == least:
+                ties.append(state)
         if len(ties) == 1:
             return ties[0]
         return self._rng.choices(ties, [s.deployment.weight for s in ties])[0]

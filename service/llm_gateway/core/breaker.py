@@ -3,20 +3,27 @@
 States and transitions (``now`` in seconds, monotonic)::
 
     closed ──(``failures`` in a row, or a failure ratio ≥ ``failure_ratio`` over ``window``
-       ▲      with at least ``min_requests``)──► open
+       ▲      with at least ``min_requests``; failures from ``min_tenants`` tenants)──► open
        │                                          │ cooldown over (``cooldown``, or the
        │                                          │ upstream's Retry-After, at most ``max_cooldown``)
        │                                          ▼
        └──────────(a probe succeeds)────────── half_open ──(a probe fails)──► open
 
 In ``half_open`` at most ``probes`` attempts run at once; the others see the deployment as
-unavailable. What counts as a failure is the caller's to say (connect errors, timeouts, the
-retryable statuses). State is per replica, like Envoy's outlier detection: each replica learns an
-upstream's health from its own traffic (see the README's "Upstream resilience").
+unavailable. Each attempt holds a ticket from :meth:`CircuitBreaker.acquire`: only the probes of the
+current half-open round decide it, so an attempt that started earlier cannot close, reopen or free
+a slot of a round it was not part of. What counts as a failure is the caller's to say (connect
+errors, timeouts, some statuses). A failure the request itself may have caused (a status, a
+timeout) names its tenant, and such failures open the breaker only when they come from at least
+``min_tenants`` tenants (in the run of consecutive failures, or in the window): one tenant's requests
+cannot cut every tenant off. A failure no request can cause (the upstream refused the connection)
+names no tenant and needs no company. State is per replica, like Envoy's outlier detection (see the
+README's "Upstream resilience").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +36,10 @@ BreakerState = Literal["closed", "open", "half_open"]
 BreakerEvent = Literal["open", "half_open", "close"]
 
 _REQUESTS, _FAILURES = 0, 1
+#: Tenants whose last failure time a breaker keeps for the window's tenant count (the most recent).
+_TENANTS_KEPT = 8
+#: Stands for the tenant of a failure no request can cause: it satisfies ``min_tenants`` alone.
+_ANY = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,24 +50,43 @@ class BreakerPolicy:
     failure_ratio: float = 0.5
     window: float = 30.0
     min_requests: int = 20
+    min_tenants: int = 2
     cooldown: float = 30.0
     max_cooldown: float = 300.0
     probes: int = 1
 
 
+def _ignore(_: BreakerEvent) -> None:
+    pass
+
+
 class CircuitBreaker:
-    """One deployment's breaker. Every method that changes state returns the transition it made
-    (``None`` when there was none), for the caller to count."""
+    """One deployment's breaker; ``on_event`` hears every transition it makes."""
 
-    __slots__ = ("_counts", "_in_a_row", "_policy", "_probing", "open_until", "state")
+    __slots__ = (
+        "_counts",
+        "_in_a_row",
+        "_on_event",
+        "_policy",
+        "_probing",
+        "_round",
+        "_run_tenants",
+        "_window_tenants",
+        "open_until",
+        "state",
+    )
 
-    def __init__(self, policy: BreakerPolicy) -> None:
+    def __init__(self, policy: BreakerPolicy, on_event: Callable[[BreakerEvent], None] = _ignore) -> None:
         self._policy = policy
+        self._on_event = on_event
         self.state: BreakerState = "closed"
         #: When an open breaker lets probes through (meaningful only while open).
         self.open_until = 0.0
         self._in_a_row = 0
+        self._run_tenants: set[object] = set()
+        self._window_tenants: dict[object, float] = {}
         self._probing = 0
+        self._round = 0  # the current half-open round's ticket
         self._counts = RollingCounts(policy.window)
 
     def available(self, now: float) -> bool:
@@ -67,57 +97,93 @@ class CircuitBreaker:
             return now >= self.open_until
         return self._probing < self._policy.probes
 
-    def acquire(self, now: float) -> BreakerEvent | None:
-        """An attempt goes to this deployment (call only when :meth:`available`); it must end with
-        :meth:`record` or :meth:`release`. An open breaker whose cooldown is over turns half-open."""
-        event: BreakerEvent | None = None
+    def acquire(self, now: float) -> int:
+        """An attempt goes to this deployment (call only when :meth:`available`). Returns its ticket
+        for :meth:`record` or :meth:`release`: 0, or the round's number for a probe. An open breaker
+        whose cooldown is over turns half-open."""
         if self.state == "open":
-            self.state, event = "half_open", "half_open"
+            self.state = "half_open"
+            self._round += 1
+            self._on_event("half_open")
         if self.state == "half_open":
             self._probing += 1
-        return event
+            return self._round
+        return 0
 
-    def release(self) -> None:
-        """An attempt ended without a verdict (the client left first): its probe slot is free again."""
-        if self.state == "half_open" and self._probing:
+    def release(self, ticket: int) -> None:
+        """An attempt ended without a verdict (its client left, or its answer says nothing of the
+        deployment): a probe's slot is free again."""
+        if ticket and ticket == self._round and self.state == "half_open" and self._probing:
             self._probing -= 1
 
-    def record(self, now: float, ok: bool, retry_after: float | None = None) -> BreakerEvent | None:
-        """An attempt's verdict. ``retry_after`` (seconds) is the upstream's own wait, which an
-        opening breaker honours up to ``max_cooldown``."""
-        policy = self._policy
+    def record(
+        self,
+        now: float,
+        ticket: int,
+        ok: bool,
+        *,
+        tenant: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """An attempt's verdict. ``tenant``: whose request failed, when the request may have caused
+        the failure (None: it cannot have). ``retry_after`` (seconds) is the upstream's own wait,
+        which an opening breaker honours up to ``max_cooldown``."""
         if self.state == "half_open":
-            self.release()
+            if ticket != self._round or not ticket:
+                return  # an attempt of another round, or from before: no say in this one
+            self.release(ticket)
             if ok:
-                self._reset()
-                return "close"
-            return self._open(now, retry_after)
-        if self.state == "open":  # an attempt that started before the breaker opened
-            return None
+                self._close()
+            else:
+                self._open(now, retry_after)
+            return
+        if self.state == "open" or ticket:  # an attempt from before it opened, or a stale probe
+            return
         self._counts.add(now, _REQUESTS)
         if ok:
             self._in_a_row = 0
-            return None
+            self._run_tenants.clear()
+            return
+        who = _ANY if tenant is None else tenant
         self._in_a_row += 1
         self._counts.add(now, _FAILURES)
-        if self._in_a_row >= policy.failures:
-            return self._open(now, retry_after)
-        requests, failures = self._counts.totals(now)
-        if requests >= policy.min_requests and failures >= policy.failure_ratio * requests:
-            return self._open(now, retry_after)
-        return None
+        if len(self._run_tenants) < self._policy.min_tenants:
+            self._run_tenants.add(who)
+        self._window_tenants.pop(who, None)
+        self._window_tenants[who] = now
+        if len(self._window_tenants) > _TENANTS_KEPT:
+            del self._window_tenants[next(iter(self._window_tenants))]
+        if self._trips(now):
+            self._open(now, retry_after)
 
     def retry_after(self, now: float) -> float:
         """Seconds until this deployment may be tried again (0 when it may now)."""
         return max(0.0, self.open_until - now) if self.state == "open" else 0.0
 
-    def _open(self, now: float, retry_after: float | None) -> BreakerEvent:
+    def _trips(self, now: float) -> bool:
+        policy = self._policy
+        if self._in_a_row >= policy.failures and _enough(self._run_tenants, policy.min_tenants):
+            return True
+        requests, failures = self._counts.totals(now)
+        if requests < policy.min_requests or failures < policy.failure_ratio * requests:
+            return False
+        recent = {who for who, at in self._window_tenants.items() if at > now - policy.window}
+        return _enough(recent, policy.min_tenants)
+
+    def _open(self, now: float, retry_after: float | None) -> None:
         wait = max(self._policy.cooldown, min(retry_after or 0.0, self._policy.max_cooldown))
         self.state, self.open_until = "open", now + wait
         self._probing = 0
-        return "open"
+        self._on_event("open")
 
-    def _reset(self) -> None:
+    def _close(self) -> None:
         self.state = "closed"
         self._in_a_row = 0
+        self._run_tenants.clear()
+        self._window_tenants.clear()
         self._counts.clear()
+        self._on_event("close")
+
+
+def _enough(tenants: set[object], needed: int) -> bool:
+    return _ANY in tenants or len(tenants) >= needed

@@ -20,6 +20,7 @@ from llm_gateway.core.rolling import RollingCounts
 __all__ = [
     "DEFAULT_BREAKER_STATUSES",
     "DEFAULT_RETRY_STATUSES",
+    "FAILOVER_STATUSES",
     "RetryBudget",
     "RetryPolicy",
     "upstream_retry_after",
@@ -28,9 +29,15 @@ __all__ = [
 #: Upstream statuses worth another attempt: rate limited, and the server-side failures.
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 #: Upstream statuses that count against a deployment's circuit breaker: those that say the upstream
-#: as a whole is unavailable or out of capacity. Not 500: what one request contained can make an
-#: upstream fail it, and one client must not be able to open the circuit for every tenant.
-DEFAULT_BREAKER_STATUSES = frozenset({429, 502, 503, 504, 529})
+#: as a whole is unavailable or out of capacity, or refuses the gateway's key. Not 500: what one
+#: request contained can make an upstream fail it, and one client must not be able to open the
+#: circuit for every tenant.
+DEFAULT_BREAKER_STATUSES = frozenset({401, 403, 429, 502, 503, 504, 529})
+#: Upstream statuses that move a request to another deployment, never back to the same one (the
+#: deployment refuses the gateway's key: it will again).
+FAILOVER_STATUSES = frozenset({401, 403})
+#: Retries beyond this many double the backoff no further (the maximum is reached long before).
+_MAX_DOUBLINGS = 30
 #: The longest upstream ``Retry-After`` believed (seconds); longer ones are read as this.
 _MAX_RETRY_AFTER = 3600.0
 
@@ -43,8 +50,10 @@ class RetryPolicy:
 
     ``max_attempts`` counts the first one (1: no retries, no fallbacks); ``deadline`` (seconds from
     the first attempt) is when no new attempt starts and no wait may end after; ``statuses`` are
-    the upstream statuses retried, ``breaker_statuses`` those that count as a deployment's failure
-    (connect failures and first-byte timeouts always do). ``backoff`` and ``max_backoff`` in seconds.
+    the upstream statuses retried, ``failover_statuses`` those (with first-byte timeouts) that only
+    move a request to another deployment, ``breaker_statuses`` those that count as a deployment's
+    failure (connect failures and first-byte timeouts always do). ``backoff`` and ``max_backoff`` in
+    seconds.
     """
 
     max_attempts: int = 3
@@ -53,10 +62,11 @@ class RetryPolicy:
     max_backoff: float = 5.0
     statuses: frozenset[int] = field(default=DEFAULT_RETRY_STATUSES)
     breaker_statuses: frozenset[int] = field(default=DEFAULT_BREAKER_STATUSES)
+    failover_statuses: frozenset[int] = field(default=FAILOVER_STATUSES)
 
     def wait(self, retry: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first) of the same deployment."""
-        jittered = rng.uniform(0.0, min(self.max_backoff, self.backoff * 2 ** (retry - 1)))
+        jittered = rng.uniform(0.0, min(self.max_backoff, self.backoff * 2 ** min(retry - 1, _MAX_DOUBLINGS)))
         return max(jittered, retry_after or 0.0)
 
 

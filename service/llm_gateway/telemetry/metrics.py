@@ -239,6 +239,10 @@ class GatewayMetrics:
                 )
             )
 
+    def count_breaker_event(self, event: BreakerEvent) -> None:
+        """A deployment's breaker opened, half-opened or closed: ``cb_events_total{event}``."""
+        self.breaker_events[event].inc()
+
     def watch_breaker(self, deployment: str, breaker: CircuitBreaker) -> None:
         """Export ``breaker``'s state as ``gateway_deployment_state{deployment}`` (read at scrape time)."""
         self._deployment_state.labels(deployment=deployment).set_function(

@@ -22,7 +22,9 @@ def balancer_and_group(*deployments: Deployment, seed: int = 1) -> tuple[Balance
 
 
 def open_breaker(state: DeploymentState, now: float = 0.0) -> None:
-    assert state.health.breaker.record(now, False) == "open"
+    breaker = state.health.breaker
+    breaker.record(now, breaker.acquire(now), False)  # a failed connection: no tenant needed
+    assert breaker.state == "open"
 
 
 def test_unloaded_shares_follow_the_weights() -> None:

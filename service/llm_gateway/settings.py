@@ -161,7 +161,10 @@ class Settings(BaseSettings):
         3, ge=0, le=10_000, description="Retries per second a replica may always make, whatever its traffic."
     )
     circuit_breaker_failures: int = Field(
-        5, ge=1, le=1_000_000, description="Consecutive failed attempts that open a deployment's circuit breaker."
+        5,
+        ge=1,
+        le=1_000_000,
+        description="Consecutive failed attempts that open a deployment's circuit breaker.",
     )
     circuit_breaker_statuses: Annotated[frozenset[int], NoDecode] = Field(
         default_factory=lambda: DEFAULT_BREAKER_STATUSES,
@@ -187,7 +190,10 @@ class Settings(BaseSettings):
         30, ge=0.1, le=3600, description="Rolling window of the failure ratio, in seconds."
     )
     circuit_breaker_min_requests: int = Field(
-        20, ge=1, le=1_000_000, description="Attempts in the window before the failure ratio may open a breaker."
+        20,
+        ge=1,
+        le=1_000_000,
+        description="Attempts in the window before the failure ratio may open a breaker.",
     )
     circuit_breaker_cooldown_secs: float = Field(
         30,

@@ -22,7 +22,7 @@ from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
 from llm_gateway.api.disconnect import CancelOnDisconnect
-from llm_gateway.api.failover import Attempt, Failover
+from llm_gateway.api.failover import Attempt, Failover, UpstreamCall
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import StreamTimings, off_the_loop, relay_buffered, relay_stream
 from llm_gateway.api.request_body import ClientDisconnected, read_json_body, take
@@ -200,9 +200,7 @@ class APIEndpoint:
             return request.dumps(request.payload)
 
         async with CancelOnDisconnect(scope, receive):
-            attempt = await self._failover.open(
-                exchange,
-                group,
+            call = UpstreamCall(
                 span_name=f"{api.operation} {request.model}",
                 path=api.upstream_path,
                 body_for=body_for,
@@ -215,6 +213,7 @@ class APIEndpoint:
                 read_whole=lambda response: not (request.stream and _is_event_stream(response)),
                 idle_timeout=self._timings.idle,
             )
+            attempt = await self._failover.open(exchange, group, call)
             try:
                 await self._relay(exchange, request, decision, attempt, client_wants_usage)
             finally:

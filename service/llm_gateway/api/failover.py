@@ -21,6 +21,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.adapters.upstream_router import UpstreamRouter
@@ -31,12 +32,33 @@ from llm_gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailab
 from llm_gateway.telemetry.exchange import Exchange
 from llm_gateway.telemetry.recorder import Telemetry
 
-__all__ = ["Attempt", "Failover"]
+__all__ = ["Attempt", "Failover", "UpstreamCall"]
 
 #: The outcome label of an upstream answer, by status class (429: ``rate_limited``).
 _OUTCOMES = {1: "ok", 2: "ok", 3: "ok", 4: "client_error"}
 #: The longest ``Retry-After`` a refusal with every breaker open says (seconds).
 _MAX_RETRY_AFTER = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """What every attempt of one request sends, and how its answer is read.
+
+    ``body_for(model)`` is the body under the upstream's model name (None: the client's,
+    ``client_model``); ``headers`` are the forwarded client headers (each attempt gets a copy); an
+    answer for which ``read_whole`` is true (one that is not a live stream) is read to its end
+    within the attempt, pausing at most ``idle_timeout`` seconds, so that one the upstream breaks
+    off is retried too; ``span_name`` names each attempt's client span.
+    """
+
+    span_name: str
+    path: str
+    body_for: Callable[[str | None], bytes]
+    headers: dict[str, str]
+    first_byte_timeout: float | None
+    client_model: str
+    read_whole: Callable[[UpstreamResponse], bool]
+    idle_timeout: float
 
 
 class Attempt:
@@ -55,6 +77,19 @@ class Attempt:
         self.upstream = upstream
         self.state = state
         self.pending = pending
+
+
+@dataclass(slots=True)
+class _Failure:
+    """An attempt that failed: an error, or an answer with a retried status (still open)."""
+
+    outcome: str
+    upstream: Upstream
+    error: UpstreamError | UpstreamTimeout | None = None
+    response: UpstreamResponse | None = None
+    retry_after: float | None = None
+    #: May the same deployment be tried again (not after a timeout or a refused key)?
+    again: bool = True
 
 
 class Failover:
@@ -82,123 +117,106 @@ class Failover:
         for health in balancer.health():
             self._metrics.watch_breaker(health.name, health.breaker)
 
-    async def open(
-        self,
-        exchange: Exchange,
-        group: list[DeploymentState],
-        *,
-        span_name: str,
-        path: str,
-        body_for: Callable[[str | None], bytes],
-        headers: dict[str, str],
-        first_byte_timeout: float | None,
-        client_model: str,
-        read_whole: Callable[[UpstreamResponse], bool],
-        idle_timeout: float,
-    ) -> Attempt:
+    async def open(self, exchange: Exchange, group: list[DeploymentState], call: UpstreamCall) -> Attempt:
         """The answer to relay, from the first deployment of ``group`` that gives one.
 
-        ``body_for(model)`` is the body to send under the upstream model name (None: the client's);
-        ``headers`` are the forwarded client headers, copied for each attempt. A successful answer
-        for which ``read_whole`` is true (one that is not a live stream) is read to its end here,
-        pausing at most ``idle_timeout`` seconds, so that one the upstream breaks off is retried too.
         Raises :class:`UpstreamUnavailable` (every breaker open), or the last attempt's
         :class:`UpstreamError`/:class:`UpstreamTimeout`.
         """
-        policy, clock, tenant = self._policy, self._clock, exchange.tenant
-        now = clock()
-        deadline = now + policy.deadline
+        now = self._clock()
+        deadline = now + self._policy.deadline
         self._budget.request(now)
         tried: list[Health] = []
         state = self._balancer.pick(group, now)
         if state is None:
             raise self._all_open(group, now)
         while True:
-            health = state.health
-            ticket = health.breaker.acquire(clock())
-            health.in_flight += 1
-            tried.append(health)
-            exchange.attempts += 1
-            exchange.deployment = state.name
-            exchange.upstream_status = None
-            deployment = state.deployment
-            upstream = self._router.upstream(deployment.upstream)
-            attempt_headers = dict(headers)
-            self._telemetry.start_upstream(exchange, span_name, attempt_headers, upstream.address)
-            retry_after: float | None = None
-            response: UpstreamResponse | None = None
-            failure: UpstreamError | UpstreamTimeout | UpstreamResponse
-            verdict: bool | None
-            who = tenant  # whose request the failure may be due to (None: nobody's)
-            try:
-                response = await open_upstream(
-                    upstream,
-                    exchange,
-                    "POST",
-                    path,
-                    body=body_for(deployment.model),
-                    headers=attempt_headers,
-                    first_byte_timeout=first_byte_timeout,
-                    model=deployment.model or client_model,
-                )
-                status = response.status
-                if status < 400 and read_whole(response):
-                    response.first_chunk += await response.read_rest(idle_timeout)
-            except UpstreamTimeout as error:
-                if response is not None:
-                    response.close()
-                outcome, failure, verdict = "timeout", error, False
-            except UpstreamError as error:
-                if response is not None:
-                    response.close()
-                if error.code == "upstream_response_too_large":  # another attempt would be as large
-                    self._settle(health, ticket, "server_error", None)
-                    self._drop(health, exchange, "server_error")
-                    raise
-                outcome, failure, verdict = "connect_error", error, False
-                if isinstance(error, UpstreamUnreachable):
-                    who = None
-            except BaseException:  # cancelled: the client left
-                if response is not None:
-                    response.close()
-                self._settle(health, ticket, "cancelled", None)
-                self._drop(health, exchange, "cancelled")
-                raise
-            else:
-                outcome = "rate_limited" if status == 429 else _OUTCOMES.get(status // 100, "server_error")
-                verdict = self._verdict(status)
-                if status not in policy.statuses and status not in policy.failover_statuses:
-                    # The answer to relay. A healthy one's verdict waits for the relay's end (a stream
-                    # may break), but a probe's first byte decides its half-open round at once.
-                    pending = verdict is True and not ticket
-                    if not pending:
-                        self._settle(health, ticket, outcome, verdict, tenant)
-                    self._telemetry.end_attempt(exchange, outcome, relayed=True)
-                    return Attempt(response, upstream, state, pending)
-                retry_after = upstream_retry_after(response.headers, time.time())
-                failure = response
-            self._settle(health, ticket, outcome, verdict, who, retry_after)
-            again = outcome != "timeout" and not (
-                isinstance(failure, UpstreamResponse) and failure.status in policy.failover_statuses
-            )
-            following = self._next(group, tried, clock(), deadline, retry_after, again)
+            tried.append(state.health)
+            result = await self._attempt(exchange, state, call)
+            if isinstance(result, Attempt):
+                return result
+            following = self._next(group, tried, self._clock(), deadline, result)
             if following is None:  # no attempt left: this one is the answer
-                if isinstance(failure, UpstreamResponse):
-                    self._telemetry.end_attempt(exchange, outcome, relayed=True)
-                    return Attempt(failure, upstream, state, pending=False)
-                self._drop(health, exchange, outcome)
-                raise failure
-            if isinstance(failure, UpstreamResponse):
-                failure.close()
-            self._drop(health, exchange, outcome)
+                if result.response is not None:
+                    self._telemetry.end_attempt(exchange, result.outcome, relayed=True)
+                    return Attempt(result.response, result.upstream, state, pending=False)
+                self._drop(state.health, exchange, result.outcome)
+                assert result.error is not None
+                raise result.error
+            if result.response is not None:
+                result.response.close()
+            self._drop(state.health, exchange, result.outcome)
             state, wait = following
             if wait > 0:
                 await asyncio.sleep(wait)
-                if not state.health.breaker.available(clock()):  # another request opened it meanwhile
-                    picked = self._balancer.pick(group, clock(), tried)
+                if not state.health.breaker.available(self._clock()):  # opened meanwhile
+                    picked = self._balancer.pick(group, self._clock(), tried)
                     if picked is None:
-                        raise self._all_open(group, clock())
+                        raise self._all_open(group, self._clock())
                     state = picked
+
+    async def _attempt(
+        self, exchange: Exchange, state: DeploymentState, call: UpstreamCall
+    ) -> Attempt | _Failure:
+        """One attempt at ``state``'s deployment: the answer to relay, or what failed (its breaker
+        has the verdict; a failed attempt stays in flight until the caller drops it)."""
+        health, deployment = state.health, state.deployment
+        ticket = health.breaker.acquire(self._clock())
+        health.in_flight += 1
+        exchange.attempts += 1
+        exchange.deployment = state.name
+        exchange.upstream_status = None
+        upstream = self._router.upstream(deployment.upstream)
+        headers = dict(call.headers)
+        self._telemetry.start_upstream(exchange, call.span_name, headers, upstream.address)
+        response: UpstreamResponse | None = None
+        try:
+            response = await open_upstream(
+                upstream,
+                exchange,
+                "POST",
+                call.path,
+                body=call.body_for(deployment.model),
+                headers=headers,
+                first_byte_timeout=call.first_byte_timeout,
+                model=deployment.model or call.client_model,
+            )
+            if response.status < 400 and call.read_whole(response):
+                response.first_chunk += await response.read_rest(call.idle_timeout)
+        except (UpstreamError, UpstreamTimeout) as error:
+            if response is not None:
+                response.close()
+            if error.code == "upstream_response_too_large":  # another attempt would be as large
+                self._settle(health, ticket, "server_error", None)
+                self._drop(health, exchange, "server_error")
+                raise
+            timeout = isinstance(error, UpstreamTimeout)
+            # A refused connection is nobody's request's doing; a timeout or a reset may be.
+            who = None if isinstance(error, UpstreamUnreachable) else exchange.tenant
+            failure = _Failure("timeout" if timeout else "connect_error", upstream, error, again=not timeout)
+            self._settle(health, ticket, failure.outcome, False, who)
+            return failure
+        except BaseException:  # cancelled: the client left
+            if response is not None:
+                response.close()
+            self._settle(health, ticket, "cancelled", None)
+            self._drop(health, exchange, "cancelled")
+            raise
+        status, policy = response.status, self._policy
+        outcome = "rate_limited" if status == 429 else _OUTCOMES.get(status // 100, "server_error")
+        verdict = self._verdict(status)
+        if status in policy.statuses or status in policy.failover_statuses:
+            retry_after = upstream_retry_after(response.headers, time.time())
+            self._settle(health, ticket, outcome, verdict, exchange.tenant, retry_after)
+            again = status not in policy.failover_statuses
+            return _Failure(outcome, upstream, response=response, retry_after=retry_after, again=again)
+        # The answer to relay. A healthy one's verdict waits for the relay's end (a stream may break),
+        # but a probe's first byte decides its half-open round at once.
+        pending = verdict is True and not ticket
+        if not pending:
+            self._settle(health, ticket, outcome, verdict, exchange.tenant)
+        self._telemetry.end_attempt(exchange, outcome, relayed=True)
+        return Attempt(response, upstream, state, pending)
 
     def finish(self, attempt: Attempt, *, failed: bool, tenant: str | None) -> None:
         """The relayed attempt ended; ``failed`` when the upstream broke a started stream off. Its
@@ -238,11 +256,9 @@ class Failover:
         tried: list[Health],
         now: float,
         deadline: float,
-        retry_after: float | None,
-        same_again: bool,
+        failure: _Failure,
     ) -> tuple[DeploymentState, float] | None:
-        """The deployment of the next attempt and how long to wait first, or None when there is none.
-        ``same_again``: the deployment that just failed may be tried again."""
+        """The deployment of the next attempt and how long to wait first, or None when there is none."""
         if len(tried) >= self._policy.max_attempts or now >= deadline:
             return None
         state = self._balancer.pick(group, now, tried)
@@ -250,9 +266,10 @@ class Failover:
             return None
         wait = 0.0
         if state.health in tried:  # a retry of a deployment that failed: back off, as it asked if it did
-            if not same_again and state.health is tried[-1]:
+            last = state.health is tried[-1]
+            if last and not failure.again:
                 return None
-            asked = retry_after if state.health is tried[-1] else None
+            asked = failure.retry_after if last else None
             wait = self._policy.wait(tried.count(state.health), asked, self._rng)
         if now + wait >= deadline or not self._budget.try_retry(now):
             return None

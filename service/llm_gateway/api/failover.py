@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.adapters.upstream_router import UpstreamRouter
@@ -182,7 +183,11 @@ class Failover:
                 model=deployment.model or call.client_model,
             )
             if response.status < 400 and call.read_whole(response):
-                response.first_chunk += await response.read_rest(call.idle_timeout)
+                started = perf_counter()
+                try:
+                    response.first_chunk += await response.read_rest(call.idle_timeout)
+                finally:
+                    exchange.waited_for_upstream(started)  # the upstream's time, not the gateway's
         except (UpstreamError, UpstreamTimeout) as error:
             if response is not None:
                 response.close()

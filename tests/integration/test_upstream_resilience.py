@@ -318,6 +318,7 @@ def test_retry_after_from_the_upstream_delays_the_retry(
         elapsed = time.monotonic() - started
         assert response.status_code == 200, response.text
         assert wait <= elapsed < wait + 0.5, elapsed
+        assert float(response.headers["x-gateway-overhead-ms"]) < 300  # the wait is the upstream's
     assert received(upstream) == 4
     # A wait past the retry deadline is not waited: the upstream's 429 goes to the client at once.
     deadline_gateway = gateway_factory(

@@ -148,8 +148,12 @@ class Failover:
                 result.response.close()
             self._drop(state.health, exchange, result.outcome)
             state, wait = following
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # waiting for the upstream's sake: its time, not the gateway's overhead
+                started = perf_counter()
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    exchange.waited_for_upstream(started)
                 if not state.health.breaker.available(self._clock()):  # opened meanwhile
                     picked = self._balancer.pick(group, self._clock(), tried)
                     if picked is None:

@@ -200,13 +200,16 @@ class RoutingConfig(BaseModel):
         known = {*names, DEFAULT_UPSTREAM}
         models = [r.model for r in self.routes]
         for index, route in enumerate(self.routes):
-            where = f"routes[{index}]." + ("upstream" if route.deployments is None else "deployments")
             group = [(d.upstream, d.upstream_model) for d in route.group()]
-            for upstream in dict.fromkeys(name for name, _ in group):
+            for number, (upstream, _) in enumerate(group):
+                where = f"routes[{index}]." + (
+                    "upstream" if route.deployments is None else f"deployments[{number}].upstream"
+                )
                 if upstream not in known:
                     problems.append(f"{where}: no upstream named {upstream!r}")
             if len(set(group)) < len(group):
-                problems.append(f"{where}: a deployment is listed twice (same upstream and upstream_model)")
+                twice = "a deployment is listed twice (same upstream and upstream_model)"
+                problems.append(f"routes[{index}].deployments: {twice}")
             if models.count(route.model) > 1 and models.index(route.model) != index:
                 problems.append(f"routes[{index}].model: {route.model!r} is routed twice")
         if problems:

@@ -205,6 +205,7 @@ def test_the_open_breaker_answers_503_without_a_call_then_half_opens_and_closes(
     assert httpx.post(gateway.url + CHAT, json=chat_body()).status_code == 200
     fault(upstream, None)
     time.sleep(1.1)
+    assert deployment_state(gateway, "up0") == 1  # cooled down: the next attempt probes it
     assert httpx.post(gateway.url + CHAT, json=chat_body(model="gpt-4o")).status_code == 200  # the probe
     assert [breaker_events(gateway, e) for e in ("open", "half_open", "close")] == [1, 1, 1]
     assert deployment_state(gateway, "up0") == 0
@@ -350,6 +351,8 @@ def test_the_retry_budget_caps_retries_when_every_upstream_fails(
     assert statuses == {502: 100}
     calls = received(first) + received(second)
     assert 100 < calls <= 110, calls  # without the budget: 300
+    # Every request stopped at the budget (the few that got one retry, at their second).
+    assert metric_value(gateway.url, "gateway_retry_budget_exhausted_total") == 100
 
 
 def test_the_client_leaving_stops_the_retries(

@@ -68,7 +68,7 @@ NEITHER = "routes[0]: set upstream (with an optional upstream_model) or deployme
         (one(weight=True), "weight: Input should be a valid integer"),
         (one(weight=1.5), "weight: Input should be a valid integer"),
         (one(priority=-1), "priority: Input should be greater than or equal to 0"),
-        (one(upstream="c"), "routes[0].deployments: no upstream named 'c'"),
+        (one(upstream="c"), "routes[0].deployments[0].upstream: no upstream named 'c'"),
         ({"model": "m", "deployments": [{"upstream": "a"}] * 2}, "a deployment is listed twice"),
         (one(cost=1), "cost: Extra inputs are not permitted"),
         ({"model": "m", "deployments": [{"upstream": "a"}] * 65}, "List should have at most 64 items"),

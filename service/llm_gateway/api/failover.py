@@ -175,6 +175,7 @@ class Failover:
         headers = dict(call.headers)
         self._telemetry.start_upstream(exchange, call.span_name, headers, upstream.address)
         response: UpstreamResponse | None = None
+        reading = False  # the headers came; the body is being read
         try:
             response = await open_upstream(
                 upstream,
@@ -187,7 +188,7 @@ class Failover:
                 model=deployment.model or call.client_model,
             )
             if response.status < 400 and call.read_whole(response):
-                started = perf_counter()
+                reading, started = True, perf_counter()
                 try:
                     response.first_chunk += await response.read_rest(call.idle_timeout)
                 finally:
@@ -202,7 +203,8 @@ class Failover:
             timeout = isinstance(error, UpstreamTimeout)
             # A refused connection is nobody's request's doing; a timeout or a reset may be.
             who = None if isinstance(error, UpstreamUnreachable) else exchange.tenant
-            failure = _Failure("timeout" if timeout else "connect_error", upstream, error, again=not timeout)
+            outcome = "timeout" if timeout else "interrupted" if reading else "connect_error"
+            failure = _Failure(outcome, upstream, error, again=not timeout)
             self._settle(health, ticket, failure.outcome, False, who)
             return failure
         except BaseException:  # cancelled: the client left
@@ -280,7 +282,10 @@ class Failover:
                 return None
             asked = failure.retry_after if last else None
             wait = self._policy.wait(tried.count(state.health), asked, self._rng)
-        if now + wait >= deadline or not self._budget.try_retry(now):
+        if now + wait >= deadline:
+            return None
+        if not self._budget.try_retry(now):
+            self._metrics.retry_budget_exhausted.inc()
             return None
         return state, wait
 

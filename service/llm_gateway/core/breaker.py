@@ -2,7 +2,7 @@
 
 States and transitions (``now`` in seconds, monotonic)::
 
-    closed ──(``failures`` in a row, or a failure ratio ≥ ``failure_ratio`` over ``window``
+    closed ──(``failures`` in a row within ``window``, or a failure ratio ≥ ``failure_ratio`` over ``window``
        ▲      with at least ``min_requests``; failures from ``min_tenants`` tenants)──► open
        │                                          │ cooldown over (``cooldown``, or the
        │                                          │ upstream's Retry-After, at most ``max_cooldown``)
@@ -66,6 +66,7 @@ class CircuitBreaker:
     __slots__ = (
         "_counts",
         "_in_a_row",
+        "_last_failure",
         "_on_event",
         "_policy",
         "_probing",
@@ -83,6 +84,7 @@ class CircuitBreaker:
         #: When an open breaker lets probes through (meaningful only while open).
         self.open_until = 0.0
         self._in_a_row = 0
+        self._last_failure = 0.0
         self._run_tenants: set[object] = set()
         self._window_tenants: dict[object, float] = {}
         self._probing = 0
@@ -145,6 +147,10 @@ class CircuitBreaker:
             self._run_tenants.clear()
             return
         who = _ANY if tenant is None else tenant
+        if self._in_a_row and now - self._last_failure > self._policy.window:
+            self._in_a_row = 0  # a run of failures is consecutive within the window, not forever
+            self._run_tenants.clear()
+        self._last_failure = now
         self._in_a_row += 1
         self._counts.add(now, _FAILURES)
         if len(self._run_tenants) < self._policy.min_tenants:
@@ -155,6 +161,11 @@ class CircuitBreaker:
             del self._window_tenants[next(iter(self._window_tenants))]
         if self._trips(now):
             self._open(now, retry_after)
+
+    def state_at(self, now: float) -> BreakerState:
+        """The state as an attempt would find it at ``now``: an open breaker whose cooldown is over
+        is half-open (it lets the next attempt through as a probe)."""
+        return "half_open" if self.state == "open" and now >= self.open_until else self.state
 
     def retry_after(self, now: float) -> float:
         """Seconds until this deployment may be tried again (0 when it may now)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Generic, Literal, TypeVar, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -118,18 +118,24 @@ class GatewayMetrics:
         self.breaker_events: dict[BreakerEvent, Counter] = {
             event: cb_events.labels(event=event) for event in get_args(BreakerEvent)
         }
+        self.retry_budget_exhausted = Counter(
+            "gateway_retry_budget_exhausted",
+            "Retries and fallbacks not made because the replica's retry budget was spent.",
+            registry=registry,
+        )
         self.attempts = _Children(
             Counter(
                 "gateway_upstream_attempts",
                 "Attempts sent to upstream deployments, by deployment and outcome (ok, client_error, "
-                "rate_limited, server_error, connect_error, timeout, cancelled).",
+                "rate_limited, server_error, connect_error, interrupted, timeout, cancelled, stream_error).",
                 ["deployment", "outcome"],
                 registry=registry,
             )
         )
         self._deployment_state = Gauge(
             "gateway_deployment_state",
-            "Circuit breaker of each upstream deployment: 0 closed, 1 half-open, 2 open (until a probe).",
+            "Circuit breaker of each upstream deployment: 0 closed, 1 half-open (its cooldown is over: the "
+            "next attempt probes it), 2 open (cooling down).",
             ["deployment"],
             registry=registry,
         )
@@ -246,7 +252,7 @@ class GatewayMetrics:
     def watch_breaker(self, deployment: str, breaker: CircuitBreaker) -> None:
         """Export ``breaker``'s state as ``gateway_deployment_state{deployment}`` (read at scrape time)."""
         self._deployment_state.labels(deployment=deployment).set_function(
-            lambda: _BREAKER_STATES[breaker.state]
+            lambda: _BREAKER_STATES[breaker.state_at(monotonic())]
         )
 
     def count_redactions(self, found: Tally[Entity], direction: Literal["request", "response"]) -> None:

@@ -191,3 +191,19 @@ def test_any_sequence_keeps_the_invariants(steps: list[tuple[float, str, bool, i
     for ticket in held:
         b.release(ticket)
     assert b._probing == 0
+
+
+def test_a_run_of_failures_is_consecutive_within_the_window() -> None:
+    b, events = breaker(BreakerPolicy(failures=3, window=10.0, min_requests=1000, min_tenants=1))
+    fail(b, 0.0), fail(b, 1.0)
+    fail(b, 20.0)  # the run had gone quiet for longer than the window: it starts again
+    assert events == []
+    fail(b, 21.0), fail(b, 22.0)
+    assert events == ["open"]
+
+
+def test_state_at_says_half_open_once_the_cooldown_is_over() -> None:
+    b, _ = breaker()
+    for at in range(3):
+        fail(b, float(at))
+    assert (b.state_at(3.0), b.state_at(7.0), b.state) == ("open", "half_open", "open")

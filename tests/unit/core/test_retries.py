@@ -74,3 +74,9 @@ def test_a_zero_budget_allows_no_retry() -> None:
     budget = RetryBudget(ratio=0.0, min_per_second=0.0)
     budget.request(0.0)
     assert not budget.try_retry(0.0)
+
+
+def test_the_backoff_of_a_late_retry_stays_finite() -> None:
+    """2 ** 2000 overflows a float: the doubling stops long before that."""
+    policy = RetryPolicy(backoff=0.2, max_backoff=5.0)
+    assert 0 <= policy.wait(2000, None, random.Random(3)) <= 5.0

@@ -189,7 +189,6 @@ def create_app(settings: Settings) -> ASGIApp:
 
     failover = Failover(
         upstreams,
-        upstreams.balancer,
         settings.retry_policy,
         RetryBudget(settings.upstream_retry_budget_ratio, settings.upstream_retry_budget_min_per_sec),
         telemetry,

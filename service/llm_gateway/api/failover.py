@@ -27,7 +27,7 @@ from time import perf_counter
 from llm_gateway.adapters.upstream import Upstream, UpstreamResponse
 from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.relay import open_upstream
-from llm_gateway.core.balancer import Balancer, DeploymentState, Health
+from llm_gateway.core.balancer import DeploymentState, Health
 from llm_gateway.core.retries import RetryBudget, RetryPolicy, upstream_retry_after
 from llm_gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, UpstreamUnreachable
 from llm_gateway.telemetry.exchange import Exchange
@@ -99,7 +99,6 @@ class Failover:
     def __init__(
         self,
         router: UpstreamRouter,
-        balancer: Balancer,
         policy: RetryPolicy,
         budget: RetryBudget,
         telemetry: Telemetry,
@@ -108,14 +107,14 @@ class Failover:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._router = router
-        self._balancer = balancer
+        self._balancer = router.balancer
         self._policy = policy
         self._budget = budget
         self._telemetry = telemetry
         self._metrics = telemetry.metrics
         self._rng = rng
         self._clock = clock
-        for health in balancer.health():
+        for health in router.balancer.health():
             self._metrics.watch_breaker(health.name, health.breaker)
 
     async def open(self, exchange: Exchange, group: list[DeploymentState], call: UpstreamCall) -> Attempt:

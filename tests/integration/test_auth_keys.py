@@ -65,9 +65,9 @@ def test_a_registered_key_is_its_tenant_by_either_header(
     assert (by_header.status_code, by_bearer.status_code) == (200, 200)
     assert by_bearer.headers["x-ratelimit-remaining-requests"] == "98"  # one tenant, one quota
     keys = {key.decode() for key in redis_server.client().keys("*")}
-    assert "quota:tenantA" in keys
+    assert "quota:{tenantA}" in keys
     digest = key_digest(SECRET.encode(), GOOD_KEY.encode())
-    assert f"ratelimit:key:{digest[:16]}" in keys
+    assert f"ratelimit:{{tenantA}}:key:{digest[:16]}" in keys  # in the tenant's cluster slot
     assert not any(GOOD_KEY in key for key in keys)
 
 

@@ -130,7 +130,7 @@ def test_standard_mode_keeps_the_replaced_gateways_key_layout(
 ) -> None:
     gateway = gateway_factory(REDIS_URL=redis_server.url)
     assert httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": "demo"}).status_code == 200
-    assert redis_server.client().get("quota:demo") == b"1"
+    assert redis_server.client().get("quota:{demo}") == b"1"
 
 
 def test_under_the_defaults_a_real_api_key_is_never_stored_in_clear(

@@ -54,8 +54,8 @@ def test_redis_shows_the_old_key_layout(gateway_factory: GatewayFactory, redis_s
     gateway = gateway_factory(DEFAULT_QUOTA="5", REDIS_URL=redis_server.url, **LOOSE_RATE)
     assert statuses(gateway, "demo", 7) == [200] * 5 + [429] * 2
     client = redis_server.client()
-    assert client.get("quota:demo") == b"5"  # refused requests are not counted
-    assert 0 < client.ttl("quota:demo") <= 60
+    assert client.get("quota:{demo}") == b"5"  # refused requests are not counted
+    assert 0 < client.ttl("quota:{demo}") <= 60
 
 
 def test_a_redis_that_lost_its_scripts_gets_them_again_and_counts_on(

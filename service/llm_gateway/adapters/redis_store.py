@@ -141,7 +141,10 @@ class RedisStore:
         try:
             async with asyncio.timeout(self._timeout):
                 outcome, used, left_ms, retry_ms, window_end = await self._admit.call(
-                    [quota_key(self._storage_id(tenant)), rate_key(self._storage_id(key))],
+                    [
+                        quota_key(tenant_id := self._storage_id(tenant)),
+                        rate_key(tenant_id, self._storage_id(key)),
+                    ],
                     [limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst],
                 )
         except _ERRORS as exc:

@@ -1,13 +1,22 @@
 """Quota and rate-limit arithmetic, Redis key names and the admission Lua script (pure).
 
-Key layout (kept from the gateway this project replaces, so `redis-cli GET quota:demo` still works):
+Key layout. Every key one request touches carries its tenant's id as a Redis Cluster hash tag
+(the part in braces), so that they all live in one slot and one script can touch them together on
+a Redis Cluster as on a single Redis (``redis-cli GET 'quota:{demo}'`` reads the demo tenant's
+count):
 
 - ``quota:{tenant}``: requests admitted in the tenant's current fixed window; expires
   ``QUOTA_WINDOW_SECS`` after the window's first request.
-- ``ratelimit:{key}``: the GCRA "theoretical arrival time" (ms, Redis clock) of a rate-limit key.
+- ``ratelimit:{tenant}`` (the key is the tenant) or ``ratelimit:{tenant}:{key}``: the GCRA
+  "theoretical arrival time" (ms, Redis clock) of a rate-limit key.
+- ``tokens:{tenant}``: a hash of the tokens (``input``, ``output``) reserved and charged in the
+  tenant's current token window; expires ``TOKEN_QUOTA_WINDOW_SECS`` after its first reservation.
 
-One script evaluates both, so a request costs one Redis round trip. Its time is Redis's own clock
-(``TIME``), so replicas with skewed clocks still share one window.
+The replaced gateway named them ``quota:tenant`` and ``ratelimit:key``: a cluster cannot run a
+script over two keys in different slots. Upgrading starts every tenant's window afresh, once.
+
+One script evaluates all three, so a request costs one Redis round trip. Its time is Redis's own
+clock (``TIME``), so replicas with skewed clocks still share one window.
 """
 
 from __future__ import annotations
@@ -27,10 +36,12 @@ __all__ = [
     "Limits",
     "Outcome",
     "format_reset",
+    "hash_tag",
     "quota_key",
     "rate_key",
     "rate_limited",
     "share",
+    "token_key",
 ]
 
 
@@ -38,12 +49,31 @@ __all__ = [
 FailureMode = Literal["local", "open", "closed"]
 
 
+def hash_tag(tenant: str) -> str:
+    """``{tenant}``: the Redis Cluster hash tag of a tenant's keys (``tenant`` as stored, see
+    :func:`llm_gateway.core.privacy.storage_id`).
+
+    The tag is what lies between a key's first ``{`` and the first ``}`` after it, so a ``}`` in the
+    id is written ``%7D`` (and ``%`` as ``%25``, keeping distinct ids distinct): every key of one
+    tenant then hashes the whole id, whatever characters it holds.
+    """
+    if "}" in tenant or "%" in tenant:
+        tenant = tenant.replace("%", "%25").replace("}", "%7D")
+    return "{" + tenant + "}"
+
+
 def quota_key(tenant: str) -> str:
-    return f"quota:{tenant}"
+    return f"quota:{hash_tag(tenant)}"
 
 
-def rate_key(key: str) -> str:
-    return f"ratelimit:{key}"
+def rate_key(tenant: str, key: str) -> str:
+    """The rate-limit key of ``key`` (as stored), in ``tenant``'s slot."""
+    tag = hash_tag(tenant)
+    return f"ratelimit:{tag}" if key == tenant else f"ratelimit:{tag}:{key}"
+
+
+def token_key(tenant: str) -> str:
+    return f"tokens:{hash_tag(tenant)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,36 @@ from typing import Any
 
 import orjson
 
-__all__ = ["MAP_KEY", "REV_KEY", "SCHEMA_VERSION", "TenantEntry", "decode_entry", "encode_entry"]
+__all__ = [
+    "MAP_KEY",
+    "REV_KEY",
+    "SCHEMA_VERSION",
+    "TenantEntry",
+    "TokenBudget",
+    "decode_entry",
+    "encode_entry",
+]
 
 MAP_KEY = "quota_map"
 REV_KEY = "quota_map:rev"
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBudget:
+    """A tenant's token budget per window: ``total`` (input + output), ``input``, ``output``; a limit
+    left None does not apply (at least one is set). ``window_secs`` and ``max_output_tokens`` (what a
+    request naming no output limit reserves) None: the gateway's own settings."""
+
+    total: int | None = None
+    input: int | None = None
+    output: int | None = None
+    window_secs: int | None = None
+    max_output_tokens: int | None = None
+
+
+_BUDGET_FIELDS = ("total", "input", "output", "window_secs", "max_output_tokens")
+_BUDGET_MINIMUMS = {"total": 0, "input": 0, "output": 0, "window_secs": 1, "max_output_tokens": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +68,7 @@ class TenantEntry:
     burst: int | None = None
     allowed_models: frozenset[str] | None = None
     suspended: bool = False
+    tokens: TokenBudget | None = None
 
 
 def encode_entry(entry: TenantEntry) -> bytes:
@@ -55,6 +81,11 @@ def encode_entry(entry: TenantEntry) -> bytes:
         data["allowed_models"] = sorted(entry.allowed_models)
     if entry.suspended:
         data["suspended"] = True
+    if entry.tokens is not None:
+        budget = entry.tokens
+        data["tokens"] = {
+            name: getattr(budget, name) for name in _BUDGET_FIELDS if getattr(budget, name) is not None
+        }
     return orjson.dumps(data)
 
 
@@ -85,13 +116,32 @@ def decode_entry(raw: bytes | str) -> TenantEntry:
         burst=_integer(data, "burst", minimum=1),
         allowed_models=None if models is None else frozenset(models),
         suspended=suspended,
+        tokens=_budget(data.get("tokens")),
     )
 
 
-def _integer(data: dict[str, Any], name: str, *, minimum: int, required: bool = False) -> Any:
+def _budget(data: Any) -> TokenBudget | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"'tokens' must be an object, got {data!r}")
+    budget = TokenBudget(
+        **{
+            name: _integer(data, name, minimum=_BUDGET_MINIMUMS[name], where="tokens.")
+            for name in _BUDGET_FIELDS
+        }
+    )
+    if budget.total is None and budget.input is None and budget.output is None:
+        raise ValueError("'tokens' must set at least one of 'total', 'input' and 'output'")
+    return budget
+
+
+def _integer(
+    data: dict[str, Any], name: str, *, minimum: int, required: bool = False, where: str = ""
+) -> Any:
     value = data.get(name)
     if value is None and not required:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name!r} must be an integer of at least {minimum}, got {value!r}")
+        raise ValueError(f"'{where}{name}' must be an integer of at least {minimum}, got {value!r}")
     return value

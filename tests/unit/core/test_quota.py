@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from llm_gateway.core.quota import (
     QUOTA_RETRY_WITHIN_SECS,
@@ -10,16 +12,41 @@ from llm_gateway.core.quota import (
     Limits,
     Outcome,
     format_reset,
+    hash_tag,
     quota_key,
     rate_key,
     rate_limited,
     share,
+    token_key,
 )
 
 
-def test_key_layout_is_the_replaced_gateways() -> None:
-    assert quota_key("demo") == "quota:demo"
-    assert rate_key("127.0.0.1:/v1/chat/completions") == "ratelimit:127.0.0.1:/v1/chat/completions"
+def test_every_key_of_a_request_shares_its_tenants_hash_tag() -> None:
+    assert quota_key("demo") == "quota:{demo}"
+    assert token_key("demo") == "tokens:{demo}"
+    assert rate_key("demo", "demo") == "ratelimit:{demo}"
+    assert rate_key("anonymous", "127.0.0.1:/v1/chat/completions") == (
+        "ratelimit:{anonymous}:127.0.0.1:/v1/chat/completions"
+    )
+
+
+def _cluster_tag(key: str) -> str:
+    """What Redis Cluster hashes for ``key`` (its key hash tags rule)."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40))
+def test_any_printable_tenant_keeps_its_keys_in_one_slot_and_apart_from_others(tenant: str) -> None:
+    tags = {_cluster_tag(key) for key in (quota_key(tenant), token_key(tenant), rate_key(tenant, "k:1"))}
+    assert len(tags) == 1
+    assert tags == {hash_tag(tenant)[1:-1]}
+    other = tenant + "}"
+    assert _cluster_tag(quota_key(other)) != _cluster_tag(quota_key(tenant))
 
 
 @pytest.mark.parametrize(

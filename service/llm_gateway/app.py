@@ -138,6 +138,10 @@ def create_app(settings: Settings) -> ASGIApp:
         window_secs=settings.quota_window_secs,
         rps=settings.rps,
         burst=settings.burst,
+        default_token_quota=settings.default_token_quota,
+        tenant_token_quotas=settings.tenant_token_quotas,
+        token_window_secs=settings.token_quota_window_secs,
+        max_output_tokens=settings.default_max_output_tokens,
     )
     tenant_hash_key = _secret_bytes(settings.tenant_hash_key)
     key_hash_secret = _secret_bytes(settings.key_hash_secret)

@@ -15,6 +15,8 @@ exceptions into it and the edge renders it once with :func:`error_body`::
     ├── HeadersTooLarge               431     invalid_request_error  request_header_fields_too_large
     ├── RateLimited                   429     requests               rate_limit_exceeded
     ├── QuotaExceeded                 429     insufficient_quota     quota_exceeded
+    ├── TokenBudgetExceeded           429     tokens                 rate_limit_exceeded
+    ├── TokenBudgetExhausted          429     tokens                 budget_exhausted (mid-stream)
     ├── UnsupportedMediaType          415     invalid_request_error  unsupported_media_type
     ├── Overloaded                    503     server_error           server_overloaded
     ├── QuotaBackendUnavailable       503     server_error           quota_backend_unavailable
@@ -46,6 +48,8 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "RequestTimeout",
+    "TokenBudgetExceeded",
+    "TokenBudgetExhausted",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -114,6 +118,19 @@ class RateLimited(GatewayError):
 
 class QuotaExceeded(GatewayError):
     status, type, code = 429, "insufficient_quota", "quota_exceeded"
+
+
+class TokenBudgetExceeded(GatewayError):
+    """The request's token reservation does not fit in what its tenant's budget has left (OpenAI
+    answers its tokens-per-minute limit with this type and code)."""
+
+    status, type, code = 429, "tokens", "rate_limit_exceeded"
+
+
+class TokenBudgetExhausted(GatewayError):
+    """A stream reached the output its tenant's budget reserved for it; it ends with this error."""
+
+    status, type, code = 429, "tokens", "budget_exhausted"
 
 
 class QuotaBackendUnavailable(GatewayError):

@@ -73,6 +73,24 @@ class Settings(BaseSettings):
     tenant_quotas: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict, description="Per-tenant quota overrides: `tenantA=5,tenantB=8`."
     )
+    default_token_quota: int | None = Field(
+        None,
+        ge=0,
+        description="Tokens (input + output) per token window for tenants without their own budget; unset: "
+        "no token budget. See Token budgets.",
+    )
+    tenant_token_quotas: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict, description="Per-tenant token budgets: `tenantA=100000,tenantB=20000`."
+    )
+    token_quota_window_secs: int = Field(
+        60, ge=1, description="Length of the fixed token-budget window, in seconds."
+    )
+    default_max_output_tokens: int = Field(
+        4096,
+        ge=1,
+        description="Output tokens a request that names no output limit reserves from a token budget; the "
+        "gateway sets that limit in the request it forwards.",
+    )
     allow_anonymous: bool = Field(
         True, description="Admit requests without an API key as tenant `anonymous` (else 401)."
     )
@@ -437,7 +455,7 @@ class Settings(BaseSettings):
     def _parse_origins(cls, value: Any) -> Any:
         return split_list(value) if isinstance(value, str) else value
 
-    @field_validator("tenant_quotas", mode="before")
+    @field_validator("tenant_quotas", "tenant_token_quotas", mode="before")
     @classmethod
     def _parse_tenant_quotas(cls, value: Any) -> Any:
         return parse_tenant_quotas(value) if isinstance(value, str) else value

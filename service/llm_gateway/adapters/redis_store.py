@@ -1,10 +1,11 @@
 """Shared quota state in Redis: one ``EVALSHA`` per request; a heartbeat does everything else.
 
-Per request, :meth:`RedisStore.admit` runs :data:`~llm_gateway.core.quota.ADMIT_SCRIPT` (quota and rate
-limit together) over a pipelined connection of its own (see
-:class:`~llm_gateway.adapters.redis_script.ScriptConnection`); a request that failed before the client
-got anything gives its unit back with :meth:`RedisStore.refund`
-(:data:`~llm_gateway.core.quota.REFUND_SCRIPT`). Once a second a heartbeat script refreshes this
+Per request, :meth:`RedisStore.admit` runs :data:`~llm_gateway.core.quota.ADMIT_SCRIPT` (quota, rate
+limit and token reservation together) over a pipelined connection of its own (see
+:class:`~llm_gateway.adapters.redis_script.ScriptConnection`); when the request ends,
+:meth:`RedisStore.settle` (:data:`~llm_gateway.core.quota.SETTLE_SCRIPT`, on a second such
+connection) corrects its tokens to what it cost and, when it failed before the client got anything,
+gives its unit back. Once a second a heartbeat script refreshes this
 replica's presence in the
 ``gateway_replicas`` sorted set (so every replica knows how many share the limits), reads the live
 map's revision, and reloads the map when it moved. The heartbeat doubles as the recovery probe: while
@@ -35,23 +36,26 @@ from llm_gateway.adapters.redis_script import ScriptConnection
 from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
 from llm_gateway.core.quota import (
     ADMIT_SCRIPT,
-    REFUND_SCRIPT,
+    SETTLE_SCRIPT,
     Decision,
     Limits,
     Outcome,
+    TokenState,
     quota_key,
     rate_key,
     rate_limited,
+    token_key,
 )
 from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, decode_entry
 from llm_gateway.core.quota_policy import QuotaPolicy
+from llm_gateway.core.token_budget import Reservation, TokenLimits
 
 __all__ = ["REPLICAS_KEY", "BackendUnavailable", "RedisStore"]
 
 log = logging.getLogger(__name__)
 
 REPLICAS_KEY = "gateway_replicas"
-_OUTCOMES = (Outcome.ALLOWED, Outcome.RATE_LIMITED, Outcome.QUOTA_EXCEEDED)
+_OUTCOMES = (Outcome.ALLOWED, Outcome.RATE_LIMITED, Outcome.QUOTA_EXCEEDED, Outcome.TOKENS_EXCEEDED)
 _ERRORS = (RedisError, OSError, TimeoutError)
 
 #: KEYS: replicas zset, map revision. ARGV: replica id, presence TTL ms. Returns {replicas, revision}.
@@ -101,7 +105,7 @@ class RedisStore:
         self._client = Redis(connection_pool=pool)
         self._timeout = timeout
         self._admit = ScriptConnection(url, ADMIT_SCRIPT)
-        self._refund = self._client.register_script(REFUND_SCRIPT)
+        self._settle = ScriptConnection(url, SETTLE_SCRIPT)
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
         self._on_error = on_error
@@ -134,24 +138,32 @@ class RedisStore:
                 async with asyncio.timeout(self._timeout):
                     await self._client.zrem(REPLICAS_KEY, self._id)
         self._admit.close()
+        self._settle.close()
         await self._client.aclose()
 
-    async def admit(self, tenant: str, key: str, limits: Limits) -> Decision:
-        """Evaluate quota and rate limit for one request in one round trip."""
+    async def admit(
+        self, tenant: str, key: str, limits: Limits, tokens: tuple[TokenLimits, Reservation] | None = None
+    ) -> Decision:
+        """Evaluate quota, rate limit and (with ``tokens``: the tenant's budget and what the request
+        reserves) token budget for one request, in one round trip."""
+        tenant_id = self._storage_id(tenant)
+        keys = [quota_key(tenant_id), rate_key(tenant_id, self._storage_id(key))]
+        args: list[int | float] = [limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst]
+        if tokens is not None:
+            keys.append(token_key(tenant_id))
+            args.extend((*tokens[0].script_args(), tokens[1].input, tokens[1].output))
         try:
             async with asyncio.timeout(self._timeout):
-                outcome, used, left_ms, retry_ms, window_end = await self._admit.call(
-                    [
-                        quota_key(tenant_id := self._storage_id(tenant)),
-                        rate_key(tenant_id, self._storage_id(key)),
-                    ],
-                    [limits.quota, limits.window_secs * 1000, 1000 / limits.rps, limits.burst],
-                )
+                reply = await self._admit.call(keys, args)
         except _ERRORS as exc:
             self._failed(exc)
             raise BackendUnavailable(str(exc)) from None
+        outcome, used, left_ms, retry_ms, window_end, used_in, used_out, tokens_left_ms, tokens_end = reply
         if _OUTCOMES[outcome] is Outcome.RATE_LIMITED:
             return rate_limited(limits, retry_ms / 1000)
+        state = None
+        if tokens is not None and outcome in (0, 3):
+            state = TokenState(*tokens, used_in, used_out, tokens_left_ms / 1000, window=tokens_end)
         return Decision(
             _OUTCOMES[outcome],
             limits.quota,
@@ -160,16 +172,31 @@ class RedisStore:
             retry_after_secs=retry_ms / 1000,
             counted_in="redis" if outcome == 0 else None,
             window=window_end,
+            tokens=state,
         )
 
-    async def refund(self, tenant: str, decision: Decision) -> bool:
-        """Give back the unit ``decision`` counted, if its window is still the current one.
+    async def settle(
+        self, tenant: str, decision: Decision, *, refund: bool, charged: Reservation | None
+    ) -> bool:
+        """End an admitted request: with ``refund``, give back the unit ``decision`` counted; with
+        ``charged`` (its tenant has a token budget), correct the tokens it reserved to that. Each only
+        in the window that counted it, if that is still the current one. True when the unit was
+        given back.
 
-        Raises :class:`BackendUnavailable` when Redis does not answer (the unit stays spent).
+        Raises :class:`BackendUnavailable` when Redis does not answer (the unit and the reservation
+        stay spent).
         """
+        tenant_id = self._storage_id(tenant)
+        keys = [quota_key(tenant_id)]
+        args: list[int | float] = [decision.window if refund else 0]
+        tokens = decision.tokens
+        if charged is not None and tokens is not None:
+            keys.append(token_key(tenant_id))
+            reserved = tokens.reservation
+            args.extend((tokens.window, charged.input - reserved.input, charged.output - reserved.output))
         try:
             async with asyncio.timeout(self._timeout):
-                given = await self._refund(keys=[quota_key(self._storage_id(tenant))], args=[decision.window])
+                given, _ = await self._settle.call(keys, args)
         except _ERRORS as exc:
             self._failed(exc)
             raise BackendUnavailable(str(exc)) from None

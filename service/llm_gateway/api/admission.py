@@ -1,4 +1,5 @@
-"""Admission: quota and rate limit for one request, from Redis or in-process, per the failure mode.
+"""Admission: quota, rate limit and token budget for one request, from Redis or in-process, per the
+failure mode; and the settlement of an admitted request when it ends.
 
 Without ``REDIS_URL`` the in-process store is the store (one replica). With it, Redis decides while
 it answers; when it does not, ``QUOTA_FAILURE_MODE`` applies: ``local`` enforces this replica's share
@@ -15,7 +16,14 @@ from llm_gateway.adapters.local_limits import LocalLimits
 from llm_gateway.adapters.redis_store import BackendUnavailable, RedisStore
 from llm_gateway.core.quota import Decision, FailureMode, Outcome
 from llm_gateway.core.quota_policy import QuotaPolicy
-from llm_gateway.errors import GatewayError, QuotaBackendUnavailable, QuotaExceeded, RateLimited
+from llm_gateway.core.token_budget import Reservation, TokenLimits
+from llm_gateway.errors import (
+    GatewayError,
+    QuotaBackendUnavailable,
+    QuotaExceeded,
+    RateLimited,
+    TokenBudgetExceeded,
+)
 
 __all__ = ["Admission"]
 
@@ -38,21 +46,28 @@ class Admission:
         self._failure_mode = failure_mode
         self._configured_replicas = configured_replicas
 
-    async def admit(self, tenant: str, rate_key: str, model: str) -> Decision:
+    def token_limits(self, tenant: str) -> TokenLimits | None:
+        """``tenant``'s token budget, None when it has none."""
+        return self._policy.token_limits_for(tenant)
+
+    async def admit(
+        self, tenant: str, rate_key: str, model: str, tokens: tuple[TokenLimits, Reservation] | None = None
+    ) -> Decision:
         """The decision for an admitted request (its headers go on the response); raises on refusal.
 
-        A tenant suspended or a model not allowed by the live map is refused (403) before anything
-        is counted.
+        ``tokens``: the tenant's token budget (:meth:`token_limits`) and what the request reserves of
+        it. A tenant suspended or a model not allowed by the live map is refused (403) before
+        anything is counted.
         """
         self._policy.check_access(tenant, model)
         limits = self._policy.limits_for(tenant)
         store = self._store
         decision: Decision | None = None
         if store is None:
-            decision = await self._local.check(tenant, rate_key, limits)
+            decision = await self._local.check(tenant, rate_key, limits, tokens)
         elif store.available:
             with contextlib.suppress(BackendUnavailable):  # the failure mode below applies
-                decision = await store.admit(tenant, rate_key, limits)
+                decision = await store.admit(tenant, rate_key, limits, tokens)
         if decision is None:  # Redis is configured but did not answer
             if self._failure_mode == "open":
                 return Decision(
@@ -61,26 +76,40 @@ class Admission:
             if self._failure_mode == "closed":
                 raise QuotaBackendUnavailable("quota backend unavailable; try again shortly")
             replicas = (store.replicas if store is not None else 0) or self._configured_replicas
-            decision = await self._local.check(tenant, rate_key, limits.divided(replicas))
+            shares = None if tokens is None else (tokens[0].divided(replicas), tokens[1])
+            decision = await self._local.check(tenant, rate_key, limits.divided(replicas), shares)
         if not decision.allowed:
             raise self._refusal(decision)
         return decision
 
-    async def refund(self, tenant: str, decision: Decision) -> bool:
-        """Give back the quota unit an admitted ``decision`` counted; True when it was given back.
+    async def settle(
+        self, tenant: str, decision: Decision, *, refund: bool, charged: Reservation | None
+    ) -> bool:
+        """End an admitted request: with ``refund``, give back the quota unit ``decision`` counted;
+        with ``charged``, correct its token reservation to that cost. True when the unit was given
+        back.
 
-        Only to the store and window that counted it: a window that has ended keeps its count, and
-        a Redis that does not answer keeps the unit spent (never more than one timeout's wait).
+        Only in the store and windows that counted them: a window that has ended keeps its counts,
+        and a Redis that does not answer keeps them spent (never more than one timeout's wait).
         """
         if decision.counted_in == "local":
-            return self._local.refund(tenant, decision)
+            return self._local.settle(tenant, decision, refund=refund, charged=charged)
         if decision.counted_in == "redis" and self._store is not None:
             with contextlib.suppress(BackendUnavailable):
-                return await self._store.refund(tenant, decision)
+                return await self._store.settle(tenant, decision, refund=refund, charged=charged)
         return False
 
     def _refusal(self, decision: Decision) -> GatewayError:
         headers = decision.headers()
         if decision.outcome is Outcome.RATE_LIMITED:
             return RateLimited("rate limit exceeded; slow down", headers=headers)
+        tokens = decision.tokens
+        if decision.outcome is Outcome.TOKENS_EXCEEDED and tokens is not None:
+            limit, remaining = tokens.limits.remaining(tokens.used_input, tokens.used_output)
+            return TokenBudgetExceeded(
+                f"token budget exceeded for this window: limit {limit}, remaining {remaining}, this request"
+                f" reserves {tokens.reservation.total} (its body's bytes and its output limit; set"
+                " max_tokens lower or wait for the window to end)",
+                headers=headers,
+            )
         return QuotaExceeded("request quota exceeded for this window", headers=headers)

@@ -3,9 +3,11 @@
 Plain ASGI (routed in front of the FastAPI app) because FastAPI's request handling costs more than
 the whole proxy. Per request: shed load beyond ``MAX_CONCURRENCY``, read and validate what the
 gateway needs, identify the tenant, route the model to its upstream (see
-:mod:`llm_gateway.core.routing`), admit against quota and rate limit, redact PII from the model
-text, forward the body (as sent when nothing was redacted, but for a renamed model), relay JSON or
-SSE back, redacted, with the ``x-ratelimit-*`` headers, and record it. What differs between APIs
+:mod:`llm_gateway.core.routing`), admit against quota, rate limit and token budget (reserving an
+upper bound of the request's tokens, see :mod:`llm_gateway.core.token_budget`), redact PII from the
+model text, forward the body (as sent when nothing was redacted, but for a renamed model or an
+output limit the budget set), relay JSON or SSE back, redacted, with the ``x-ratelimit-*`` headers,
+settle the tokens to what the request cost, and record it. What differs between APIs
 comes from their :class:`~llm_gateway.core.apis.WireAPI`; this module names none of them (a test
 keeps it so).
 """
@@ -35,6 +37,7 @@ from llm_gateway.core.headers import forwarded_headers
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, redact_request, redact_response
 from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
+from llm_gateway.core.token_budget import Reservation, charge, reserve
 from llm_gateway.core.usage import StreamUsage, usage_of
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, Overloaded, UpstreamError
 from llm_gateway.telemetry.exchange import FAILED_STREAMS, Exchange
@@ -156,14 +159,25 @@ class APIEndpoint:
                 f"model '{request.model}' is served by an upstream that does not speak {self._api.route}",
                 code="model_not_supported_here",
             )
-        decision = await self._admission.admit(tenant, rate_key, request.model)
+        tokens, output_limit = None, None
+        budget = self._admission.token_limits(tenant) if self._api.usage is not None else None
+        if budget is not None:
+            reservation, output_limit = reserve(
+                len(body), request.payload, self._api.output_limits, budget.output_cap
+            )
+            tokens = (budget, reservation)
+        decision = await self._admission.admit(tenant, rate_key, request.model, tokens)
+        exchange.budget = decision.tokens if decision.counted_in is not None else None
         exchange.limit_headers = self._api.limit_headers(decision.headers())
         try:
-            await self._forward(scope, receive, exchange, request, body, decision, group)
+            await self._forward(scope, receive, exchange, request, body, decision, group, output_limit)
         except GatewayError as error:
             if exchange.status == 0:  # nothing reached the client
                 await self._refund(exchange, decision, refund_for_error(error))
             raise
+        finally:
+            if exchange.budget is not None and exchange.charged is None:
+                await self._settle_tokens(exchange, decision)
         if exchange.stream_outcome in FAILED_STREAMS and exchange.first_event_at is None:
             await self._refund(exchange, decision, "stream_failed")
 
@@ -176,11 +190,16 @@ class APIEndpoint:
         body: bytes,
         decision: Decision,
         group: list[DeploymentState],
+        output_limit: int | None,
     ) -> None:
-        """Redact the request, send it to a deployment of its model (retrying and falling back, see
+        """Redact the request, set the ``output_limit`` its token budget reserved (when it named
+        none), send it to a deployment of its model (retrying and falling back, see
         :mod:`llm_gateway.api.failover`) under the model name it knows, relay the answer."""
         api = self._api
         changed = False
+        if output_limit is not None and api.output_limits.field is not None:
+            request.payload[api.output_limits.field] = output_limit
+            changed = True
         redactor = self._redactor
         if redactor is not None:
             found: Counter[Entity] = Counter()
@@ -188,7 +207,12 @@ class APIEndpoint:
                 changed = True
                 self._metrics.count_redactions(found, "request")
         client_wants_usage = True
-        if request.stream and self._stream_usage and api.ask_for_stream_usage is not None:
+        # A budget is settled by the usage a stream reports: it is asked for whatever STREAM_USAGE says.
+        if (
+            request.stream
+            and (self._stream_usage or decision.tokens is not None)
+            and api.ask_for_stream_usage is not None
+        ):
             client_wants_usage = api.ask_for_stream_usage(request.payload)
             changed = changed or not client_wants_usage
         sent = body if not changed else request.dumps(request.payload)
@@ -242,6 +266,8 @@ class APIEndpoint:
                 usage = StreamUsage(
                     api.usage_in_streams(), api.locations.outputs, forward_usage=client_wants_usage
                 )
+                tokens = decision.tokens
+                budget = api.stream_budget(tokens.reservation.output) if tokens is not None else None
                 try:
                     await relay_stream(
                         response,
@@ -252,9 +278,12 @@ class APIEndpoint:
                         sse,
                         usage,
                         upstream.secret,
+                        budget,
                     )
                 finally:
                     exchange.usage = usage.usage
+                    if budget is not None:
+                        exchange.delivered_output = budget.count
                     exchange.response_model = usage.model
                     if sse is not None:
                         self._metrics.count_redactions(sse.found, "response")
@@ -270,13 +299,29 @@ class APIEndpoint:
                 )
 
     async def _refund(self, exchange: Exchange, decision: Decision, reason: RefundReason) -> None:
-        """Give the request's quota unit back (once); later responses report the room it made."""
+        """Give the request's quota unit and its whole token reservation back (once); later
+        responses report the room it made."""
         if exchange.refund is not None or decision.counted_in is None:
             return
-        if await self._admission.refund(exchange.tenant or "", decision):
+        nothing = None
+        if exchange.budget is not None and exchange.charged is None:
+            nothing = exchange.charged = Reservation(0, 0)
+        if await self._admission.settle(exchange.tenant or "", decision, refund=True, charged=nothing):
             exchange.refund = reason
             self._metrics.refunds[reason].inc()
             exchange.limit_headers = self._api.limit_headers(decision.refunded().headers())
+
+    async def _settle_tokens(self, exchange: Exchange, decision: Decision) -> None:
+        """Charge the request's token reservation what the request cost (see
+        :func:`~llm_gateway.core.token_budget.charge`), returning the rest."""
+        tokens = exchange.budget
+        if tokens is None:
+            return
+        status = exchange.upstream_status
+        generated = status is not None and 200 <= status < 300
+        charged = charge(tokens.reservation, exchange.usage, exchange.delivered_output, generated=generated)
+        exchange.charged = charged
+        await self._admission.settle(exchange.tenant or "", decision, refund=False, charged=charged)
 
     def _inspect_answer(self, body: bytes, exchange: Exchange) -> bytes:
         """A successful non-stream body: its usage and model noted, its model text redacted."""

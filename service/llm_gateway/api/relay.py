@@ -14,8 +14,9 @@ from llm_gateway.api.asgi_io import send_response
 from llm_gateway.core.apis import StreamRedaction, WireAPI
 from llm_gateway.core.scrub import scrub_bytes, scrub_text
 from llm_gateway.core.sse import KEEPALIVE, SSEDecoder, SSEEvent, encode_events
+from llm_gateway.core.token_budget import StreamBudget
 from llm_gateway.core.usage import StreamUsage
-from llm_gateway.errors import GatewayError, UpstreamError
+from llm_gateway.errors import GatewayError, TokenBudgetExhausted, UpstreamError
 from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
 
 __all__ = ["StreamTimings", "off_the_loop", "open_upstream", "relay_buffered", "relay_stream"]
@@ -115,6 +116,7 @@ async def relay_stream(
     redactor: StreamRedaction | None = None,
     usage: StreamUsage | None = None,
     secret: bytes = b"",
+    budget: StreamBudget | None = None,
 ) -> None:
     """Relay an upstream SSE stream event by event as it arrives.
 
@@ -127,12 +129,14 @@ async def relay_stream(
     ``headers`` are added to the response's own. With ``redactor``, events pass through it: text it
     holds back (a possible entity not yet complete) follows in a later event, and on a failure it is
     dropped, never released unexamined. ``usage`` watches the events for the usage chunk (and may
-    remove it). Events are scrubbed of ``secret`` (the upstream key, should an upstream echo it). How
-    the stream ended goes into ``exchange.stream_outcome``.
+    remove it). Events are scrubbed of ``secret`` (the upstream key, should an upstream echo it).
+    ``budget`` counts output fragments; the stream ends, with a ``budget_exhausted`` error event,
+    before the first that would pass what it may carry. How the stream ended goes into
+    ``exchange.stream_outcome``.
     """
     try:
         exchange.stream_outcome = await _relay_events(
-            response, exchange, timings, api, headers, redactor, usage, secret
+            response, exchange, timings, api, headers, redactor, usage, secret, budget
         )
     except asyncio.CancelledError:  # the client went away (or shutdown's grace ran out)
         exchange.stream_outcome = "client_cancelled"
@@ -148,6 +152,7 @@ async def _relay_events(
     redactor: StreamRedaction | None,
     usage: StreamUsage | None,
     secret: bytes,
+    budget: StreamBudget | None,
 ) -> StreamOutcome:
     send = exchange.send
     start_headers = [*SSE_HEADERS, *response.client_headers, *headers]
@@ -173,12 +178,19 @@ async def _relay_events(
             last_data = loop.time()
             events = decoder.decode(chunk)
             try:
-                await _forward(events, exchange, redactor, usage, secret)
+                await _forward(events, exchange, redactor, usage, secret, budget)
             except RecursionError:  # an event nested too deeply to write back redacted: not sent
                 error = UpstreamError(
                     "upstream event is nested too deeply to redact", code="upstream_response_too_deep"
                 )
                 outcome = "upstream_error"
+                break
+            if budget is not None and budget.exhausted:
+                error = TokenBudgetExhausted(
+                    f"this stream reached the {budget.reserved} output tokens its token budget reserved"
+                    " for it; set max_tokens (or the API's output limit) to ask for more",
+                )
+                outcome = "budget_exhausted"
                 break
             if decoder.pending_bytes > response.max_bytes:  # an event without end: not held further
                 error = too_large(response.max_bytes)
@@ -205,7 +217,7 @@ async def _relay_events(
             error = UpstreamError("upstream stream ended in the middle of a line", code="stream_truncated")
             outcome = "upstream_error"
         elif last is not None:
-            await _forward([last], exchange, redactor, usage, secret)
+            await _forward([last], exchange, redactor, usage, secret, budget)
     response.close()
     if error is None:
         held = redactor.finish() if redactor is not None else []
@@ -244,8 +256,10 @@ async def _forward(
     redactor: StreamRedaction | None,
     usage: StreamUsage | None,
     secret: bytes,
+    budget: StreamBudget | None = None,
 ) -> None:
-    """Send ``events`` after the usage watcher and the redactor had them, a bounded batch per turn.
+    """Send ``events`` after the usage watcher, the budget and the redactor had them, a bounded batch
+    per turn; none after the budget cut the stream.
 
     Events are whole, so the key cannot straddle two batches: scrubbing each batch's bytes is enough.
     """
@@ -253,6 +267,8 @@ async def _forward(
     def transform(batch: list[SSEEvent]) -> list[SSEEvent]:
         if usage is not None:
             batch = usage.process(batch)
+        if budget is not None:
+            batch = budget.process(batch)
         if redactor is not None and batch:
             batch = redactor.process(batch)
         return batch
@@ -268,6 +284,8 @@ async def _forward(
                 exchange.first_event_at = perf_counter()
             body = scrub_bytes(encode_events(batch), secret)
             await exchange.send({"type": "http.response.body", "body": body, "more_body": True})
+        if budget is not None and budget.exhausted:
+            return
 
 
 #: How much of an upstream error body is read for its message.

@@ -26,15 +26,18 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from llm_gateway.core.token_budget import Reservation, TokenLimits
+
 __all__ = [
     "ADMIT_SCRIPT",
     "QUOTA_RETRY_WITHIN_SECS",
-    "REFUND_SCRIPT",
+    "SETTLE_SCRIPT",
     "CountedIn",
     "Decision",
     "FailureMode",
     "Limits",
     "Outcome",
+    "TokenState",
     "format_reset",
     "hash_tag",
     "quota_key",
@@ -109,6 +112,7 @@ class Outcome(enum.Enum):
     ALLOWED = "allowed"
     RATE_LIMITED = "rate_limited"
     QUOTA_EXCEEDED = "exceeded"
+    TOKENS_EXCEEDED = "tokens_exceeded"
 
 
 #: A quota refusal whose window ends within this many seconds may be retried by the client (the
@@ -118,6 +122,31 @@ QUOTA_RETRY_WITHIN_SECS = 10.0
 
 #: Where an admitted request was counted, so that a refund goes back to the same place.
 CountedIn = Literal["redis", "local"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """A request's place in its tenant's token budget: the ``reservation`` it asked for, the
+    ``used_input``/``used_output`` tokens of the window after it (before it, for a refusal),
+    ``reset_secs`` to the window's end, and ``window`` (the window's end on the counting store's
+    clock: what a settlement must match, like :attr:`Decision.window`)."""
+
+    limits: TokenLimits
+    reservation: Reservation
+    used_input: int
+    used_output: int
+    reset_secs: float
+    window: float = 0.0
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """``x-ratelimit-{limit,remaining,reset}-tokens`` as OpenAI sends them (the limit with the
+        least room left)."""
+        limit, remaining = self.limits.remaining(self.used_input, self.used_output)
+        return [
+            (b"x-ratelimit-limit-tokens", str(limit).encode()),
+            (b"x-ratelimit-remaining-tokens", str(remaining).encode()),
+            (b"x-ratelimit-reset-tokens", format_reset(self.reset_secs).encode()),
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +160,8 @@ class Decision:
     decision (admitted while the quota backend is down in ``open`` mode) reports no headers rather
     than made-up numbers. An admitted request names the store that ``counted_in`` it and that
     store's ``window`` (an opaque token: the window's end on that store's clock), so a refund can
-    never take a unit from a later window.
+    never take a unit from a later window. ``tokens`` is the request's token reservation when its
+    tenant has a token budget (and, for a ``TOKENS_EXCEEDED`` refusal, what did not fit).
     """
 
     outcome: Outcome
@@ -142,6 +172,7 @@ class Decision:
     metered: bool = True
     counted_in: CountedIn | None = None
     window: float = 0.0
+    tokens: TokenState | None = None
 
     @property
     def allowed(self) -> bool:
@@ -154,11 +185,23 @@ class Decision:
         not a limit of 0."""
         if self.outcome is Outcome.RATE_LIMITED:
             return True
+        if self.outcome is Outcome.TOKENS_EXCEEDED:
+            tokens = self.tokens
+            fits = tokens is not None and tokens.limits.fits(tokens.reservation)
+            return fits and self.retry_after_secs <= QUOTA_RETRY_WITHIN_SECS
         return self.limit > 0 and self.retry_after_secs <= QUOTA_RETRY_WITHIN_SECS
 
     def refunded(self) -> Decision:
-        """This decision after its unit was given back (one more remaining, nothing counted)."""
-        return replace(self, remaining=min(self.remaining + 1, self.limit), counted_in=None)
+        """This decision after its unit and its tokens were given back (nothing counted)."""
+        tokens = self.tokens
+        if tokens is not None:
+            reserved = tokens.reservation
+            tokens = replace(
+                tokens,
+                used_input=max(tokens.used_input - reserved.input, 0),
+                used_output=max(tokens.used_output - reserved.output, 0),
+            )
+        return replace(self, remaining=min(self.remaining + 1, self.limit), counted_in=None, tokens=tokens)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The OpenAI-style rate-limit headers. Refusals add ``Retry-After`` (whole seconds),
@@ -171,6 +214,8 @@ class Decision:
             (b"x-ratelimit-remaining-requests", str(self.remaining).encode()),
             (b"x-ratelimit-reset-requests", format_reset(self.reset_secs).encode()),
         ]
+        if self.tokens is not None:
+            headers.extend(self.tokens.headers())
         if not self.allowed:
             wait = max(self.retry_after_secs, 0.001)
             headers.append((b"retry-after", str(math.ceil(wait)).encode()))
@@ -200,13 +245,15 @@ def format_reset(seconds: float) -> str:
     return f"{secs}s"
 
 
-#: KEYS: quota key, rate key. ARGV: quota limit, window ms, GCRA emission interval ms, burst.
-#: Returns {outcome, used, window ms left, retry-after ms, window end (ms, Redis clock)}; outcome 0
-#: allowed, 1 rate limited, 2 quota exceeded. A refused request changes nothing: the rate limit is
-#: checked first and its state is only advanced for a request that is admitted, so a rate-limited
-#: request costs no quota.
-#: The quota key gets its expiry in the same atomic step as its first increment, and a key found
-#: without one (left by an older writer) gets it then, so a counter without a TTL cannot persist.
+#: KEYS: quota key, rate key[, token key]. ARGV: quota limit, window ms, GCRA emission interval ms,
+#: burst[, token limits total, input, output (-1: none), token window ms, tokens reserved input,
+#: output]. Returns {outcome, used, window ms left, retry-after ms, window end (ms, Redis clock),
+#: tokens used input, output, token window ms left, token window end}; outcome 0 allowed, 1 rate
+#: limited, 2 quota exceeded, 3 tokens exceeded (the reservation does not fit). A refused request
+#: changes nothing: every check comes before any write, so a rate-limited request costs no quota and
+#: a request refused for either costs no tokens.
+#: Counters get their expiry in the same atomic step as their first write, and one found without
+#: one (left by an older writer) gets it then, so a counter without a TTL cannot persist.
 ADMIT_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -228,37 +275,78 @@ if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - interval * burst
 if now < allow_at then
-  return {1, used, left, math.ceil(allow_at - now), 0}
+  return {1, used, left, math.ceil(allow_at - now), 0, 0, 0, 0, 0}
 end
 if used >= limit then
-  return {2, used, left, left, 0}
+  return {2, used, left, left, 0, 0, 0, 0, 0}
 end
+
+local budget = #KEYS == 3
+local t_in, t_out, t_left, t_ttl, t_window, r_in, r_out = 0, 0, 0, 0, 0, 0, 0
+if budget then
+  t_window = tonumber(ARGV[8])
+  r_in = tonumber(ARGV[9])
+  r_out = tonumber(ARGV[10])
+  local counts = redis.call('HMGET', KEYS[3], 'input', 'output')
+  t_in = tonumber(counts[1]) or 0
+  t_out = tonumber(counts[2]) or 0
+  t_ttl = redis.call('PTTL', KEYS[3])
+  if t_ttl == -1 then
+    redis.call('PEXPIRE', KEYS[3], t_window)
+    t_ttl = t_window
+  end
+  t_left = t_ttl
+  if t_left < 0 then t_left = t_window end
+  local total, l_in, l_out = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  if (total >= 0 and t_in + t_out + r_in + r_out > total) or (l_in >= 0 and t_in + r_in > l_in)
+      or (l_out >= 0 and t_out + r_out > l_out) then
+    return {3, used, left, t_left, 0, t_in, t_out, t_left, 0}
+  end
+end
+
 redis.call('SET', KEYS[2], string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
 used = redis.call('INCR', KEYS[1])
 if used == 1 then
   redis.call('PEXPIRE', KEYS[1], window)
   left = window
 end
-return {0, used, left, 0, math.floor(now + left)}
+if budget then
+  t_in = redis.call('HINCRBY', KEYS[3], 'input', r_in)
+  t_out = redis.call('HINCRBY', KEYS[3], 'output', r_out)
+  if t_ttl < 0 then redis.call('PEXPIRE', KEYS[3], t_window) end
+end
+return {0, used, left, 0, math.floor(now + left), t_in, t_out, t_left, math.floor(now + t_left)}
 """
 
 #: How far two readings of one window's end (``TIME`` + ``PTTL``, each to the millisecond) may
 #: differ. A later window ends at least a whole window (≥ 1 s) after, so this cannot confuse them.
 _SAME_WINDOW_MS = 50
 
-#: KEYS: quota key. ARGV: the window end the admission returned. Gives one unit back to that
-#: window, atomically; a window that has ended (and any later one) is left alone. Returns 1 when
-#: a unit was given back, else 0.
-REFUND_SCRIPT = f"""
+#: KEYS: quota key[, token key]. ARGV: the quota window end the admission returned (0: no unit to
+#: give back)[, the token window end it returned, tokens to add to input, to output (negative:
+#: given back)]. Gives the request's unit back to its window and corrects its tokens in theirs,
+#: atomically; a window that has ended (and any later one) is left alone, and no count goes below
+#: zero. Returns {1 when a unit was given back else 0, 1 when tokens were settled else 0}.
+SETTLE_SCRIPT = f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local left = redis.call('PTTL', KEYS[1])
-if left < 0 or math.abs(now + left - tonumber(ARGV[1])) > {_SAME_WINDOW_MS} then
-  return 0
+local function current(key, window_end)
+  local left = redis.call('PTTL', key)
+  return left >= 0 and math.abs(now + left - tonumber(window_end)) <= {_SAME_WINDOW_MS}
 end
-if (tonumber(redis.call('GET', KEYS[1])) or 0) < 1 then
-  return 0
+local given, settled = 0, 0
+if tonumber(ARGV[1]) > 0 and current(KEYS[1], ARGV[1])
+    and (tonumber(redis.call('GET', KEYS[1])) or 0) >= 1 then
+  redis.call('DECR', KEYS[1])
+  given = 1
 end
-redis.call('DECR', KEYS[1])
-return 1
+if #KEYS == 2 and current(KEYS[2], ARGV[2]) then
+  for i, field in ipairs({{'input', 'output'}}) do
+    if redis.call('HINCRBY', KEYS[2], field, tonumber(ARGV[2 + i])) < 0 then
+      redis.call('HSET', KEYS[2], field, 0)
+    end
+  end
+  settled = 1
+end
+return {{given, settled}}
 """

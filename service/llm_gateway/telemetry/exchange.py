@@ -15,6 +15,8 @@ from starlette.types import Message, Send
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
+    from llm_gateway.core.quota import TokenState
+    from llm_gateway.core.token_budget import Reservation
     from llm_gateway.core.usage import Usage
     from llm_gateway.errors import GatewayError
 
@@ -23,7 +25,7 @@ __all__ = ["FAILED_STREAMS", "OVERHEAD_HEADER", "REQUEST_ID_HEADER", "Exchange",
 OVERHEAD_HEADER = b"x-gateway-overhead-ms"
 REQUEST_ID_HEADER = b"x-request-id"
 
-StreamOutcome = Literal["completed", "client_cancelled", "upstream_error", "idle_timeout"]
+StreamOutcome = Literal["completed", "client_cancelled", "upstream_error", "idle_timeout", "budget_exhausted"]
 #: The outcomes in which the stream failed.
 FAILED_STREAMS: frozenset[StreamOutcome] = frozenset({"upstream_error", "idle_timeout"})
 
@@ -46,8 +48,11 @@ class Exchange:
     __slots__ = (
         "_send",
         "attempts",
+        "budget",
+        "charged",
         "client_span",
         "client_wait",
+        "delivered_output",
         "deployment",
         "error",
         "first_event_at",
@@ -95,6 +100,11 @@ class Exchange:
         self.deployment: str | None = None
         self.response_model: str | None = None
         self.usage: Usage | None = None
+        #: Output fragments a stream delivered, when its tenant's token budget had them counted.
+        self.delivered_output: int | None = None
+        #: The request's place in its tenant's token budget, and what it was charged when settled.
+        self.budget: TokenState | None = None
+        self.charged: Reservation | None = None
         self.first_event_at: float | None = None
         self.stream_outcome: StreamOutcome | None = None
         self.error: GatewayError | None = None  # what the request failed with, if it failed

@@ -30,13 +30,14 @@ from llm_gateway.errors import (
     QuotaBackendUnavailable,
     QuotaExceeded,
     RateLimited,
+    TokenBudgetExceeded,
     UpstreamTimeout,
 )
-from llm_gateway.telemetry.exchange import Exchange
+from llm_gateway.telemetry.exchange import Exchange, StreamOutcome
 
 __all__ = ["GatewayMetrics"]
 
-_T = TypeVar("_T", Counter, Histogram)
+_T = TypeVar("_T", Counter, Histogram, Gauge)
 
 # Bucket boundaries recommended by the GenAI semantic conventions.
 _TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -152,6 +153,7 @@ class GatewayMetrics:
             Overloaded: cb_events.labels(event="load_shed"),
             QuotaExceeded: quota_blocks.labels(reason="exceeded"),
             RateLimited: quota_blocks.labels(reason="rate_limited"),
+            TokenBudgetExceeded: quota_blocks.labels(reason="tokens_exceeded"),
             QuotaBackendUnavailable: quota_blocks.labels(reason="backend_unavailable"),
         }
         refunds = Counter(
@@ -220,14 +222,30 @@ class GatewayMetrics:
             ["outcome"],
             registry=registry,
         )
-        self._streams = {
-            outcome: streams.labels(outcome=outcome)
-            for outcome in ("completed", "client_cancelled", "upstream_error", "idle_timeout")
-        }
+        self._streams = {outcome: streams.labels(outcome=outcome) for outcome in get_args(StreamOutcome)}
         self.per_tenant = per_tenant
         self._tenant_requests: _Children[Counter] | None = None
         self._tenant_tokens: _Children[Counter] | None = None
+        self._tenant_budget: _Children[Gauge] | None = None
+        self._tenant_budget_used: _Children[Gauge] | None = None
         if per_tenant:
+            self._tenant_budget = _Children(
+                Gauge(
+                    "gateway_tenant_token_budget",
+                    "Token budget per window, by tenant and limit (total: input + output; input; output).",
+                    ["tenant", "gen_ai_token_type"],
+                    registry=registry,
+                )
+            )
+            self._tenant_budget_used = _Children(
+                Gauge(
+                    "gateway_tenant_token_budget_used",
+                    "Tokens reserved and charged in the tenant's current budget window, by limit, as of the"
+                    " last request this replica settled (replicas differ by what came after: take the max).",
+                    ["tenant", "gen_ai_token_type"],
+                    registry=registry,
+                )
+            )
             self._tenant_requests = _Children(
                 Counter(
                     "gateway_tenant_requests",
@@ -293,3 +311,21 @@ class GatewayMetrics:
             if usage is not None:
                 self._tenant_tokens(tenant, "input").inc(usage.input_tokens)
                 self._tenant_tokens(tenant, "output").inc(usage.output_tokens)
+            if exchange.budget is not None and exchange.charged is not None:
+                self._observe_budget(tenant, exchange)
+
+    def _observe_budget(self, tenant: str, exchange: Exchange) -> None:
+        state, charged = exchange.budget, exchange.charged
+        assert state is not None and charged is not None and self._tenant_budget is not None
+        assert self._tenant_budget_used is not None
+        used_in = max(state.used_input - state.reservation.input + charged.input, 0)
+        used_out = max(state.used_output - state.reservation.output + charged.output, 0)
+        limits = state.limits
+        for kind, limit, used in (
+            ("total", limits.total, used_in + used_out),
+            ("input", limits.input, used_in),
+            ("output", limits.output, used_out),
+        ):
+            if limit is not None:
+                self._tenant_budget(tenant, kind).set(limit)
+                self._tenant_budget_used(tenant, kind).set(used)

@@ -58,11 +58,13 @@ def test_a_refund_gives_back_one_unit_of_the_same_window_only() -> None:
     async def scenario() -> list[object]:
         first = await local.check("t", "k", limits)
         second = await local.check("t", "k", limits)
-        refunded = local.refund("t", second)
+        refunded = local.settle("t", second, refund=True, charged=None)
         third = await local.check("t", "k", limits)  # the unit given back is usable
         clock.now += 61
         fourth = await local.check("t", "k", limits)  # a new window
-        late = local.refund("t", first)  # the first window's unit: not from this window
+        late = local.settle(
+            "t", first, refund=True, charged=None
+        )  # the first window's unit: not from this window
         return [
             refunded,
             third.outcome,

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.apis.description import InputRule, WireAPI
-from llm_gateway.core.redaction import Redactor
-from llm_gateway.core.redaction.events import DeltaEvent, EventLocations, EventRedactor
+from llm_gateway.core.redaction.events import DeltaEvent, EventLocations
 from llm_gateway.core.redaction.locations import TextLocations
 from llm_gateway.core.sse import SSEEvent
+from llm_gateway.core.token_budget import NO_OUTPUT, OutputLimits
 from llm_gateway.core.usage import UsageFields
 from llm_gateway.errors import GatewayError
 
@@ -91,10 +91,6 @@ def _is_last(event: SSEEvent) -> bool:
     return event.field(b"event") == b"message_stop"
 
 
-def _stream_redaction(redactor: Redactor) -> EventRedactor:
-    return EventRedactor(redactor, STREAM_LOCATIONS)
-
-
 _CONTENT = ("messages", "*", "content")
 MESSAGES = WireAPI(
     route="/v1/messages",
@@ -131,7 +127,8 @@ MESSAGES = WireAPI(
         UsageFields(None, "output_tokens"),
     ),
     streams=True,
-    stream_redaction=_stream_redaction,
+    stream_events=STREAM_LOCATIONS,
+    output_limits=OutputLimits(("max_tokens",), "max_tokens"),
     ends_stream=_is_last,
     error_body=_error_body,
     error_event_name=b"error",
@@ -155,5 +152,6 @@ COUNT_TOKENS = replace(
     operation="count_tokens",
     usage=None,
     stream_usage=(),
+    output_limits=NO_OUTPUT,
     streams=False,
 )

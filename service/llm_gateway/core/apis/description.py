@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llm_gateway.core.redaction import Entity, Redactor, SSERedactor, TextLocations
+from llm_gateway.core.redaction.events import EventLocations, EventRedactor
 from llm_gateway.core.routing import ApiFamily
 from llm_gateway.core.sse import SSEEvent, format_event
+from llm_gateway.core.token_budget import NO_OUTPUT, OutputLimits, StreamBudget
 from llm_gateway.core.usage import UsageFields
 from llm_gateway.errors import GatewayError
 
@@ -67,7 +69,9 @@ class WireAPI:
     ``route`` is the gateway's path; ``upstream_path`` is appended to the upstream's base URL;
     ``family`` is the kind of upstream that speaks it (see :mod:`llm_gateway.core.routing`). ``usage``
     is where a whole answer's usage is, ``stream_usage`` where stream events carry it (unset: the same
-    place). ``stream_redaction(redactor)`` redacts a stream (unset: the chunks of ``locations``).
+    place). ``stream_events`` says where a stream of typed events carries text (unset: the streamed
+    choices of ``locations``). ``output_limits``: the request fields that bound its output tokens
+    (see :mod:`llm_gateway.core.token_budget`).
     ``streams``: whether ``"stream": true`` is read (an API without streams forwards the field, unread,
     for its upstream to judge). ``ask_for_stream_usage(payload)`` makes a streamed request ask for its
     usage (in place) and says whether the client had asked itself; None when the API reports a stream's
@@ -96,7 +100,8 @@ class WireAPI:
     usage: UsageFields | None
     streams: bool
     stream_usage: tuple[UsageFields, ...] = ()
-    stream_redaction: Callable[[Redactor], StreamRedaction] | None = None
+    stream_events: EventLocations | None = None
+    output_limits: OutputLimits = NO_OUTPUT
     ask_for_stream_usage: Callable[[dict[str, Any]], bool] | None = None
     ends_stream: Callable[[SSEEvent], bool] = field(default=lambda _: False)
     error_body: Callable[[GatewayError], bytes] = _openai_error
@@ -110,9 +115,13 @@ class WireAPI:
 
     def redact_stream(self, redactor: Redactor) -> StreamRedaction:
         """A new stream redactor for one response."""
-        if self.stream_redaction is not None:
-            return self.stream_redaction(redactor)
+        if self.stream_events is not None:
+            return EventRedactor(redactor, self.stream_events)
         return SSERedactor(redactor, self.locations)
+
+    def stream_budget(self, reserved_output: int) -> StreamBudget:
+        """A new output-fragment counter for one stream that may carry ``reserved_output`` of them."""
+        return StreamBudget(reserved_output, self.locations, self.stream_events)
 
     def error_event(self, error: GatewayError) -> bytes:
         """The SSE event that ends a stream the gateway could not finish."""

@@ -12,6 +12,7 @@ from typing import Any
 from llm_gateway.core.apis.description import InputRule, WireAPI
 from llm_gateway.core.apis.openai_streams import ask_for_stream_usage, is_done
 from llm_gateway.core.redaction.locations import StreamChannel, TextLocations
+from llm_gateway.core.token_budget import OutputLimits
 from llm_gateway.core.usage import UsageFields
 
 __all__ = ["CHAT_COMPLETIONS", "LOCATIONS"]
@@ -80,4 +81,7 @@ CHAT_COMPLETIONS = WireAPI(
     streams=True,
     ask_for_stream_usage=ask_for_stream_usage,
     ends_stream=is_done,
+    # `max_completion_tokens` is what OpenAI reads for every model (`max_tokens` is refused by its
+    # reasoning models); OpenAI-compatible servers read it too.
+    output_limits=OutputLimits(("max_completion_tokens", "max_tokens"), "max_completion_tokens", ("n",)),
 )

@@ -13,6 +13,7 @@ from typing import Any
 from llm_gateway.core.apis.description import InputRule, WireAPI
 from llm_gateway.core.apis.openai_streams import ask_for_stream_usage, is_done
 from llm_gateway.core.redaction.locations import StreamChannel, TextLocations
+from llm_gateway.core.token_budget import OutputLimits
 from llm_gateway.core.usage import UsageFields
 
 __all__ = ["COMPLETIONS"]
@@ -64,5 +65,8 @@ COMPLETIONS = WireAPI(
     streams=True,
     ask_for_stream_usage=ask_for_stream_usage,
     ends_stream=is_done,
+    # Unset, `max_tokens` is 16 in this API; each prompt of a list gets its own `n` (or `best_of`)
+    # answers.
+    output_limits=OutputLimits(("max_tokens",), "max_tokens", ("n", "best_of"), default=16, prompts="prompt"),
     unredactable=_asks_for_logprobs,
 )

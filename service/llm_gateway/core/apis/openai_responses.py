@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from llm_gateway.core.apis.description import InputRule, WireAPI
-from llm_gateway.core.redaction import Redactor
-from llm_gateway.core.redaction.events import DeltaEvent, EventLocations, EventRedactor
+from llm_gateway.core.redaction.events import DeltaEvent, EventLocations
 from llm_gateway.core.redaction.locations import TextLocations
 from llm_gateway.core.sse import SSEEvent
+from llm_gateway.core.token_budget import OutputLimits
 from llm_gateway.core.usage import UsageFields
 
 __all__ = ["RESPONSES", "STREAM_LOCATIONS"]
@@ -92,10 +92,6 @@ def _asks_for_logprobs(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def _stream_redaction(redactor: Redactor) -> EventRedactor:
-    return EventRedactor(redactor, STREAM_LOCATIONS)
-
-
 RESPONSES = WireAPI(
     route="/v1/responses",
     family="openai",
@@ -129,7 +125,8 @@ RESPONSES = WireAPI(
     usage=UsageFields("input_tokens", "output_tokens"),
     stream_usage=(UsageFields("input_tokens", "output_tokens", container=("response", "usage")),),
     streams=True,
-    stream_redaction=_stream_redaction,
+    stream_events=STREAM_LOCATIONS,
+    output_limits=OutputLimits(("max_output_tokens",), "max_output_tokens"),
     ends_stream=_is_last,
     unredactable=_asks_for_logprobs,
 )

@@ -1,0 +1,252 @@
+"""Token budgets (pure): what a request reserves, what it is charged, and where a stream must stop.
+
+A tenant's token budget is a number of tokens per window: ``total`` (input + output), and/or
+``input`` and ``output`` apart. A request is admitted only if an upper bound of what it can cost
+fits in what is left, and that bound is *reserved* at once, in the same atomic step as the request
+quota (see :mod:`llm_gateway.core.quota`). When the request ends it is *settled*: charged what the
+upstream reported (or, lacking a report, what the gateway saw delivered) and the rest of the
+reservation returned. So the sum of what admitted requests can cost never exceeds the budget.
+
+The bound, per request:
+
+- **input**: the request body's size in bytes. Byte-level BPE tokenizers (OpenAI's, Anthropic's)
+  turn every token into at least one byte of text, and the body holds the text and more (JSON
+  syntax, tool schemas, which count as input tokens too). Not a bound for media referenced by URL
+  (an ``image_url`` costs tokens by its pixels, not its bytes): documented, not enforced.
+- **output**: the request's own output limit (``max_tokens``, ``max_completion_tokens``,
+  ``max_output_tokens``, whichever the API reads; the largest when several are set) times the
+  number of choices asked for (``n``, ``best_of``), or, when it sets none, the tenant's
+  ``output_cap``, which the gateway then writes into the request so that the upstream
+  itself stops there (see :attr:`OutputLimits.field`).
+
+A stream is also watched: its output fragments (one per non-empty text delta, as the APIs stream
+about a token each) are counted, and the stream is cut before the fragment that would pass the
+reserved output (:class:`StreamBudget`), for an upstream that ignores the output limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from llm_gateway.core.redaction.events import EventLocations
+from llm_gateway.core.redaction.locations import Path, TextLocations
+from llm_gateway.core.sse import SSEEvent
+from llm_gateway.core.usage import Usage
+
+__all__ = [
+    "NO_LIMIT",
+    "NO_OUTPUT",
+    "OutputLimits",
+    "Reservation",
+    "StreamBudget",
+    "TokenLimits",
+    "charge",
+    "reserve",
+]
+
+#: How a limit that does not apply travels to the admission script.
+NO_LIMIT = -1
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLimits:
+    """A tenant's token budget: tokens per ``window_secs`` in ``total`` (input + output), ``input``,
+    ``output`` (None: that limit does not apply; at least one does), and ``output_cap``, what a
+    request naming no output limit reserves (and is limited to)."""
+
+    total: int | None
+    input: int | None
+    output: int | None
+    window_secs: int
+    output_cap: int
+
+    def divided(self, replicas: int) -> TokenLimits:
+        """This replica's share when ``replicas`` enforce independently (rounded up, see
+        :meth:`llm_gateway.core.quota.Limits.divided`)."""
+        if replicas <= 1:
+            return self
+
+        def part(limit: int | None) -> int | None:
+            return None if limit is None else -(-limit // replicas)
+
+        return TokenLimits(
+            part(self.total), part(self.input), part(self.output), self.window_secs, self.output_cap
+        )
+
+    def script_args(self) -> tuple[int, int, int, int]:
+        """``total, input, output`` (``NO_LIMIT`` where unset) and the window in ms."""
+        return (
+            NO_LIMIT if self.total is None else self.total,
+            NO_LIMIT if self.input is None else self.input,
+            NO_LIMIT if self.output is None else self.output,
+            self.window_secs * 1000,
+        )
+
+    def remaining(self, used_input: int, used_output: int) -> tuple[int, int]:
+        """``(limit, remaining)`` of the limit with the least room left after ``used_*`` tokens (what
+        the ``x-ratelimit-*-tokens`` headers report)."""
+        candidates = [
+            (limit, limit - used)
+            for limit, used in (
+                (self.total, used_input + used_output),
+                (self.input, used_input),
+                (self.output, used_output),
+            )
+            if limit is not None
+        ]
+        limit, left = min(candidates, key=lambda pair: pair[1])
+        return limit, max(left, 0)
+
+    def admits(self, used_input: int, used_output: int, reservation: Reservation) -> bool:
+        """Whether ``reservation`` fits beside ``used_*`` tokens (the admission script's test)."""
+        return (
+            (self.total is None or used_input + used_output + reservation.total <= self.total)
+            and (self.input is None or used_input + reservation.input <= self.input)
+            and (self.output is None or used_output + reservation.output <= self.output)
+        )
+
+    def fits(self, reservation: Reservation) -> bool:
+        """Whether ``reservation`` fits in an empty window at all (else no wait makes it fit)."""
+        return self.admits(0, 0, reservation)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Tokens held for one request until it is settled."""
+
+    input: int
+    output: int
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLimits:
+    """Where an API's requests limit their output: ``fields`` it reads (any of them, the largest
+    counting), ``field`` the one the gateway sets when a request names none (None: the API produces
+    no output tokens), ``choices`` the fields multiplying the output (``n``: that many answers, the
+    largest counting), ``default`` the API's own limit when none is named (then nothing is set), and
+    ``prompts`` a field that may list several prompts, each answered on its own (legacy completions).
+    """
+
+    fields: tuple[str, ...]
+    field: str | None
+    choices: tuple[str, ...] = ()
+    default: int | None = None
+    prompts: str | None = None
+
+
+#: An API whose answers are not model output (embeddings, token counts).
+NO_OUTPUT = OutputLimits((), None)
+
+
+def reserve(
+    body_bytes: int, payload: dict[str, Any], limits: OutputLimits, output_cap: int
+) -> tuple[Reservation, int | None]:
+    """The reservation of a request of ``body_bytes`` bytes whose parsed body is ``payload``, and the
+    output limit to write into its ``limits.field`` (None: the request names its own, or has none).
+
+    A value that is not a positive integer counts as not set (the upstream judges the request).
+    """
+    if limits.field is None:
+        return Reservation(body_bytes, 0), None
+    named = [value for name in limits.fields if (value := _positive(payload.get(name))) is not None]
+    answers = max((value for name in limits.choices if (value := _positive(payload.get(name)))), default=1)
+    if limits.prompts is not None:
+        prompts = payload.get(limits.prompts)
+        if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
+            answers *= len(prompts)  # a list of prompts (a flat list of integers is one prompt's tokens)
+    if named:
+        return Reservation(body_bytes, max(named) * answers), None
+    if limits.default is not None:
+        return Reservation(body_bytes, limits.default * answers), None
+    return Reservation(body_bytes, output_cap * answers), output_cap
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def charge(
+    reservation: Reservation, usage: Usage | None, delivered_output: int | None, *, generated: bool
+) -> Reservation:
+    """What a settled request costs: the ``usage`` the upstream reported; else nothing when the
+    upstream did not answer 2xx (``generated`` False: it refused, or never answered); else the
+    reserved input and the ``delivered_output`` the gateway counted (a stream that stopped or lost its
+    client early); else the whole reservation (an answer without usage)."""
+    if usage is not None:
+        return Reservation(usage.input_tokens, usage.output_tokens)
+    if not generated:
+        return Reservation(0, 0)
+    if delivered_output is not None:
+        return Reservation(reservation.input, delivered_output)
+    return reservation
+
+
+class StreamBudget:
+    """Counts a stream's output fragments and cuts the stream before it passes ``reserved`` of them.
+
+    ``process(events)`` returns the events to forward: all of them while the count stays within
+    ``reserved``; on the event that would pass it, the events before it, and :attr:`exhausted` is
+    set (the caller ends the stream). A fragment is a non-empty string at a place the API streams
+    model text: a channel of a streamed choice (``locations.stream`` within ``locations.outputs``),
+    or a delta event of a typed stream (``events``).
+    """
+
+    __slots__ = ("_choices", "_deltas", "count", "exhausted", "reserved")
+
+    def __init__(self, reserved: int, locations: TextLocations, events: EventLocations | None) -> None:
+        self.reserved = reserved
+        self._choices = (locations.outputs, tuple(channel.path for channel in locations.stream))
+        self._deltas: dict[str, list[Path]] = {}
+        for delta in events.deltas if events is not None else ():
+            self._deltas.setdefault(delta.type, []).append(delta.text)
+        self.count = 0
+        self.exhausted = False
+
+    def process(self, events: list[SSEEvent]) -> list[SSEEvent]:
+        for position, event in enumerate(events):
+            fragments = self._fragments(event)
+            if self.count + fragments > self.reserved:
+                self.exhausted = True
+                return events[:position]
+            self.count += fragments
+        return events
+
+    def _fragments(self, event: SSEEvent) -> int:
+        if event.data is None:
+            return 0
+        try:
+            payload = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return 0
+        if not isinstance(payload, dict):
+            return 0
+        if self._deltas:
+            paths = self._deltas.get(payload.get("type"))  # type: ignore[arg-type]  # any value looks up
+            return sum(_texts(payload, path) for path in paths) if paths else 0
+        outputs, paths_in_choice = self._choices
+        choices = payload.get(outputs)
+        if not isinstance(choices, list):
+            return 0
+        return sum(
+            _texts(choice, path) for choice in choices if isinstance(choice, dict) for path in paths_in_choice
+        )
+
+
+def _texts(node: Any, path: Path) -> int:
+    """How many non-empty strings are at ``path`` in ``node`` (``"*"``: every element of a list)."""
+    for position, key in enumerate(path):
+        if key == "*":
+            if not isinstance(node, list):
+                return 0
+            return sum(_texts(item, path[position + 1 :]) for item in node)
+        if not isinstance(node, dict):
+            return 0
+        node = node.get(key)
+    return 1 if isinstance(node, str) and node else 0

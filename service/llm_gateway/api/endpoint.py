@@ -282,7 +282,7 @@ class APIEndpoint:
                     )
                 finally:
                     exchange.usage = usage.usage
-                    if budget is not None:
+                    if budget is not None and exchange.stream_outcome != "completed":
                         exchange.delivered_output = budget.count
                     exchange.response_model = usage.model
                     if sse is not None:

@@ -265,10 +265,10 @@ async def _forward(
     """
 
     def transform(batch: list[SSEEvent]) -> list[SSEEvent]:
+        if budget is not None:  # first: what it cuts off is neither sent nor counted
+            batch = budget.process(batch)
         if usage is not None:
             batch = usage.process(batch)
-        if budget is not None:
-            batch = budget.process(batch)
         if redactor is not None and batch:
             batch = redactor.process(batch)
         return batch

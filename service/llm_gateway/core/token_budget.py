@@ -175,16 +175,21 @@ def _positive(value: Any) -> int | None:
 def charge(
     reservation: Reservation, usage: Usage | None, delivered_output: int | None, *, generated: bool
 ) -> Reservation:
-    """What a settled request costs: the ``usage`` the upstream reported; else nothing when the
-    upstream did not answer 2xx (``generated`` False: it refused, or never answered); else the
-    reserved input and the ``delivered_output`` the gateway counted (a stream that stopped or lost its
-    client early); else the whole reservation (an answer without usage)."""
+    """What a settled request costs.
+
+    ``delivered_output`` is set for a stream that did not finish (the gateway stopped it, its client
+    left, its upstream failed): it is charged the output fragments it delivered, and the input the
+    upstream reported early (Anthropic's ``message_start``) or else the reserved input. Otherwise:
+    the ``usage`` the upstream reported; nothing when the upstream did not answer 2xx (``generated``
+    False: it refused, or never answered); the whole reservation for an answer without usage.
+    """
+    if delivered_output is not None:
+        tokens_in = usage.input_tokens if usage is not None and usage.input_tokens else reservation.input
+        return Reservation(tokens_in, delivered_output)
     if usage is not None:
         return Reservation(usage.input_tokens, usage.output_tokens)
     if not generated:
         return Reservation(0, 0)
-    if delivered_output is not None:
-        return Reservation(reservation.input, delivered_output)
     return reservation
 
 

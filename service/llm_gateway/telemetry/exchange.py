@@ -100,7 +100,7 @@ class Exchange:
         self.deployment: str | None = None
         self.response_model: str | None = None
         self.usage: Usage | None = None
-        #: Output fragments a stream delivered, when its tenant's token budget had them counted.
+        #: Output fragments a stream that did not finish delivered (counted for its token budget).
         self.delivered_output: int | None = None
         #: The request's place in its tenant's token budget, and what it was charged when settled.
         self.budget: TokenState | None = None

@@ -70,7 +70,7 @@ def test_limits_report_the_one_with_least_room_and_divide_rounding_up() -> None:
     limits = TokenLimits(total=1000, input=None, output=100, window_secs=60, output_cap=64)
     assert limits.remaining(500, 90) == (100, 10)  # output binds
     assert limits.remaining(950, 10) == (1000, 40)  # total binds
-    assert limits.remaining(2000, 200) == (100, 0)
+    assert limits.remaining(2000, 200) == (1000, 0)  # the furthest over
     assert limits.divided(3) == TokenLimits(334, None, 34, 60, 64)
     assert limits.divided(1) is limits
     assert limits.admits(900, 0, Reservation(50, 50))

@@ -1,26 +1,45 @@
-"""The admission and refund Lua scripts against a real redis-server: atomic counting and expiry, GCRA
-rate, and refunds that only ever go back to the window that counted."""
+"""The admission and settlement Lua scripts against a real redis-server: atomic counting and expiry,
+GCRA rate, token reservations, and refunds and settlements that only ever go back to the window that
+counted."""
 
 from __future__ import annotations
 
 import time
 
-from llm_gateway.core.quota import ADMIT_SCRIPT, REFUND_SCRIPT
+import pytest
+
+from llm_gateway.core.quota import ADMIT_SCRIPT, SETTLE_SCRIPT
 from tests.support import RedisServer
 
 
 def admit(
-    server: RedisServer, tenant: str, key: str, *, quota: int, window_ms: int, rps: float, burst: int
+    server: RedisServer,
+    tenant: str,
+    key: str,
+    *,
+    quota: int,
+    window_ms: int,
+    rps: float,
+    burst: int,
+    tokens: tuple[int, int, int, int, int, int] | None = None,
 ) -> list[int]:
+    """The script's reply; ``tokens``: limits total, input, output (-1: none), window ms, reserved
+    input, output."""
     script = server.client().register_script(ADMIT_SCRIPT)
-    result = script(keys=[f"quota:{tenant}", f"ratelimit:{key}"], args=[quota, window_ms, 1000 / rps, burst])
-    return [int(value) for value in result]
+    keys = [f"quota:{tenant}", f"ratelimit:{key}"]
+    args: list[float] = [quota, window_ms, 1000 / rps, burst]
+    if tokens is not None:
+        keys.append(f"tokens:{tenant}")
+        args.extend(tokens)
+    return [int(value) for value in script(keys=keys, args=args)]
 
 
 def test_first_request_sets_count_and_expiry_atomically(redis_server: RedisServer) -> None:
-    outcome, used, left, retry, window_end = admit(
+    outcome, used, left, retry, window_end, *tokens = admit(
         redis_server, "t", "t", quota=5, window_ms=60_000, rps=100, burst=100
     )
+    assert tokens == [0, 0, 0, 0]  # no budget: the token key is not touched
+    assert not redis_server.client().exists("tokens:t")
     assert (outcome, used, left, retry) == (0, 1, 60_000, 0)
     seconds, micros = redis_server.client().time()
     assert 0 < window_end - (seconds * 1000 + micros // 1000) <= 60_000  # on Redis's clock
@@ -62,7 +81,78 @@ def test_very_high_rates_still_store_a_valid_expiry(redis_server: RedisServer) -
 
 
 def refund(server: RedisServer, tenant: str, window_end: int) -> int:
-    return int(server.client().register_script(REFUND_SCRIPT)(keys=[f"quota:{tenant}"], args=[window_end]))
+    given, settled = server.client().register_script(SETTLE_SCRIPT)(
+        keys=[f"quota:{tenant}"], args=[window_end]
+    )
+    assert settled == 0
+    return int(given)
+
+
+def settle(server: RedisServer, tenant: str, window_end: int, delta_in: int, delta_out: int) -> list[int]:
+    """Correct ``tenant``'s tokens by the deltas in the token window ending at ``window_end`` (no unit
+    back)."""
+    script = server.client().register_script(SETTLE_SCRIPT)
+    reply = script(keys=[f"quota:{tenant}", f"tokens:{tenant}"], args=[0, window_end, delta_in, delta_out])
+    return [int(value) for value in reply]
+
+
+def tokens_of(server: RedisServer, tenant: str) -> tuple[int, int]:
+    counts = server.client().hmget(f"tokens:{tenant}", ["input", "output"])
+    return int(counts[0] or 0), int(counts[1] or 0)
+
+
+BUDGET = (1000, -1, -1, 60_000)  # 1000 tokens per minute, no split
+
+
+@pytest.mark.parametrize(
+    ("limits", "reservations", "outcomes", "used"),
+    [
+        (BUDGET, [(300, 200), (300, 201)], [0, 3], (300, 200)),  # the second does not fit: untouched
+        (BUDGET, [(300, 200), (300, 200)], [0, 0], (600, 400)),  # exactly the budget
+        (BUDGET, [(600, 400), (0, 1)], [0, 3], (600, 400)),  # exactly full, then not one more
+        ((-1, 500, 100, 60_000), [(400, 50), (50, 50), (50, 1)], [0, 0, 3], (450, 100)),  # split limits
+        ((-1, 500, 100, 60_000), [(501, 0)], [3], (0, 0)),  # never fits
+        ((0, -1, -1, 60_000), [(1, 0)], [3], (0, 0)),  # a budget of 0 blocks
+    ],
+)
+def test_a_reservation_is_taken_whole_or_not_at_all(
+    redis_server: RedisServer,
+    limits: tuple[int, int, int, int],
+    reservations: list[tuple[int, int]],
+    outcomes: list[int],
+    used: tuple[int, int],
+) -> None:
+    replies = [
+        admit(redis_server, "b", "b", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*limits, *r))
+        for r in reservations
+    ]
+    assert [reply[0] for reply in replies] == outcomes
+    assert tokens_of(redis_server, "b") == used
+    assert int(redis_server.client().get("quota:b") or 0) == outcomes.count(0)  # refused: no unit
+    refused = [reply for reply in replies if reply[0] == 3]
+    for reply in refused:
+        assert 0 < reply[3] <= 60_000 and reply[3] == reply[7]  # retry when the token window ends
+    if tokens_of(redis_server, "b") != (0, 0):
+        assert 59_000 < redis_server.client().pttl("tokens:b") <= 60_000
+
+
+def test_a_settlement_corrects_its_own_window_only_and_never_below_zero(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    budget = (*BUDGET[:3], 300)  # a 300 ms token window
+    first = admit(
+        redis_server, "s", "s", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*budget, 100, 50)
+    )
+    admit(redis_server, "s", "s", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*budget, 100, 50))
+    assert tokens_of(redis_server, "s") == (200, 100)
+    assert settle(redis_server, "s", first[8], -90, -30) == [0, 1]  # it cost 10 in, 20 out
+    assert tokens_of(redis_server, "s") == (110, 70)
+    assert settle(redis_server, "s", first[8], -500, +5) == [0, 1]  # an oversized return stops at 0
+    assert tokens_of(redis_server, "s") == (0, 75)
+    time.sleep(0.4)  # the window ends; a new one opens
+    admit(redis_server, "s", "s", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*budget, 7, 7))
+    assert settle(redis_server, "s", first[8], -7, -7) == [0, 0]
+    assert tokens_of(redis_server, "s") == (7, 7)
+    assert client.get("quota:s") == b"3"  # settling never touched the request count
 
 
 def test_a_refund_gives_one_unit_back_to_its_window_and_keeps_the_expiry(redis_server: RedisServer) -> None:
@@ -88,3 +178,20 @@ def test_a_refund_never_touches_a_later_window(redis_server: RedisServer) -> Non
     time.sleep(0.3)
     assert refund(redis_server, "w", old[4]) == 0  # no window at all: nothing to give back
     assert client.get("quota:w") is None
+
+
+def test_a_token_counter_left_without_expiry_gets_one(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.hset("tokens:legacy", mapping={"input": 5, "output": 5})
+    admit(
+        redis_server,
+        "legacy",
+        "legacy",
+        quota=5,
+        window_ms=10_000,
+        rps=100,
+        burst=100,
+        tokens=(*BUDGET, 1, 1),
+    )
+    assert tokens_of(redis_server, "legacy") == (6, 6)
+    assert 0 < client.pttl("tokens:legacy") <= 60_000

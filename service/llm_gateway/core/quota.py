@@ -315,7 +315,9 @@ if budget then
   t_out = redis.call('HINCRBY', KEYS[3], 'output', r_out)
   if t_ttl < 0 then redis.call('PEXPIRE', KEYS[3], t_window) end
 end
-return {0, used, left, 0, math.floor(now + left), t_in, t_out, t_left, math.floor(now + t_left)}
+local t_end = 0
+if budget then t_end = math.floor(now + t_left) end
+return {0, used, left, 0, math.floor(now + left), t_in, t_out, t_left, t_end}
 """
 
 #: How far two readings of one window's end (``TIME`` + ``PTTL``, each to the millisecond) may

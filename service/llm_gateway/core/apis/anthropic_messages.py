@@ -9,7 +9,8 @@ citations of ``content`` blocks. Streams are typed events: ``content_block_delta
 ``index``, which ``content_block_stop`` closes; ``message_start`` brings the input token count,
 ``message_delta`` the output count, ``message_stop`` ends it. Errors are ``{"type": "error",
 "error": {"type", "message"}}``, mid-stream as an ``event: error``; 429s also carry
-``anthropic-ratelimit-requests-*``; an upstream 529 (overloaded) reaches the SDK, which retries it.
+``anthropic-ratelimit-requests-*`` (and ``-tokens-*`` under a token budget); an upstream 529
+(overloaded) reaches the SDK, which retries it.
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ MESSAGES = WireAPI(
     limit_header_aliases=(
         (b"x-ratelimit-limit-requests", b"anthropic-ratelimit-requests-limit"),
         (b"x-ratelimit-remaining-requests", b"anthropic-ratelimit-requests-remaining"),
+        (b"x-ratelimit-limit-tokens", b"anthropic-ratelimit-tokens-limit"),
+        (b"x-ratelimit-remaining-tokens", b"anthropic-ratelimit-tokens-remaining"),
     ),
 )
 

@@ -80,20 +80,22 @@ def test_very_high_rates_still_store_a_valid_expiry(redis_server: RedisServer) -
         assert outcome[0] == 0
 
 
+def settle_many(server: RedisServer, *settlements: tuple[str, int, int, int, int]) -> list[int]:
+    """Settle several at once: each (tenant, quota window end or 0, token window end or 0, input
+    delta, output delta); the units given back, in order."""
+    keys = [key for tenant, *_ in settlements for key in (f"quota:{tenant}", f"tokens:{tenant}")]
+    args = [value for _, *values in settlements for value in values]
+    return [int(given) for given in server.client().register_script(SETTLE_SCRIPT)(keys=keys, args=args)]
+
+
 def refund(server: RedisServer, tenant: str, window_end: int) -> int:
-    given, settled = server.client().register_script(SETTLE_SCRIPT)(
-        keys=[f"quota:{tenant}"], args=[window_end]
-    )
-    assert settled == 0
-    return int(given)
+    (given,) = settle_many(server, (tenant, window_end, 0, 0, 0))
+    return given
 
 
-def settle(server: RedisServer, tenant: str, window_end: int, delta_in: int, delta_out: int) -> list[int]:
-    """Correct ``tenant``'s tokens by the deltas in the token window ending at ``window_end`` (no unit
-    back)."""
-    script = server.client().register_script(SETTLE_SCRIPT)
-    reply = script(keys=[f"quota:{tenant}", f"tokens:{tenant}"], args=[0, window_end, delta_in, delta_out])
-    return [int(value) for value in reply]
+def settle(server: RedisServer, tenant: str, window_end: int, delta_in: int, delta_out: int) -> None:
+    """Correct ``tenant``'s tokens by the deltas in the token window ending at ``window_end``."""
+    assert settle_many(server, (tenant, 0, window_end, delta_in, delta_out)) == [0]  # no unit back
 
 
 def tokens_of(server: RedisServer, tenant: str) -> tuple[int, int]:
@@ -144,13 +146,13 @@ def test_a_settlement_corrects_its_own_window_only_and_never_below_zero(redis_se
     )
     admit(redis_server, "s", "s", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*budget, 100, 50))
     assert tokens_of(redis_server, "s") == (200, 100)
-    assert settle(redis_server, "s", first[8], -90, -30) == [0, 1]  # it cost 10 in, 20 out
+    settle(redis_server, "s", first[8], -90, -30)  # it cost 10 in, 20 out
     assert tokens_of(redis_server, "s") == (110, 70)
-    assert settle(redis_server, "s", first[8], -500, +5) == [0, 1]  # an oversized return stops at 0
+    settle(redis_server, "s", first[8], -500, +5)  # an oversized return stops at 0
     assert tokens_of(redis_server, "s") == (0, 75)
     time.sleep(0.4)  # the window ends; a new one opens
     admit(redis_server, "s", "s", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*budget, 7, 7))
-    assert settle(redis_server, "s", first[8], -7, -7) == [0, 0]
+    settle(redis_server, "s", first[8], -7, -7)
     assert tokens_of(redis_server, "s") == (7, 7)
     assert client.get("quota:s") == b"3"  # settling never touched the request count
 
@@ -195,3 +197,21 @@ def test_a_token_counter_left_without_expiry_gets_one(redis_server: RedisServer)
     )
     assert tokens_of(redis_server, "legacy") == (6, 6)
     assert 0 < client.pttl("tokens:legacy") <= 60_000
+
+
+def test_settlements_sent_together_each_apply_to_their_own_tenant_and_window(
+    redis_server: RedisServer,
+) -> None:
+    a = admit(redis_server, "x", "x", quota=5, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 50, 50))
+    b = admit(redis_server, "y", "y", quota=5, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 30, 30))
+    given = settle_many(
+        redis_server,
+        ("x", a[4], a[8], -50, -50),  # failed before the client got anything: all of it back
+        ("y", 0, b[8], -20, -10),  # answered: settled to 10 in, 20 out
+        ("z", 12345, 12345, -1, -1),  # no such windows: nothing happens
+    )
+    assert given == [1, 0, 0]
+    assert (tokens_of(redis_server, "x"), tokens_of(redis_server, "y")) == ((0, 0), (10, 20))
+    assert redis_server.client().get("quota:x") == b"0"
+    assert redis_server.client().get("quota:y") == b"1"
+    assert not redis_server.client().exists("quota:z", "tokens:z")

@@ -1,16 +1,18 @@
-"""Shared quota state in Redis: one ``EVALSHA`` per request; a heartbeat does everything else.
+"""Shared quota state in Redis: one ``EVALSHA`` per request (and a share of one to settle it); a
+heartbeat does everything else.
 
 Per request, :meth:`RedisStore.admit` runs :data:`~llm_gateway.core.quota.ADMIT_SCRIPT` (quota, rate
 limit and token reservation together) over a pipelined connection of its own (see
 :class:`~llm_gateway.adapters.redis_script.ScriptConnection`); when the request ends,
-:meth:`RedisStore.settle` (:data:`~llm_gateway.core.quota.SETTLE_SCRIPT`, on a second such
-connection) corrects its tokens to what it cost and, when it failed before the client got anything,
-gives its unit back. Once a second a heartbeat script refreshes this
-replica's presence in the
-``gateway_replicas`` sorted set (so every replica knows how many share the limits), reads the live
-map's revision, and reloads the map when it moved. The heartbeat doubles as the recovery probe: while
-Redis is unreachable, requests do not touch it at all (:attr:`available` is False), and the first
-successful heartbeat brings enforcement back. State changes are logged once, not per request.
+:meth:`RedisStore.settle` corrects its tokens to what it cost and, when it failed before the client
+got anything, gives its unit back: the settlements of one event-loop turn go together, in one call
+of :data:`~llm_gateway.core.quota.SETTLE_SCRIPT` on a second such connection (they are off the
+request's critical path, and one call for many costs the replica less CPU than one each). Once a
+second a heartbeat script refreshes this replica's presence in the ``gateway_replicas`` sorted set
+(so every replica knows how many share the limits), reads the live map's revision, and reloads the
+map when it moved. The heartbeat doubles as the recovery probe: while Redis is unreachable, requests
+do not touch it at all (:attr:`available` is False), and the first successful heartbeat brings
+enforcement back. State changes are logged once, not per request.
 
 Every Redis call is bounded by ``timeout`` (pool wait, connect and read together) and never retried:
 a slow Redis must cost a request at most one timeout.
@@ -105,7 +107,7 @@ class RedisStore:
         self._client = Redis(connection_pool=pool)
         self._timeout = timeout
         self._admit = ScriptConnection(url, ADMIT_SCRIPT)
-        self._settle = ScriptConnection(url, SETTLE_SCRIPT)
+        self._settlements = _Settlements(ScriptConnection(url, SETTLE_SCRIPT), timeout)
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
         self._on_error = on_error
@@ -138,7 +140,7 @@ class RedisStore:
                 async with asyncio.timeout(self._timeout):
                     await self._client.zrem(REPLICAS_KEY, self._id)
         self._admit.close()
-        self._settle.close()
+        self._settlements.close()
         await self._client.aclose()
 
     async def admit(
@@ -187,16 +189,13 @@ class RedisStore:
         stay spent).
         """
         tenant_id = self._storage_id(tenant)
-        keys = [quota_key(tenant_id)]
-        args: list[int | float] = [decision.window if refund else 0]
+        args: tuple[float, float, int, int] = (decision.window if refund else 0, 0, 0, 0)
         tokens = decision.tokens
         if charged is not None and tokens is not None:
-            keys.append(token_key(tenant_id))
             reserved = tokens.reservation
-            args.extend((tokens.window, charged.input - reserved.input, charged.output - reserved.output))
-        try:
-            async with asyncio.timeout(self._timeout):
-                given, _ = await self._settle.call(keys, args)
+            args = (args[0], tokens.window, charged.input - reserved.input, charged.output - reserved.output)
+        try:  # bounded by the batch's own timeout, which fails every future it holds
+            given = await self._settlements.add((quota_key(tenant_id), token_key(tenant_id)), args)
         except _ERRORS as exc:
             self._failed(exc)
             raise BackendUnavailable(str(exc)) from None
@@ -259,3 +258,56 @@ class RedisStore:
         if self._state is not False:
             self._state = False
             log.warning("quota backend unavailable (%s): applying QUOTA_FAILURE_MODE", type(exc).__name__)
+
+
+class _Settlements:
+    """Settlements made in one event-loop turn, sent together in one call of the settlement script
+    (at most ``MAX_BATCH`` a call), each caller's future answered with its own reply."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, connection: ScriptConnection, timeout: float) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._keys: list[str] = []
+        self._args: list[float] = []
+        self._waiting: list[asyncio.Future[int]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def add(self, keys: tuple[str, str], args: tuple[float, float, int, int]) -> asyncio.Future[int]:
+        """The future of one settlement's reply: 1 when its unit was given back, else 0."""
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            loop.call_soon(self._flush)
+        future: asyncio.Future[int] = loop.create_future()
+        self._keys.extend(keys)
+        self._args.extend(args)
+        self._waiting.append(future)
+        if len(self._waiting) >= self.MAX_BATCH:
+            self._flush()
+        return future
+
+    def _flush(self) -> None:
+        if not self._waiting:
+            return
+        batch = (self._keys, self._args, self._waiting)
+        self._keys, self._args, self._waiting = [], [], []
+        task = asyncio.create_task(self._send(*batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, keys: list[str], args: list[float], waiting: list[asyncio.Future[int]]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                replies = await self._connection.call(keys, args)
+        except Exception as exc:  # every caller sees what failed, as if it had called alone
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, reply in zip(waiting, replies, strict=True):
+            if not future.done():
+                future.set_result(int(reply))
+
+    def close(self) -> None:
+        self._connection.close()

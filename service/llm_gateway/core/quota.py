@@ -324,31 +324,36 @@ return {0, used, left, 0, math.floor(now + left), t_in, t_out, t_left, t_end}
 #: differ. A later window ends at least a whole window (≥ 1 s) after, so this cannot confuse them.
 _SAME_WINDOW_MS = 50
 
-#: KEYS: quota key[, token key]. ARGV: the quota window end the admission returned (0: no unit to
-#: give back)[, the token window end it returned, tokens to add to input, to output (negative:
-#: given back)]. Gives the request's unit back to its window and corrects its tokens in theirs,
-#: atomically; a window that has ended (and any later one) is left alone, and no count goes below
-#: zero. Returns {1 when a unit was given back else 0, 1 when tokens were settled else 0}.
+#: Settlements, several at once: KEYS: for each, its quota key and its token key. ARGV: for each,
+#: the quota window end the admission returned (0: no unit to give back), the token window end it
+#: returned (0: no tokens to correct), tokens to add to input and to output (negative: given back).
+#: Gives each request's unit back to its window and corrects its tokens in theirs, atomically; a
+#: window that has ended (and any later one) is left alone, and no count goes below zero. Returns,
+#: for each, 1 when its unit was given back, else 0.
 SETTLE_SCRIPT = f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local function current(key, window_end)
   local left = redis.call('PTTL', key)
-  return left >= 0 and math.abs(now + left - tonumber(window_end)) <= {_SAME_WINDOW_MS}
+  return left >= 0 and math.abs(now + left - window_end) <= {_SAME_WINDOW_MS}
 end
-local given, settled = 0, 0
-if tonumber(ARGV[1]) > 0 and current(KEYS[1], ARGV[1])
-    and (tonumber(redis.call('GET', KEYS[1])) or 0) >= 1 then
-  redis.call('DECR', KEYS[1])
-  given = 1
-end
-if #KEYS == 2 and current(KEYS[2], ARGV[2]) then
-  for i, field in ipairs({{'input', 'output'}}) do
-    if redis.call('HINCRBY', KEYS[2], field, tonumber(ARGV[2 + i])) < 0 then
-      redis.call('HSET', KEYS[2], field, 0)
+local given = {{}}
+for n = 1, #KEYS / 2 do
+  local quota, tokens, a = KEYS[2 * n - 1], KEYS[2 * n], 4 * (n - 1)
+  local unit_window, token_window = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  given[n] = 0
+  if unit_window > 0 and current(quota, unit_window)
+      and (tonumber(redis.call('GET', quota)) or 0) >= 1 then
+    redis.call('DECR', quota)
+    given[n] = 1
+  end
+  if token_window > 0 and current(tokens, token_window) then
+    for i, field in ipairs({{'input', 'output'}}) do
+      if redis.call('HINCRBY', tokens, field, tonumber(ARGV[a + 2 + i])) < 0 then
+        redis.call('HSET', tokens, field, 0)
+      end
     end
   end
-  settled = 1
 end
-return {{given, settled}}
+return given
 """

@@ -200,17 +200,19 @@ class StreamBudget:
     ``reserved``; on the event that would pass it, the events before it, and :attr:`exhausted` is
     set (the caller ends the stream). A fragment is a non-empty string at a place the API streams
     model text: a channel of a streamed choice (``locations.stream`` within ``locations.outputs``),
-    or a delta event of a typed stream (``events``).
+    or a delta event of a typed stream (``events``). The places are walked as a tree of keys, so an
+    event's JSON is visited once, whatever the number of channels.
     """
 
-    __slots__ = ("_choices", "_deltas", "count", "exhausted", "reserved")
+    __slots__ = ("_by_type", "_choices", "count", "exhausted", "reserved")
 
     def __init__(self, reserved: int, locations: TextLocations, events: EventLocations | None) -> None:
         self.reserved = reserved
-        self._choices = (locations.outputs, tuple(channel.path for channel in locations.stream))
-        self._deltas: dict[str, list[Path]] = {}
+        self._choices = _tree([(locations.outputs, "*", *channel.path) for channel in locations.stream])
+        grouped: dict[str, list[Path]] = {}
         for delta in events.deltas if events is not None else ():
-            self._deltas.setdefault(delta.type, []).append(delta.text)
+            grouped.setdefault(delta.type, []).append(delta.text)
+        self._by_type = {kind: _tree(paths) for kind, paths in grouped.items()}
         self.count = 0
         self.exhausted = False
 
@@ -232,26 +234,43 @@ class StreamBudget:
             return 0
         if not isinstance(payload, dict):
             return 0
-        if self._deltas:
-            paths = self._deltas.get(payload.get("type"))  # type: ignore[arg-type]  # any value looks up
-            return sum(_texts(payload, path) for path in paths) if paths else 0
-        outputs, paths_in_choice = self._choices
-        choices = payload.get(outputs)
-        if not isinstance(choices, list):
-            return 0
-        return sum(
-            _texts(choice, path) for choice in choices if isinstance(choice, dict) for path in paths_in_choice
-        )
+        if self._by_type:
+            kind = payload.get("type")
+            tree = self._by_type.get(kind) if isinstance(kind, str) else None
+            return 0 if tree is None else _texts(payload, tree)
+        return _texts(payload, self._choices)
 
 
-def _texts(node: Any, path: Path) -> int:
-    """How many non-empty strings are at ``path`` in ``node`` (``"*"``: every element of a list)."""
-    for position, key in enumerate(path):
+#: Paths as a tree: each key maps to the tree below it, or to None where a text place ends.
+_Tree = dict[str, "_Tree | None"]
+
+
+def _tree(paths: list[Path]) -> _Tree:
+    root: _Tree = {}
+    for path in paths:
+        node = root
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            assert child is not None, f"{path} goes on past a text place"
+            node = child
+        node[path[-1]] = None
+    return root
+
+
+def _texts(node: Any, tree: _Tree) -> int:
+    """How many non-empty strings ``node`` holds at the places ``tree`` names (``"*"``: every
+    element of a list)."""
+    count = 0
+    for key, below in tree.items():
         if key == "*":
-            if not isinstance(node, list):
-                return 0
-            return sum(_texts(item, path[position + 1 :]) for item in node)
-        if not isinstance(node, dict):
-            return 0
-        node = node.get(key)
-    return 1 if isinstance(node, str) and node else 0
+            if isinstance(node, list) and below is not None:
+                count += sum(_texts(item, below) for item in node)
+            continue
+        value = node.get(key) if isinstance(node, dict) else None
+        if value is None:
+            continue
+        if below is None:
+            count += isinstance(value, str) and value != ""
+        else:
+            count += _texts(value, below)
+    return count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -39,6 +40,13 @@ EVERYTHING = {
     "allowedModels": ["gpt-4o", "gpt-4o-mini"],
     "suspended": True,
     "apiKeySecretRef": {"name": "tenant-a", "key": "api-key"},
+    "tokens": {
+        "perWindow": 100000,
+        "input": 80000,
+        "output": 0,
+        "windowSeconds": 2678400,
+        "maxOutputTokens": 1,
+    },
 }
 
 GOOD = {
@@ -47,6 +55,10 @@ GOOD = {
         {"tenant": "tenantA", "requests": 5, "windowSeconds": 60, "suspended": False},
     ),
     "everything": (EVERYTHING, EVERYTHING),  # stored exactly as sent
+    "tokens: one limit, no defaults": (
+        {"tenant": "t", "requests": 5, "tokens": {"output": 500}},
+        {"tenant": "t", "requests": 5, "windowSeconds": 60, "suspended": False, "tokens": {"output": 500}},
+    ),
 }
 
 BAD = {
@@ -102,6 +114,56 @@ BAD = {
         {"tenant": "a", "requests": 1, "quota": 5},
         'strict decoding error: unknown field "spec.quota"',
     ),
+    "tokens without a limit": (
+        {"tenant": "a", "requests": 1, "tokens": {"windowSeconds": 60, "maxOutputTokens": 100}},
+        "spec.tokens: Invalid value: spec.tokens must set at least one of perWindow, input and output",
+    ),
+    "empty tokens": (
+        {"tenant": "a", "requests": 1, "tokens": {}},
+        "spec.tokens must set at least one of perWindow, input and output",
+    ),
+    "negative tokens per window": (
+        {"tenant": "a", "requests": 1, "tokens": {"perWindow": -1}},
+        "spec.tokens.perWindow: Invalid value: -1: "
+        "spec.tokens.perWindow in body should be greater than or equal to 0",
+    ),
+    "negative output tokens": (
+        {"tenant": "a", "requests": 1, "tokens": {"output": -5}},
+        "spec.tokens.output: Invalid value: -5: "
+        "spec.tokens.output in body should be greater than or equal to 0",
+    ),
+    "zero token window": (
+        {"tenant": "a", "requests": 1, "tokens": {"perWindow": 9, "windowSeconds": 0}},
+        "spec.tokens.windowSeconds: Invalid value: 0: "
+        "spec.tokens.windowSeconds in body should be greater than or equal to 1",
+    ),
+    "token window over 31 days": (
+        {"tenant": "a", "requests": 1, "tokens": {"perWindow": 9, "windowSeconds": 2678401}},
+        "spec.tokens.windowSeconds: Invalid value: 2678401: "
+        "spec.tokens.windowSeconds in body should be less than or equal to 2678400",
+    ),
+    "zero max output tokens": (
+        {"tenant": "a", "requests": 1, "tokens": {"perWindow": 9, "maxOutputTokens": 0}},
+        "spec.tokens.maxOutputTokens: Invalid value: 0: "
+        "spec.tokens.maxOutputTokens in body should be greater than or equal to 1",
+    ),
+    "tokens per window as a string": (
+        {"tenant": "a", "requests": 1, "tokens": {"perWindow": "1000"}},
+        'spec.tokens.perWindow: Invalid value: "string": '
+        "spec.tokens.perWindow in body must be of type integer",
+    ),
+    "fractional input tokens": (
+        {"tenant": "a", "requests": 1, "tokens": {"input": 1.5}},
+        'spec.tokens.input: Invalid value: "float64": spec.tokens.input in body must be of type int64',
+    ),
+    "tokens as a number": (
+        {"tenant": "a", "requests": 1, "tokens": 1000},
+        'spec.tokens: Invalid value: "integer": spec.tokens in body must be of type object',
+    ),
+    "unknown token field": (
+        {"tenant": "a", "requests": 1, "tokens": {"total": 5}},
+        'strict decoding error: unknown field "spec.tokens.total"',
+    ),
     "secret ref without key": (
         {"tenant": "a", "requests": 1, "apiKeySecretRef": {"name": "s"}},
         "spec.apiKeySecretRef.key: Required value",
@@ -141,9 +203,25 @@ def test_the_tenant_of_a_tenantquota_cannot_change(cluster: Cluster, namespace: 
 
 def test_printer_columns_and_short_name(cluster: Cluster, namespace: str) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest({"tenant": "cols", "requests": 5}))
-    table = cluster.kubectl("get", "tq", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "TENANT", "REQUESTS", "WINDOW", "USED", "READY", "AGE"]
-    assert table[1].split()[:4] == ["tq", "cols", "5", "60"]
+    budget = manifest({"tenant": "budget", "requests": 5, "tokens": {"perWindow": 1000}}, name="tq-budget")
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=budget)
+    rows = table(cluster.kubectl("get", "tq", "-n", namespace).stdout)
+    assert list(rows[0]) == [
+        "NAME", "TENANT", "REQUESTS", "WINDOW", "USED", "TOKENS", "TOKENS USED", "READY", "AGE"
+    ]  # fmt: skip
+    assert list(rows[0].values())[:7] == ["tq", "cols", "5", "60", "", "", ""]
+    assert list(rows[1].values())[:7] == ["tq-budget", "budget", "5", "60", "", "1000", ""]
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """``kubectl get``'s table as rows by column, empty cells included (the header marks the columns)."""
+    header, *lines = text.splitlines()
+    starts = [(match.start(), match.group()) for match in re.finditer(r"\S+(?: \S+)*", header)]
+    ends = [start for start, _ in starts[1:]] + [None]
+    return [
+        {name: line[start:end].strip() for (start, name), end in zip(starts, ends, strict=True)}
+        for line in lines
+    ]
 
 
 def test_the_readme_example_is_accepted(cluster: Cluster, namespace: str) -> None:

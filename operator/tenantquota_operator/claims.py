@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.core.api_keys import key_digest
-from llm_gateway.core.quota_map import TenantEntry
+from llm_gateway.core.quota_map import TenantEntry, TokenBudget
 from llm_gateway.core.tenant import MAX_KEY_LENGTH, is_usable_key
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "entry_from_spec",
     "env_form",
     "key_ref_of",
+    "token_budget",
     "winner",
 ]
 
@@ -104,7 +105,32 @@ def entry_from_spec(spec: Mapping[str, Any]) -> TenantEntry:
         burst=burst,
         allowed_models=None if models is None else frozenset(models),
         suspended=suspended,
+        tokens=token_budget(spec),
     )
+
+
+def token_budget(spec: Mapping[str, Any]) -> TokenBudget | None:
+    """The spec's ``tokens`` as the live map's budget (None when absent); raises :class:`InvalidSpec`.
+
+    ``perWindow`` is the live map's ``total``; an unset window or output reservation stays None (the
+    gateway's own setting), so the CRD sets no default for them.
+    """
+    tokens = spec.get("tokens")
+    if tokens is None:
+        return None
+    if not isinstance(tokens, Mapping):
+        raise InvalidSpec("spec.tokens must be an object")
+    prefix = "spec.tokens."
+    budget = TokenBudget(
+        total=_integer(tokens, "perWindow", 0, prefix),
+        input=_integer(tokens, "input", 0, prefix),
+        output=_integer(tokens, "output", 0, prefix),
+        window_secs=_integer(tokens, "windowSeconds", 1, prefix),
+        max_output_tokens=_integer(tokens, "maxOutputTokens", 1, prefix),
+    )
+    if budget.total is None and budget.input is None and budget.output is None:
+        raise InvalidSpec("spec.tokens must set at least one of perWindow, input and output")
+    return budget
 
 
 def key_ref_of(spec: Mapping[str, Any], namespace: str) -> KeyRef | None:
@@ -145,7 +171,8 @@ def _integer(data: Mapping[str, Any], field: str, minimum: int, prefix: str = "s
 def env_form(entries: Mapping[str, TenantEntry]) -> str:
     """``TENANT_QUOTAS`` for gateways run without Redis: ``tenantA=5,tenantB=8``, sorted by tenant.
 
-    The env form carries request quotas only (windows, rate limits and model rules need the live map);
+    The env form carries request quotas only (windows, rate limits, model rules and token budgets need
+    the live map);
     a suspended tenant gets 0, so such gateways refuse it too (with 429 rather than 403).
     """
     return ",".join(

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from llm_gateway.core.privacy import tenant_hash
-from llm_gateway.core.quota_map import TenantEntry
+from llm_gateway.core.quota_map import TenantEntry, TokenBudget, decode_entry, encode_entry
 from tenantquota_operator.claims import Claim, InvalidSpec, entry_from_spec, env_form, winner
 from tenantquota_operator.kube import tenant_relabelings
 
@@ -41,6 +41,29 @@ def test_a_spec_becomes_the_live_map_entry() -> None:
     assert entry_from_spec({"tenant": "t", "requests": 0}) == TenantEntry(requests=0, window_secs=60)
 
 
+def test_a_token_budget_becomes_the_live_map_entrys_tokens() -> None:
+    spec = {
+        "tenant": "t",
+        "requests": 5,
+        "tokens": {
+            "perWindow": 1000,
+            "input": 800,
+            "output": 0,
+            "windowSeconds": 3600,
+            "maxOutputTokens": 256,
+        },
+    }
+    entry = entry_from_spec(spec)
+    assert entry.tokens == TokenBudget(
+        total=1000, input=800, output=0, window_secs=3600, max_output_tokens=256
+    )
+    assert decode_entry(encode_entry(entry)) == entry  # what the gateways read back
+    # Unset window and reservation stay unset: the gateway's own settings apply.
+    only_output = entry_from_spec({"tenant": "t", "requests": 5, "tokens": {"output": 50}})
+    assert only_output.tokens == TokenBudget(output=50)
+    assert encode_entry(only_output).endswith(b'"tokens":{"output":50}}')
+
+
 @pytest.mark.parametrize(
     ("spec", "problem"),
     [
@@ -53,6 +76,23 @@ def test_a_spec_becomes_the_live_map_entry() -> None:
         ({"tenant": "a", "requests": 1, "rateLimit": {"rps": 3, "burst": 2}}, "burst must be at least"),
         ({"tenant": "a", "requests": 1, "allowedModels": []}, "spec.allowedModels"),
         ({"tenant": "a", "requests": 1, "suspended": "no"}, "spec.suspended"),
+        ({"tenant": "a", "requests": 1, "tokens": 5}, "spec.tokens must be an object"),
+        ({"tenant": "a", "requests": 1, "tokens": {}}, "spec.tokens must set at least one of perWindow"),
+        (
+            {"tenant": "a", "requests": 1, "tokens": {"windowSeconds": 60, "maxOutputTokens": 9}},
+            "spec.tokens must set at least one of perWindow, input and output",
+        ),
+        ({"tenant": "a", "requests": 1, "tokens": {"perWindow": -1}}, "spec.tokens.perWindow"),
+        ({"tenant": "a", "requests": 1, "tokens": {"input": "9"}}, "spec.tokens.input"),
+        ({"tenant": "a", "requests": 1, "tokens": {"output": True}}, "spec.tokens.output"),
+        (
+            {"tenant": "a", "requests": 1, "tokens": {"input": 9, "windowSeconds": 0}},
+            "spec.tokens.windowSeconds",
+        ),
+        (
+            {"tenant": "a", "requests": 1, "tokens": {"input": 9, "maxOutputTokens": 0}},
+            "spec.tokens.maxOutputTokens must be an integer of at least 1",
+        ),
     ],
 )
 def test_specs_the_gateway_cannot_apply_are_refused_with_the_field(

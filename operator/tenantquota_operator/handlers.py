@@ -26,6 +26,7 @@ from tenantquota_operator.claims import (
     entry_from_spec,
     env_form,
     key_ref_of,
+    token_budget,
     winner,
 )
 from tenantquota_operator.conditions import condition, timestamp, with_transitions
@@ -33,6 +34,7 @@ from tenantquota_operator.config import OperatorSettings
 from tenantquota_operator.kube import Kube
 from tenantquota_operator.live_map import LiveMap
 from tenantquota_operator.metrics import OperatorMetrics
+from tenantquota_operator.usage import usage_status
 
 __all__ = ["register"]
 
@@ -134,14 +136,15 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
 
     @kopf.timer(*RESOURCE, interval=config.usage_interval_secs, registry=registry)
     async def usage(spec: kopf.Spec, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        tenant = str(spec.get("tenant"))
+        try:
+            budget = token_budget(spec)
+        except InvalidSpec:  # the reconcile reports it; no budget is applied
+            budget = None
         with _retried(memo, "redis"):
-            counted = await memo.live_map.usage(str(spec.get("tenant")))
-        requests = spec.get("requests", 0)
-        patch.status["usage"] = {
-            "used": counted.used,
-            "remaining": max(int(requests) - counted.used, 0),
-            "resetAt": timestamp(counted.reset_at) if counted.reset_at is not None else None,
-        }
+            counted = await memo.live_map.usage(tenant)
+            tokens = None if budget is None else await memo.live_map.token_usage(tenant)
+        patch.status["usage"] = usage_status(int(spec.get("requests", 0)), counted, budget, tokens)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def remove(

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 
 from llm_gateway.core.api_keys import KEYS_KEY
-from llm_gateway.core.quota import quota_key
+from llm_gateway.core.quota import quota_key, token_key
 from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, encode_entry
 
-__all__ = ["LiveMap", "Usage"]
+__all__ = ["LiveMap", "TokenUsage", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,15 @@ class Usage:
     """A tenant's current window: requests counted, and when the window ends (epoch seconds)."""
 
     used: int
+    reset_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """A tenant's current token window: tokens reserved and charged, and when it ends (epoch seconds)."""
+
+    input: int
+    output: int
     reset_at: float | None
 
 
@@ -107,3 +116,18 @@ class LiveMap:
         if used is None:
             return Usage(0, None)
         return Usage(int(used), time.time() + ttl_ms / 1000 if ttl_ms > 0 else None)
+
+    async def token_usage(self, tenant: str) -> TokenUsage:
+        """Tokens reserved and charged in ``tenant``'s current token window (0 and no reset when none).
+
+        One key, so one slot: as fit for a Redis Cluster as for a single Redis.
+        """
+        key = token_key(self._storage_id(tenant))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(key, ["input", "output"])
+            pipe.pttl(key)
+            (used_input, used_output), ttl_ms = await pipe.execute()
+        if used_input is None and used_output is None:
+            return TokenUsage(0, 0, None)
+        reset_at = time.time() + ttl_ms / 1000 if ttl_ms > 0 else None
+        return TokenUsage(int(used_input or 0), int(used_output or 0), reset_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,3 +59,14 @@ def limit_seen(gateway: ManagedProcess, tenant: str) -> str:
 def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
     status = cluster.get(f"tq/{name}", "-n", namespace).get("status", {})
     return next((c for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """``kubectl get``'s table as rows by column, empty cells included (the header marks the columns)."""
+    header, *lines = text.splitlines()
+    starts = [(match.start(), match.group()) for match in re.finditer(r"\S+(?: \S+)*", header)]
+    ends = [start for start, _ in starts[1:]] + [None]
+    return [
+        {name: line[start:end].strip() for (start, name), end in zip(starts, ends, strict=True)}
+        for line in lines
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ import yaml
 
 from tests.k8s.cluster import Cluster
 from tests.k8s.conftest import ROOT
+from tests.k8s.operator_support import table
 
 
 def manifest(spec: dict[str, Any], name: str = "tq") -> str:
@@ -211,17 +211,6 @@ def test_printer_columns_and_short_name(cluster: Cluster, namespace: str) -> Non
     ]  # fmt: skip
     assert list(rows[0].values())[:7] == ["tq", "cols", "5", "60", "", "", ""]
     assert list(rows[1].values())[:7] == ["tq-budget", "budget", "5", "60", "", "1000", ""]
-
-
-def table(text: str) -> list[dict[str, str]]:
-    """``kubectl get``'s table as rows by column, empty cells included (the header marks the columns)."""
-    header, *lines = text.splitlines()
-    starts = [(match.start(), match.group()) for match in re.finditer(r"\S+(?: \S+)*", header)]
-    ends = [start for start, _ in starts[1:]] + [None]
-    return [
-        {name: line[start:end].strip() for (start, name), end in zip(starts, ends, strict=True)}
-        for line in lines
-    ]
 
 
 def test_the_readme_example_is_accepted(cluster: Cluster, namespace: str) -> None:

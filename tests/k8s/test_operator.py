@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import httpx
 
+from llm_gateway.core.privacy import tenant_hash
+from llm_gateway.core.quota import token_key
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body
 from tests.integration.scrape import scrape as _scrape
@@ -17,6 +20,7 @@ from tests.k8s.operator_support import (
     eventually,
     limit_seen,
     live_entry,
+    table,
 )
 from tests.support import RedisServer
 
@@ -69,6 +73,55 @@ def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(
     assert cluster.get("configmap/secure-llm-gateway-tenant-quotas", "-n", namespace)["data"] == {
         "TENANT_QUOTAS": ""
     }
+
+
+def test_a_token_budget_reaches_the_live_map_and_its_usage_the_status(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
+) -> None:
+    start_operator()
+    # A tenant id that reads as a key: the gateways name it in Redis by its pseudonym, and so must
+    # the operator when it reads the counters.
+    tokens = {"perWindow": 1000, "output": 300, "maxOutputTokens": 128}
+    apply_tenantquota(cluster, namespace, "budget", tenant="sk-budget", requests=10, tokens=tokens)
+    entry = eventually(lambda: live_entry(redis_server, "sk-budget"), what="the entry")
+    assert entry == {
+        "v": 1,
+        "requests": 10,
+        "window_secs": 60,
+        "tokens": {"total": 1000, "output": 300, "max_output_tokens": 128},
+    }
+    # Before any request: the whole budget left, no window.
+    usage = eventually(
+        lambda: cluster.get("tq/budget", "-n", namespace).get("status", {}).get("usage"),
+        timeout=5,
+        what="usage in status",
+    )
+    assert (usage["tokensUsed"], usage["tokensRemaining"], usage.get("tokensResetAt")) == (0, 300, None)
+
+    # What the gateways write: the tokens reserved and charged in the window, which expires with it.
+    counters = token_key(tenant_hash("sk-budget"))
+    redis_server.client().hset(counters, mapping={"input": 400, "output": 250})
+    redis_server.client().expire(counters, 600)
+    usage = eventually(
+        lambda: (u := cluster.get("tq/budget", "-n", namespace)["status"]["usage"])["tokensUsed"] and u,
+        timeout=5,
+        what="token usage in status",
+    )
+    assert (usage["tokensUsed"], usage["tokensRemaining"]) == (650, 50)  # output binds: 300 - 250
+    reset = datetime.datetime.fromisoformat(usage["tokensResetAt"]) - datetime.datetime.now(datetime.UTC)
+    assert datetime.timedelta(seconds=590) < reset <= datetime.timedelta(seconds=600)
+    [row] = table(cluster.kubectl("get", "tq", "budget", "-n", namespace).stdout)
+    assert (row["TOKENS"], row["TOKENS USED"]) == ("1000", "650")
+
+    # The budget taken out: out of the live map, and its numbers out of status.
+    cluster.kubectl("patch", "tq/budget", "-n", namespace, "--type=merge", "-p", '{"spec":{"tokens":null}}')
+    eventually(lambda: "tokens" not in (live_entry(redis_server, "sk-budget") or {}), what="no tokens entry")
+    usage = eventually(
+        lambda: "tokensUsed" not in (u := cluster.get("tq/budget", "-n", namespace)["status"]["usage"]) and u,
+        timeout=5,
+        what="no token usage in status",
+    )
+    assert set(usage) == {"used", "remaining"}
 
 
 def test_access_rules_reach_the_gateway(

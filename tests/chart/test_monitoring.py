@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import yaml
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tenantquota_operator.metrics import OperatorMetrics
 from tests.chart.helm import CHART, render
@@ -20,8 +21,24 @@ MONITORING = [
     "--set", "prometheusRule.enabled=true", "--set", "grafanaDashboard.enabled=true",
     "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
 ]  # fmt: skip
-# A metric selector: a name followed by its label matchers or a range.
-SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{\[]")
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+# Label lists (`by (...)`), label matchers, ranges and strings: what is left names metrics or functions.
+NOT_METRICS = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\""
+)
+KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool"}
+MATCHED = re.compile(rf"({NAME})\s*\{{([^}}]*)\}}")
+EQUALS = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"]*)"')  # not =~ or !=
+# A metric name, or a name with the label values its equality matchers ask for.
+Selector = tuple[str, frozenset[tuple[str, str]]]
+# Series the gateway side of issue 21 (token budgets) adds, which the dashboard and the alerts already
+# read. Once the gateway exports them, give this test's gateway a token budget and empty the set.
+AWAITED = {
+    "gateway_tenant_token_budget",
+    "gateway_tenant_token_budget_used",
+    'quota_block_total{reason="tokens_exceeded"}',
+    'gateway_streams_total{outcome="budget_exhausted"}',
+}
 
 
 def rule_groups() -> list[dict[str, object]]:
@@ -39,26 +56,48 @@ def dashboard_queries() -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
 
 
-def exported_names(text: str) -> set[str]:
-    return {
-        line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")
-    }
+def selectors(query: str) -> set[Selector]:
+    """The series ``query`` reads: every metric name it names, and each name with equality matchers."""
+    names = re.findall(rf"\b{NAME}\b(?!\s*\()", NOT_METRICS.sub(" ", query))  # not a function's name
+    found: set[Selector] = {(name, frozenset()) for name in names if name not in KEYWORDS}
+    found |= {(name, frozenset(EQUALS.findall(matchers))) for name, matchers in MATCHED.findall(query)}
+    return found
+
+
+def shown(selector: Selector) -> str:
+    name, labels = selector
+    return name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels)) + "}" if labels else "")
+
+
+def exported(text: str) -> list[tuple[str, dict[str, str]]]:
+    return [(s.name, s.labels) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def test_selectors_find_metric_names_and_label_values_only() -> None:
+    query = 'max by (tenant) (a_used / (b > 0)) > 0.9 and on() sum(rate(c_total{r="x",s=~"5.."}[5m])) > 0'
+    assert {shown(s) for s in selectors(query)} == {"a_used", "b", "c_total", 'c_total{r="x"}'}
 
 
 def test_every_query_uses_exported_metrics(gateway: ManagedProcess, mock: ManagedProcess) -> None:
     httpx.post(gateway.url + CHAT, json=chat_body(stream=True), headers={"X-Api-Key": "dash"})
     httpx.post(gateway.url + CHAT, json=chat_body("mail a@example.com"), headers={"X-Api-Key": "dash"})
-    exported = exported_names(httpx.get(gateway.url + "/metrics").text)
-    exported |= exported_names(generate_latest(OperatorMetrics(port=0).registry).decode())
+    series = exported(httpx.get(gateway.url + "/metrics").text)
+    series += exported(generate_latest(OperatorMetrics(port=0).registry).decode())
     queries = dashboard_queries() + [
         str(rule["expr"])
         for group in rule_groups()
         for rule in group["rules"]  # type: ignore[attr-defined]
     ]
     assert len(queries) >= 15
-    used = {name for query in queries for name in SELECTOR.findall(query)}
-    assert used, queries
-    assert used <= exported, used - exported
+    used = set().union(*(selectors(query) for query in queries))
+    assert len(used) >= 20, queries
+    missing = {
+        shown((name, labels))
+        for name, labels in used
+        if not any(name == n and labels <= set(values.items()) for n, values in series)
+    }
+    assert missing <= AWAITED, missing - AWAITED
+    assert missing == AWAITED, f"exported now, so no longer awaited: {AWAITED - missing}"
 
 
 def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
@@ -68,7 +107,52 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
         ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
+
+
+def budget_series(tenant: str, kind: str, budget: int, *used_by_replica: int) -> list[dict[str, str]]:
+    """promtool input series: one tenant's budget and use of one kind, as each replica exports them."""
+    found = []
+    for replica, used in enumerate(used_by_replica):
+        labels = f'tenant="{tenant}",gen_ai_token_type="{kind}",pod="{replica}"'
+        found.append({"series": f"gateway_tenant_token_budget{{{labels}}}", "values": f"{budget}x10"})
+        found.append({"series": f"gateway_tenant_token_budget_used{{{labels}}}", "values": f"{used}x10"})
+    return found
+
+
+def test_the_token_budget_alert_fires_for_a_tenant_over_90_percent_for_5_minutes(tmp_path: Path) -> None:
+    [rule] = [
+        rule
+        for group in rule_groups()
+        for rule in group["rules"]  # type: ignore[attr-defined]
+        if rule["alert"] == "LLMGatewayTenantNearTokenBudget"
+    ]
+    firing = {
+        "exp_labels": {"severity": "info", "tenant": "near", "gen_ai_token_type": "output"},
+        "exp_annotations": {
+            "summary": "Tenant near has used over 90 % of its output token budget for 5 minutes",
+            "description": rule["annotations"]["description"],
+        },
+    }
+    case = {
+        "interval": "1m",
+        "input_series": [
+            *budget_series("near", "output", 1000, 950, 100),  # one replica saw 95 %, another 10 %
+            *budget_series("near", "input", 1000, 500),
+            *budget_series("at-90", "total", 1000, 900, 900),  # exactly 90 %: not over
+            *budget_series("blocked", "total", 0, 5),  # a budget of 0 blocks its tenant on purpose
+        ],
+        "alert_rule_test": [
+            {"eval_time": "4m", "alertname": rule["alert"], "exp_alerts": []},  # pending, not firing
+            {"eval_time": "6m", "alertname": rule["alert"], "exp_alerts": [firing]},
+        ],
+    }
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [rule]}]}))
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": [case]}))
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_dashboard_file_is_the_one_shipped() -> None:

@@ -217,4 +217,11 @@ def test_the_readme_example_is_accepted(cluster: Cluster, namespace: str) -> Non
     example = (ROOT / "k8s" / "examples" / "tenantquota.yaml").read_text()
     accepted, output = create(cluster, namespace, example)
     assert accepted, output
-    assert json.loads(output)["spec"]["tenant"] == "tenantA"
+    spec = json.loads(output)["spec"]
+    assert spec["tenant"] == "tenantA"
+    assert spec["tokens"] == {
+        "perWindow": 200000,
+        "output": 50000,
+        "windowSeconds": 86400,
+        "maxOutputTokens": 1024,
+    }

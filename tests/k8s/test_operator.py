@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from typing import Any
 
 import httpx
 
@@ -122,6 +123,37 @@ def test_a_token_budget_reaches_the_live_map_and_its_usage_the_status(
         what="no token usage in status",
     )
     assert set(usage) == {"used", "remaining"}
+
+
+def test_the_status_shows_the_tokens_a_gateway_counted_against_the_budget(
+    cluster: Cluster,
+    namespace: str,
+    redis_server: RedisServer,
+    start_operator: OperatorFactory,
+    gateway_factory: GatewayFactory,
+) -> None:
+    start_operator()
+    gateway = gateway_factory(REDIS_URL=redis_server.url)
+    apply_tenantquota(cluster, namespace, "omega", tenant="omega", requests=100, tokens={"perWindow": 5000})
+
+    def token_limit_seen() -> str:
+        response = httpx.post(gateway.url + CHAT, json=chat_body(), headers={"X-Api-Key": "omega"}, timeout=5)
+        return response.headers.get("x-ratelimit-limit-tokens", str(response.status_code))
+
+    eventually(lambda: token_limit_seen() == "5000", what="the gateway enforcing the budget")
+
+    def counted_and_shown() -> tuple[int, dict[str, Any]] | None:
+        counters = redis_server.client().hgetall(token_key("omega"))
+        counted = sum(int(counters.get(field, 0)) for field in (b"input", b"output"))
+        usage = cluster.get("tq/omega", "-n", namespace).get("status", {}).get("usage", {})
+        return (counted, usage) if usage.get("tokensUsed") == counted else None
+
+    # The reservation (the output cap alone is DEFAULT_MAX_OUTPUT_TOKENS, 4096) is settled to the
+    # tokens the mock reported, a few dozen.
+    counted, usage = eventually(counted_and_shown, timeout=5, what="the gateway's count in status")
+    assert 0 < counted < 1000
+    assert usage["tokensRemaining"] == 5000 - counted
+    assert usage["tokensResetAt"] is not None
 
 
 def test_access_rules_reach_the_gateway(

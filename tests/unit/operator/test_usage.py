@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from llm_gateway.core.quota_map import TokenBudget
+from llm_gateway.core.token_budget import TokenLimits
 from tenantquota_operator.live_map import TokenUsage, Usage
 from tenantquota_operator.usage import tokens_remaining, usage_status
 
@@ -54,3 +55,6 @@ def test_tokens_remaining_is_the_smallest_remainder_among_the_limits_set(
     budget: TokenBudget, used: TokenUsage, remaining: int
 ) -> None:
     assert tokens_remaining(budget, used) == remaining
+    # What the gateways report in x-ratelimit-remaining-tokens for the same window.
+    limits = TokenLimits(budget.total, budget.input, budget.output, 60, 1)  # window, output cap: unused
+    assert limits.remaining(used.input, used.output)[1] == remaining

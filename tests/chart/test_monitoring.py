@@ -103,17 +103,38 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
     assert "SUCCESS: 9 rules found" in result.stdout
 
 
-def budget_series(tenant: str, kind: str, budget: int, *used_by_replica: int) -> list[dict[str, str]]:
-    """promtool input series: one tenant's budget and use of one kind, as each replica exports them."""
-    found = []
-    for replica, used in enumerate(used_by_replica):
-        labels = f'tenant="{tenant}",gen_ai_token_type="{kind}",pod="{replica}"'
-        found.append({"series": f"gateway_tenant_token_budget{{{labels}}}", "values": f"{budget}x10"})
-        found.append({"series": f"gateway_tenant_token_budget_used{{{labels}}}", "values": f"{used}x10"})
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    records = [
+        {"record": f"dashboard:query{n}", "expr": query} for n, query in enumerate(dashboard_queries())
+    ]
+    rules = tmp_path / "dashboard.yaml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": records}]}))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def replica(tenant: str, pod: int, active: bool, **used_of_budget: tuple[int, int]) -> list[dict[str, str]]:
+    """promtool input series: what one replica exports for ``tenant``: ``kind=(used, budget)`` per limit,
+    and requests (a steady rate when ``active``, else none in the test's 10 minutes)."""
+    labels = f'tenant="{tenant}",pod="{pod}"'
+    found = [
+        {
+            "series": f'gateway_tenant_requests_total{{{labels},code="200"}}',
+            "values": "0+6x10" if active else "6x10",
+        }
+    ]
+    for kind, (used, budget) in used_of_budget.items():
+        typed = f'{labels},gen_ai_token_type="{kind}"'
+        found.append({"series": f"gateway_tenant_token_budget{{{typed}}}", "values": f"{budget}x10"})
+        found.append({"series": f"gateway_tenant_token_budget_used{{{typed}}}", "values": f"{used}x10"})
     return found
 
 
-def test_the_token_budget_alert_fires_for_a_tenant_over_90_percent_for_5_minutes(tmp_path: Path) -> None:
+def test_the_token_budget_alert_fires_for_an_active_tenant_over_90_percent_for_5_minutes(
+    tmp_path: Path,
+) -> None:
     [rule] = [
         rule
         for group in rule_groups()
@@ -130,10 +151,15 @@ def test_the_token_budget_alert_fires_for_a_tenant_over_90_percent_for_5_minutes
     case = {
         "interval": "1m",
         "input_series": [
-            *budget_series("near", "output", 1000, 950, 100),  # one replica saw 95 %, another 10 %
-            *budget_series("near", "input", 1000, 500),
-            *budget_series("at-90", "total", 1000, 900, 900),  # exactly 90 %: not over
-            *budget_series("blocked", "total", 0, 5),  # a budget of 0 blocks its tenant on purpose
+            # One replica saw 95 % of the output budget; the other, 10 %.
+            *replica("near", 0, True, output=(950, 1000), input=(500, 1000)),
+            *replica("near", 1, True, output=(100, 1000)),
+            *replica("at-90", 0, True, total=(900, 1000)),  # exactly 90 %: not over
+            *replica("blocked", 0, True, total=(5, 0)),  # a budget of 0 blocks its tenant on purpose
+            *replica("idle", 0, False, total=(990, 1000)),  # its last window, long over
+            # A replica idle for this tenant keeps an old window; the one serving it is at 10 %.
+            *replica("moved", 0, False, total=(990, 1000)),
+            *replica("moved", 1, True, total=(100, 1000)),
         ],
         "alert_rule_test": [
             {"eval_time": "4m", "alertname": rule["alert"], "exp_alerts": []},  # pending, not firing

@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 START_TIMEOUT_S = 20.0
+ROOT = Path(__file__).resolve().parents[1]
+#: The processes run this tree's code, whichever checkout the venv's editable install names (a git
+#: worktree shares the venv of its main checkout).
+TREE_PYTHONPATH = os.pathsep.join(str(ROOT / part) for part in ("service", "operator", "."))
 
 
 def free_port() -> int:
@@ -67,6 +71,7 @@ class ManagedProcess:
         # The machine's own trust settings pass too: a `make run` that has to install needs them.
         kept = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "SSL_CERT_DIR")
         base_env = {key: os.environ[key] for key in kept if key in os.environ}
+        base_env["PYTHONPATH"] = TREE_PYTHONPATH
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         # Its own process group, so stop() also ends what it started (make -> run_local.sh -> servers).
         self.proc = subprocess.Popen(
@@ -145,7 +150,7 @@ def gateway_start_up(env: Mapping[str, str], cwd: Path) -> subprocess.CompletedP
     status and output (it must exit by itself within 30 s)."""
     return subprocess.run(
         [sys.executable, "-m", "llm_gateway"],
-        env=dict(env),
+        env={"PYTHONPATH": TREE_PYTHONPATH, **env},
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -186,9 +191,6 @@ def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProces
     process = ManagedProcess("gateway", [sys.executable, "-m", "llm_gateway"], settings, workdir, port)
     process.wait_ready("/healthz")
     return process
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def prepared_tool(name: str) -> str:

@@ -5,11 +5,11 @@ limit together) over a pipelined connection of its own (see
 :class:`~llm_gateway.adapters.redis_script.ScriptConnection`); a request that failed before the client
 got anything gives its unit back with :meth:`RedisStore.refund`
 (:data:`~llm_gateway.core.quota.REFUND_SCRIPT`). Once a second a heartbeat script refreshes this
-replica's presence in the
-``gateway_replicas`` sorted set (so every replica knows how many share the limits), reads the live
-map's revision, and reloads the map when it moved. The heartbeat doubles as the recovery probe: while
-Redis is unreachable, requests do not touch it at all (:attr:`available` is False), and the first
-successful heartbeat brings enforcement back. State changes are logged once, not per request.
+replica's presence in the ``gateway_replicas`` sorted set (so every replica knows how many share the
+limits); the heartbeat then reads the live map's revision, and reloads the map when it moved. The
+heartbeat doubles as the recovery probe: while Redis is unreachable, requests do not touch it at all
+(:attr:`available` is False), and the first successful heartbeat brings enforcement back. State
+changes are logged once, not per request.
 
 Every Redis call is bounded by ``timeout`` (pool wait, connect and read together) and never retried:
 a slow Redis must cost a request at most one timeout.
@@ -25,6 +25,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from typing import cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -54,13 +55,14 @@ REPLICAS_KEY = "gateway_replicas"
 _OUTCOMES = (Outcome.ALLOWED, Outcome.RATE_LIMITED, Outcome.QUOTA_EXCEEDED)
 _ERRORS = (RedisError, OSError, TimeoutError)
 
-#: KEYS: replicas zset, map revision. ARGV: replica id, presence TTL ms. Returns {replicas, revision}.
+#: KEYS: replicas zset. ARGV: replica id, presence TTL ms. Returns the replicas present. (The map's
+#: revision is read apart: on a Redis Cluster it lies in another slot.)
 HEARTBEAT_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return {redis.call('ZCARD', KEYS[1]), redis.call('GET', KEYS[2]) or ''}
+return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -183,9 +185,9 @@ class RedisStore:
     async def _beat(self) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                replicas, revision = await self._heartbeat(
-                    keys=[REPLICAS_KEY, REV_KEY], args=[self._id, self.PRESENCE_TTL_MS]
-                )
+                replicas = await self._heartbeat(keys=[REPLICAS_KEY], args=[self._id, self.PRESENCE_TTL_MS])
+            async with asyncio.timeout(self._timeout):
+                revision = cast(bytes, await self._client.get(REV_KEY) or b"")  # no decode_responses
             now = time.monotonic()
             if revision != self._revision or now - self._reloaded_at >= self.FULL_RELOAD_SECS:
                 async with asyncio.timeout(self._timeout):
@@ -200,11 +202,12 @@ class RedisStore:
             log.info("quota backend available: enforcing through Redis (%d replicas)", self.replicas)
 
     async def _reload_map(self) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(MAP_KEY)
-            if self._key_ring is not None:
-                pipe.hgetall(KEYS_KEY)
-            raw, *keys = await pipe.execute()
+        # One call per hash: on a Redis Cluster they lie in different slots (on a single Redis this
+        # costs one more round trip, at most once a second).
+        raw = cast(dict[bytes, bytes], await self._client.hgetall(MAP_KEY))  # no decode_responses
+        keys = []
+        if self._key_ring is not None:
+            keys.append(cast(dict[bytes, bytes], await self._client.hgetall(KEYS_KEY)))
         entries: dict[str, TenantEntry] = {}
         bad: dict[str, str] = {}
         for field, value in raw.items():

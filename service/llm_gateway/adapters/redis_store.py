@@ -11,6 +11,13 @@ heartbeat doubles as the recovery probe: while Redis is unreachable, requests do
 (:attr:`available` is False), and the first successful heartbeat brings enforcement back. State
 changes are logged once, not per request.
 
+On a Redis Cluster (``cluster=True``) the same calls go through redis-py's cluster client
+(:mod:`llm_gateway.adapters.redis_cluster`): a request's keys share its tenant's slot, while the
+heartbeat's and the map's keys lie in slots of their own, so no call spans two slots. The store is
+available only while every master answers: a failed call makes the whole store unavailable, and the
+heartbeat also pings every master, so enforcement comes back once a dead master's replica has taken
+its slots over, not at every heartbeat that happened to miss the dead master.
+
 Every Redis call is bounded by ``timeout`` (pool wait, connect and read together) and never retried:
 a slow Redis must cost a request at most one timeout.
 """
@@ -30,9 +37,10 @@ from typing import cast
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from llm_gateway.adapters.redis_script import ScriptConnection
+from llm_gateway.adapters.redis_cluster import ClusterClient, ClusterScript
+from llm_gateway.adapters.redis_script import ScriptConnection, ScriptRunner
 from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
 from llm_gateway.core.quota import (
     ADMIT_SCRIPT,
@@ -53,7 +61,9 @@ log = logging.getLogger(__name__)
 
 REPLICAS_KEY = "gateway_replicas"
 _OUTCOMES = (Outcome.ALLOWED, Outcome.RATE_LIMITED, Outcome.QUOTA_EXCEEDED)
-_ERRORS = (RedisError, OSError, TimeoutError)
+# redis-py's cluster client raises RedisClusterException (no RedisError) when no node it knows
+# answers or the slots it read leave some uncovered.
+_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 #: KEYS: replicas zset. ARGV: replica id, presence TTL ms. Returns the replicas present. (The map's
 #: revision is read apart: on a Redis Cluster it lies in another slot.)
@@ -75,7 +85,8 @@ class RedisStore:
 
     ``storage_id`` turns tenant ids and rate-limit keys into what Redis key names and log lines
     carry (see :func:`llm_gateway.core.privacy.storage_id`). With a ``key_ring``, the key map is
-    reloaded together with the quota map.
+    reloaded together with the quota map. With ``cluster``, ``url`` names one node of a Redis
+    Cluster.
     """
 
     HEARTBEAT_SECS = 1.0
@@ -92,17 +103,26 @@ class RedisStore:
         storage_id: Callable[[str], str],
         key_ring: KeyRing | None = None,
         max_connections: int = 32,
+        cluster: bool = False,
     ) -> None:
-        # A bounded pool: a burst of requests waits briefly for a connection instead of opening one
-        # each (a connection storm that makes a healthy Redis look slow). Each call is bounded as a
-        # whole by `asyncio.timeout` below (pool wait, connect and read together): redis-py's own
-        # socket timeout would wrap every read in `asyncio.wait_for`, which costs a task per call.
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=None, retry=Retry(NoBackoff(), 0)
-        )
-        self._client = Redis(connection_pool=pool)
+        self._client: Redis | ClusterClient
+        self._admit: ScriptRunner
+        self._cluster: ClusterClient | None = None
+        if cluster:
+            self._client = self._cluster = ClusterClient.connect(url, max_connections=max_connections)
+            self._admit = ClusterScript(self._cluster, ADMIT_SCRIPT)
+        else:
+            # A bounded pool: a burst of requests waits briefly for a connection instead of opening
+            # one each (a connection storm that makes a healthy Redis look slow). Each call is bounded
+            # as a whole by `asyncio.timeout` below (pool wait, connect and read together): redis-py's
+            # own socket timeout would wrap every read in `asyncio.wait_for`, which costs a task per
+            # call.
+            pool = BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=None, retry=Retry(NoBackoff(), 0)
+            )
+            self._client = Redis(connection_pool=pool)
+            self._admit = ScriptConnection(url, ADMIT_SCRIPT)
         self._timeout = timeout
-        self._admit = ScriptConnection(url, ADMIT_SCRIPT)
         self._refund = self._client.register_script(REFUND_SCRIPT)
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
@@ -188,6 +208,9 @@ class RedisStore:
                 replicas = await self._heartbeat(keys=[REPLICAS_KEY], args=[self._id, self.PRESENCE_TTL_MS])
             async with asyncio.timeout(self._timeout):
                 revision = cast(bytes, await self._client.get(REV_KEY) or b"")  # no decode_responses
+            if self._cluster is not None:
+                async with asyncio.timeout(self._timeout):
+                    await self._cluster.reachable()
             now = time.monotonic()
             if revision != self._revision or now - self._reloaded_at >= self.FULL_RELOAD_SECS:
                 async with asyncio.timeout(self._timeout):
@@ -195,6 +218,10 @@ class RedisStore:
                 self._revision, self._reloaded_at = revision, now
         except _ERRORS as exc:
             self._failed(exc)
+            if self._cluster is not None:
+                with contextlib.suppress(*_ERRORS):
+                    async with asyncio.timeout(self._timeout):
+                        await self._cluster.rediscover()
             return
         self.replicas = int(replicas)
         if self._state is not True:

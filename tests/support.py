@@ -87,6 +87,7 @@ class ManagedProcess:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()  # closes its log: left open, it fails a later test with a ResourceWarning
                 raise RuntimeError(f"process exited with {self.proc.returncode}:\n{self.output()}")
             try:
                 if httpx.get(self.url + path, timeout=1.0, verify=self._verify).status_code < 500:

@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,16 +237,20 @@ class RedisServer:
         *,
         password: str | None = None,
         unix_socket: bool = False,
+        config: Sequence[str] = (),
     ) -> None:
-        """``password``: clients must ``AUTH``; ``unix_socket``: it also listens on ``socket_path``."""
+        """``password``: clients must ``AUTH``; ``unix_socket``: it also listens on ``socket_path``;
+        ``config``: more ``--name value`` arguments (files it writes go to ``workdir``)."""
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.socket_path = workdir / f"redis-{self.port}.sock"
         self._extra = ["--requirepass", password] if password else []
         if unix_socket:
             self._extra += ["--unixsocket", str(self.socket_path)]
+        self._extra += config
         self._workdir = workdir
         self._proc: subprocess.Popen[bytes] | None = None
+        self._frozen = False
         self._client = redis.Redis(port=self.port, password=password, socket_timeout=2)
         self.start()
 
@@ -277,6 +281,11 @@ class RedisServer:
                 time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
+    @property
+    def answering(self) -> bool:
+        """Started, and neither killed nor frozen."""
+        return self._proc is not None and not self._frozen
+
     def kill(self) -> None:
         """Stop at once (SIGKILL): data is lost, as in a crash of a Redis without persistence."""
         self._client.connection_pool.disconnect()
@@ -284,15 +293,18 @@ class RedisServer:
             self._proc.kill()
             self._proc.wait()
             self._proc = None
+        self._frozen = False
 
     def freeze(self) -> None:
         """SIGSTOP: the port stays open but nothing answers, as with a Redis stuck or overloaded."""
         assert self._proc is not None
         self._proc.send_signal(signal.SIGSTOP)
+        self._frozen = True
 
     def thaw(self) -> None:
         assert self._proc is not None
         self._proc.send_signal(signal.SIGCONT)
+        self._frozen = False
 
     def client(self) -> redis.Redis:
         """A client for the test's own checks (reconnects by itself after a restart)."""

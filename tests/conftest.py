@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.otlp_receiver import OTLPReceiver
+from tests.redis_cluster import LocalCluster
 from tests.support import ManagedProcess, RedisServer, start_gateway, start_mock
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
@@ -80,6 +81,15 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
     server = RedisServer(workdir)
     yield server
     server.kill()
+
+
+@pytest.fixture
+def redis_cluster(workdir: Path, request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """A fresh Redis Cluster for one test: three masters, a replica each (see tests/redis_cluster.py);
+    parametrized indirectly, ``request.param`` holds LocalCluster's keyword arguments."""
+    cluster = LocalCluster(workdir, **getattr(request, "param", {}))
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 START_TIMEOUT_S = 20.0
+ROOT = Path(__file__).resolve().parents[1]
+#: The processes run this tree's code, whichever checkout the venv's editable install names (a git
+#: worktree shares the venv of its main checkout).
+TREE_PYTHONPATH = os.pathsep.join(str(ROOT / part) for part in ("service", "operator", "."))
 
 
 def free_port() -> int:
@@ -67,6 +71,7 @@ class ManagedProcess:
         # The machine's own trust settings pass too: a `make run` that has to install needs them.
         kept = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "SSL_CERT_DIR")
         base_env = {key: os.environ[key] for key in kept if key in os.environ}
+        base_env["PYTHONPATH"] = TREE_PYTHONPATH
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         # Its own process group, so stop() also ends what it started (make -> run_local.sh -> servers).
         self.proc = subprocess.Popen(
@@ -82,6 +87,7 @@ class ManagedProcess:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()  # closes its log: left open, it fails a later test with a ResourceWarning
                 raise RuntimeError(f"process exited with {self.proc.returncode}:\n{self.output()}")
             try:
                 if httpx.get(self.url + path, timeout=1.0, verify=self._verify).status_code < 500:
@@ -145,7 +151,7 @@ def gateway_start_up(env: Mapping[str, str], cwd: Path) -> subprocess.CompletedP
     status and output (it must exit by itself within 30 s)."""
     return subprocess.run(
         [sys.executable, "-m", "llm_gateway"],
-        env=dict(env),
+        env={"PYTHONPATH": TREE_PYTHONPATH, **env},
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -186,9 +192,6 @@ def start_gateway(workdir: Path, upstream_url: str, **env: str) -> ManagedProces
     process = ManagedProcess("gateway", [sys.executable, "-m", "llm_gateway"], settings, workdir, port)
     process.wait_ready("/healthz")
     return process
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def prepared_tool(name: str) -> str:
@@ -234,16 +237,20 @@ class RedisServer:
         *,
         password: str | None = None,
         unix_socket: bool = False,
+        config: Sequence[str] = (),
     ) -> None:
-        """``password``: clients must ``AUTH``; ``unix_socket``: it also listens on ``socket_path``."""
+        """``password``: clients must ``AUTH``; ``unix_socket``: it also listens on ``socket_path``;
+        ``config``: more ``--name value`` arguments (files it writes go to ``workdir``)."""
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.socket_path = workdir / f"redis-{self.port}.sock"
         self._extra = ["--requirepass", password] if password else []
         if unix_socket:
             self._extra += ["--unixsocket", str(self.socket_path)]
+        self._extra += config
         self._workdir = workdir
         self._proc: subprocess.Popen[bytes] | None = None
+        self._frozen = False
         self._client = redis.Redis(port=self.port, password=password, socket_timeout=2)
         self.start()
 
@@ -274,6 +281,11 @@ class RedisServer:
                 time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
+    @property
+    def answering(self) -> bool:
+        """Started, and neither killed nor frozen."""
+        return self._proc is not None and not self._frozen
+
     def kill(self) -> None:
         """Stop at once (SIGKILL): data is lost, as in a crash of a Redis without persistence."""
         self._client.connection_pool.disconnect()
@@ -281,15 +293,18 @@ class RedisServer:
             self._proc.kill()
             self._proc.wait()
             self._proc = None
+        self._frozen = False
 
     def freeze(self) -> None:
         """SIGSTOP: the port stays open but nothing answers, as with a Redis stuck or overloaded."""
         assert self._proc is not None
         self._proc.send_signal(signal.SIGSTOP)
+        self._frozen = True
 
     def thaw(self) -> None:
         assert self._proc is not None
         self._proc.send_signal(signal.SIGCONT)
+        self._frozen = False
 
     def client(self) -> redis.Redis:
         """A client for the test's own checks (reconnects by itself after a restart)."""

@@ -16,6 +16,9 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
 
     redis_url: str = Field(description="The Redis the gateways read their live quota map from.")
+    redis_cluster: bool = Field(
+        False, description="`REDIS_URL` names a node of a Redis Cluster, as the gateways' `REDIS_CLUSTER`."
+    )
     operator_namespace: str = Field(
         "default", description="Namespace of the ConfigMap and ServiceMonitor the operator maintains."
     )

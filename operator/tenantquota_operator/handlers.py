@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import kopf
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_map import TenantEntry
@@ -66,7 +66,11 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         settings.watching.server_timeout = 30
         settings.posting.level = logging.WARNING
         hash_key = config.tenant_hash_key.get_secret_value().encode() if config.tenant_hash_key else None
-        memo.live_map = LiveMap(config.redis_url, storage_id=storage_id(config.privacy_mode, hash_key))
+        memo.live_map = LiveMap(
+            config.redis_url,
+            storage_id=storage_id(config.privacy_mode, hash_key),
+            cluster=config.redis_cluster,
+        )
         memo.kube = await Kube.connect()
         memo.metrics = OperatorMetrics(config.operator_metrics_port)
         memo.servicemonitors = await memo.kube.has_servicemonitors()
@@ -279,7 +283,12 @@ async def _apply_servicemonitor(settings: OperatorSettings, memo: kopf.Memo, ten
 
 
 @contextlib.contextmanager
-def _retried(memo: kopf.Memo, backend: str, errors: type[Exception] = RedisError) -> Iterator[None]:
+def _retried(
+    memo: kopf.Memo,
+    backend: str,
+    # A Redis Cluster's client raises RedisClusterException (no RedisError) when no node answers.
+    errors: type[Exception] | tuple[type[Exception], ...] = (RedisError, RedisClusterException),
+) -> Iterator[None]:
     """Turn ``errors`` into a kopf temporary error (retried after a delay), counted by ``backend``."""
     try:
         yield

@@ -3,6 +3,12 @@
 
 Every change writes the hash field and bumps the revision in one ``MULTI``, and only when the stored
 value differs, so a resync that finds everything in place costs reads only and wakes no gateway.
+
+On a Redis Cluster (``cluster=True``) the hashes and the revision lie in different slots, and no
+``MULTI`` spans two slots: the hash is written first, then the revision bumped. A gateway that reads
+the revision in between reloads at the next bump; a bump lost to a crash in between is healed by
+the gateways' full reload every 30 s. The other order could wake the gateways before the change
+is there to read, and they would not look again until that full reload.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 
 from llm_gateway.core.api_keys import KEYS_KEY
 from llm_gateway.core.quota import quota_key, token_key
@@ -40,8 +48,13 @@ class TokenUsage:
 class LiveMap:
     """Writes tenants' entries; reads what the gateways counted."""
 
-    def __init__(self, url: str, *, storage_id: Callable[[str], str], timeout: float = 2.0) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    def __init__(
+        self, url: str, *, storage_id: Callable[[str], str], timeout: float = 2.0, cluster: bool = False
+    ) -> None:
+        """``cluster``: ``url`` names one node of a Redis Cluster (the others are discovered)."""
+        client = RedisCluster if cluster else redis.Redis
+        self._redis = client.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._cluster = cluster
         self._storage_id = storage_id  # as the gateways name tenants in Redis keys (PRIVACY_MODE)
 
     async def close(self) -> None:
@@ -52,20 +65,14 @@ class LiveMap:
         value = encode_entry(entry)
         if await self._redis.hget(MAP_KEY, tenant) == value:
             return False
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.hset(MAP_KEY, tenant, value)
-            tx.incr(REV_KEY)
-            await tx.execute()
+        await self._changed(("HSET", MAP_KEY, tenant, value))
         return True
 
     async def remove(self, *tenants: str) -> bool:
         """Drop ``tenants``' entries; True when any existed."""
         if not tenants:
             return False
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.hdel(MAP_KEY, *tenants)
-            tx.incr(REV_KEY)
-            removed, _ = await tx.execute()
+        [removed] = await self._changed(("HDEL", MAP_KEY, *tenants))
         return bool(removed)
 
     async def put_keys(self, tenant: str, digests: set[str]) -> bool:
@@ -76,13 +83,12 @@ class LiveMap:
         added = digests - mine
         if not stale and not added:
             return False
-        async with self._redis.pipeline(transaction=True) as tx:
-            if stale:
-                tx.hdel(KEYS_KEY, *stale)
-            if added:
-                tx.hset(KEYS_KEY, mapping=dict.fromkeys(added, tenant))
-            tx.incr(REV_KEY)
-            await tx.execute()
+        changes: list[tuple[str | bytes, ...]] = []
+        if stale:
+            changes.append(("HDEL", KEYS_KEY, *stale))
+        if added:
+            changes.append(("HSET", KEYS_KEY, *(part for field in added for part in (field, tenant))))
+        await self._changed(*changes)
         return True
 
     async def remove_keys_of_others(self, tenants: set[str]) -> bool:
@@ -91,11 +97,25 @@ class LiveMap:
         stray = [field for field, owner in current.items() if owner not in tenants]
         if not stray:
             return False
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.hdel(KEYS_KEY, *stray)
-            tx.incr(REV_KEY)
-            await tx.execute()
+        await self._changed(("HDEL", KEYS_KEY, *stray))
         return True
+
+    async def _changed(self, *commands: tuple[str | bytes, ...]) -> list[Any]:
+        """Run ``commands`` (writes to one hash), then bump the revision; their replies.
+
+        In one ``MULTI`` on a single Redis; on a Redis Cluster the writes first, the bump after (see
+        the module).
+        """
+        if self._cluster:
+            replies = [await self._redis.execute_command(*command) for command in commands]
+            await self._redis.incr(REV_KEY)
+            return replies
+        async with self._redis.pipeline(transaction=True) as tx:
+            for command in commands:
+                tx.execute_command(*command)
+            tx.incr(REV_KEY)
+            *replies, _ = await tx.execute()
+        return replies
 
     async def _key_map(self) -> dict[str, str]:
         raw: dict[bytes, bytes] = await self._redis.hgetall(KEYS_KEY)  # type: ignore[assignment]  # bytes: no decode_responses

@@ -154,6 +154,7 @@ def create_app(settings: Settings) -> ASGIApp:
             on_error=metrics.quota_backend_errors.inc,
             storage_id=storage_id(settings.privacy_mode, tenant_hash_key),
             key_ring=key_ring,
+            cluster=settings.redis_cluster,
         )
         if settings.redis_url
         else None

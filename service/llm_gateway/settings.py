@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for shared quota state; unset means an embedded in-process store."
     )
+    redis_cluster: bool = Field(
+        False,
+        description="`REDIS_URL` names a node of a Redis Cluster (or a managed Redis in cluster mode): "
+        "the others are discovered, each tenant's keys go to its slot's master. See Redis Cluster.",
+    )
     default_quota: int = Field(120, ge=0, description="Requests per window for tenants without an override.")
     quota_window_secs: int = Field(60, ge=1, description="Length of the fixed quota window, in seconds.")
     tenant_quotas: Annotated[dict[str, int], NoDecode] = Field(
@@ -433,6 +438,8 @@ class Settings(BaseSettings):
             raise ValueError("KEY_HASH_SECRET: required when AUTH_MODE=keys")
         if self.auth_mode == "keys" and self.redis_url is None:
             raise ValueError("REDIS_URL: required when AUTH_MODE=keys (the key map lives in Redis)")
+        if self.redis_cluster:
+            _check_cluster_url(self.redis_url)
         if self.max_buffered_body_bytes < self.max_body_bytes + 64 * self.max_json_elements:
             raise ValueError(
                 "MAX_BUFFERED_BODY_BYTES: must be at least MAX_BODY_BYTES + 64 * MAX_JSON_ELEMENTS "
@@ -515,6 +522,16 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def _check_cluster_url(url: str | None) -> None:
+    """A Redis Cluster is reached over TCP and has one database, 0 (the URL is never echoed)."""
+    if url is None:
+        raise ValueError("REDIS_CLUSTER: needs REDIS_URL (any node of the cluster)")
+    if url.startswith("unix:") or int(parse_redis_url(url).get("db", 0)):
+        raise ValueError(
+            "REDIS_URL: a Redis Cluster is reached over redis:// or rediss:// and has only database 0"
+        )
 
 
 #: Settings whose value is never echoed in an error (``REDIS_URL`` may carry a password).

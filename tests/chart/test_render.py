@@ -15,6 +15,10 @@ from tests.chart.helm import BASE_VALUES, CHART, ROOT, helm, kinds, render
 PROFILES = {
     "defaults": [],
     "external redis": ["--set", "redis.enabled=false", "--set", "redis.external.url=rediss://redis.example:6380/0"],
+    "external redis cluster": [
+        "--set", "redis.enabled=false", "--set", "redis.external.url=redis://redis-cluster:6379",
+        "--set", "redis.external.cluster=true",
+    ],
     "operator off, monitoring on": [
         "--set", "operator.enabled=false", "--set", "serviceMonitor.enabled=true",
         "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
@@ -141,6 +145,19 @@ def test_the_redis_url_reaches_both_components() -> None:
                 assert env["REDIS_URL"] == expected, obj["metadata"]["name"]
 
 
+def test_a_redis_cluster_is_named_to_both_components() -> None:
+    for values, expected in (([], None), (PROFILES["external redis"], None),
+                             (PROFILES["external redis cluster"], "true")):  # fmt: skip
+        deployments = [obj for obj in render(*values) if obj["kind"] == "Deployment"]
+        assert sorted(d["metadata"]["name"] for d in deployments) == [
+            "rel-secure-llm-gateway",
+            "rel-secure-llm-gateway-operator",
+        ]
+        for obj in deployments:
+            env = {e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert env.get("REDIS_CLUSTER") == expected, obj["metadata"]["name"]
+
+
 def pod_specs(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     specs = [o["spec"]["template"]["spec"] for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
     return specs + [o["spec"] for o in objects if o["kind"] == "Pod"]
@@ -190,6 +207,14 @@ BAD = {
     "external redis without url": (
         ["--set", "redis.enabled=false"],
         "redis.external.url is required when redis.enabled is false",
+    ),
+    "a cluster flag for the built-in redis": (
+        ["--set", "redis.external.cluster=true"],
+        "redis.external.cluster needs redis.enabled=false",
+    ),
+    "settings naming a cluster for the gateway only": (
+        ["--set", "gateway.settings.REDIS_CLUSTER=true"],
+        "gateway.settings",
     ),
     "bad pull policy": (["--set", "image.pullPolicy=Sometimes"], "image.pullPolicy"),
     "settings overriding the secret": (["--set", "gateway.settings.OPENAI_API_KEY=x"], "gateway.settings"),

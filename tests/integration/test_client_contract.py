@@ -12,6 +12,7 @@ import openai
 import orjson
 import pytest
 
+from llm_gateway.core.quota import quota_key
 from tests.conftest import UPSTREAM_KEY, GatewayFactory
 from tests.integration.chat import CHAT, assert_openai_error, chat_body, metric_value
 from tests.support import ManagedProcess, RedisServer, free_port, node_chat
@@ -126,7 +127,7 @@ def test_failed_calls_cost_no_quota_however_often_the_sdk_retries(
     model = {"upstream_timeout": "mock:latency-ms=2500", "upstream_error": "mock:status=500"}.get(reason, "m")
     with pytest.raises(error) as caught:
         ask(sdk(gateway, "unlucky"), model)  # three attempts: the SDK retries 5xx twice
-    assert redis_server.client().get("quota:unlucky") in (None, b"0")
+    assert redis_server.client().get(quota_key("unlucky")) in (None, b"0")
     assert metric_value(gateway.url, f'quota_refunds_total{{reason="{reason}"}}') == 3
     # The error's headers report the room the refunds left: all of it.
     assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "5"  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ import openai
 import orjson
 
 from llm_gateway.core.privacy import tenant_hash
+from llm_gateway.core.quota import quota_key
 from tests.conftest import UPSTREAM_KEY, GatewayFactory
 from tests.integration.chat import CHAT, chat_body
 from tests.otlp_receiver import OTLPReceiver
@@ -103,7 +104,7 @@ def test_a_planted_secret_reaches_no_log_metric_span_or_redis_key(
     assert not any(CANARY.encode() in item for item in stored)  # ...under pseudonyms only
 
     pseudonym = tenant_hash(KEY, HASH_KEY.encode())
-    assert f"quota:{pseudonym}".encode() in stored
+    assert quota_key(pseudonym).encode() in stored
     access = [orjson.loads(line) for line in logs.splitlines() if '"logger":"llm_gateway.access"' in line]
     assert [line["status"] for line in access] == statuses
     assert access[-1]["stream_outcome"] == "client_cancelled"
@@ -149,6 +150,6 @@ def test_under_the_defaults_a_real_api_key_is_never_stored_in_clear(
     gateway.stop()
     stored = list(redis_dump(redis_server))
     assert not any(real_key.encode() in item or b"Q7mR2xK9" in item for item in stored)
-    assert f"quota:{tenant_hash(real_key)}".encode() in stored  # (its rate-limit key has expired)
-    assert b"quota:tenantA" in stored  # a name a person chose: as it always was
+    assert quota_key(tenant_hash(real_key)).encode() in stored  # (its rate-limit key has expired)
+    assert quota_key("tenantA").encode() in stored  # a name a person chose: as it always was
     assert "Q7mR2xK9" not in gateway.output()

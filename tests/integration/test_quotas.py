@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from llm_gateway.core.quota import quota_key
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, assert_openai_error, chat_body, metric_value
 from tests.support import ManagedProcess, RedisServer
@@ -68,7 +69,7 @@ def test_a_redis_that_lost_its_scripts_gets_them_again_and_counts_on(
     redis_server.client().script_flush()
     responses = fire([gateway.url], "flushed", 6)  # one batch, most likely: all NOSCRIPT at once
     assert Counter(r.status_code for r in responses) == {200: 3, 429: 3}
-    assert redis_server.client().get("quota:flushed") == b"5"
+    assert redis_server.client().get(quota_key("flushed")) == b"5"
 
 
 def test_tenant_quotas_override_the_default(
@@ -97,7 +98,7 @@ def test_requests_without_a_key_are_tenant_anonymous(
 ) -> None:
     gateway = gateway_factory(REDIS_URL=redis_server.url, DEFAULT_QUOTA="2", **LOOSE_RATE)
     assert statuses(gateway, "", 3) == [200, 200, 429]
-    assert redis_server.client().get("quota:anonymous") == b"2"
+    assert redis_server.client().get(quota_key("anonymous")) == b"2"
     strict = gateway_factory(ALLOW_ANONYMOUS="false")
     assert_openai_error(send(strict, None), 401, "missing_api_key")
     assert send(strict, "k").status_code == 200
@@ -144,7 +145,7 @@ def test_three_replicas_admit_exactly_the_quota(
     ]
     responses = fire([g.url for g in gateways], "shared", 300)
     assert Counter(r.status_code for r in responses) == {200: 50, 429: 250}
-    assert redis_server.client().get("quota:shared") == b"50"
+    assert redis_server.client().get(quota_key("shared")) == b"50"
 
 
 def test_three_replicas_refund_every_failed_request_exactly(
@@ -160,12 +161,12 @@ def test_three_replicas_refund_every_failed_request_exactly(
     # In waves of 30 (inside the quota of 50): each wave's units are back before the next one starts.
     failed = [r for _ in range(3) for r in fire(urls, "refunded", 30, model="mock:status=500")]
     assert Counter(r.status_code for r in failed) == {502: 90}
-    assert redis_server.client().get("quota:refunded") == b"0"
+    assert redis_server.client().get(quota_key("refunded")) == b"0"
     refunds = sum(metric_value(url, 'quota_refunds_total{reason="upstream_error"}') for url in urls)
     assert refunds == 90
     responses = fire(urls, "refunded", 120)
     assert Counter(r.status_code for r in responses) == {200: 50, 429: 70}
-    assert redis_server.client().get("quota:refunded") == b"50"
+    assert redis_server.client().get(quota_key("refunded")) == b"50"
 
 
 def test_three_replicas_share_one_rate_limit(
@@ -195,7 +196,7 @@ def test_three_replicas_share_one_rate_limit(
     assert burst <= admitted <= burst + rps * elapsed + 1, (admitted, elapsed)
     assert codes.count(429) > 0 and set(codes) == {200, 429}
     # Refused requests consumed no quota: the counter equals what was admitted.
-    assert int(redis_server.client().get("quota:rl") or 0) == admitted
+    assert int(redis_server.client().get(quota_key("rl")) or 0) == admitted
     refused = send(gateways[0], "rl")
     if refused.status_code == 429:
         assert_openai_error(refused, 429, "rate_limit_exceeded")
@@ -275,13 +276,13 @@ def test_live_map_rules_suspend_tenants_restrict_models_and_set_windows(
     assert_openai_error(send(gateway, "paused"), 403, "tenant_suspended")
     allowed = send(gateway, "narrow")  # send() asks for gpt-4o-mini
     assert allowed.status_code == 200
-    assert 3590 < redis_server.client().ttl("quota:narrow") <= 3600  # the tenant's own window
+    assert 3590 < redis_server.client().ttl(quota_key("narrow")) <= 3600  # the tenant's own window
     other = httpx.post(
         gateway.url + CHAT, json=chat_body(model="gpt-4o"), headers={"X-Api-Key": "narrow"}, timeout=5
     )
     assert_openai_error(other, 403, "model_not_allowed")
     # Refusals for access are not counted against the quota.
-    assert redis_server.client().get("quota:narrow") == b"1"
+    assert redis_server.client().get(quota_key("narrow")) == b"1"
 
 
 def test_a_bearer_token_names_the_tenant_as_openai_sdks_send_it(

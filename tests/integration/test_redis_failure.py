@@ -9,6 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from llm_gateway.core.quota import quota_key
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, assert_openai_error, chat_body, metric_value
 from tests.support import ManagedProcess, RedisServer
@@ -105,7 +106,7 @@ def test_redis_killed_mid_load_applies_the_failure_mode_then_recovers(
     for gateway in gateways:
         wait_redis_ok(gateway)
         assert send(gateway, "after").status_code == 200
-    assert redis_server.client().get("quota:after") == b"2"
+    assert redis_server.client().get(quota_key("after")) == b"2"
     for gateway in gateways:
         assert "quota backend available" in gateway.output().rsplit("quota backend unavailable", 1)[1]
 

@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 
 from llm_gateway.core.privacy import tenant_hash
-from llm_gateway.core.quota import token_key
+from llm_gateway.core.quota import quota_key, token_key
 from tests.conftest import GatewayFactory
 from tests.integration.chat import CHAT, chat_body
 from tests.integration.scrape import scrape as _scrape
@@ -23,6 +24,7 @@ from tests.k8s.operator_support import (
     live_entry,
     table,
 )
+from tests.redis_cluster import LocalCluster
 from tests.support import RedisServer
 
 
@@ -243,3 +245,31 @@ def test_a_redis_outage_is_retried_until_redis_is_back(
     assert operator.proc.poll() is None
     ready = eventually(lambda: condition(cluster, namespace, "zeta", "Ready"), what="Ready")
     assert ready["status"] == "True"
+
+
+def test_on_a_redis_cluster_tenantquotas_reach_the_gateways_and_usage_comes_back(
+    cluster: Cluster,
+    namespace: str,
+    redis_cluster: LocalCluster,
+    start_operator: OperatorFactory,
+    gateway_factory: GatewayFactory,
+) -> None:
+    """REDIS_CLUSTER=true on both sides: the operator's writes (hash, then revision, on different
+    masters) reach the gateways, and it reads the tenant's usage from the tenant's master."""
+    on_cluster = {"REDIS_URL": redis_cluster.url, "REDIS_CLUSTER": "true"}
+    operator = start_operator(**on_cluster)
+    gateway = gateway_factory(**on_cluster, DEFAULT_QUOTA="1000")
+    assert limit_seen(gateway, "theta") == "1000"
+    apply_tenantquota(cluster, namespace, "theta", tenant="theta", requests=4)
+    eventually(lambda: limit_seen(gateway, "theta") == "4", timeout=5, what="the gateway enforcing 4")
+    entry = redis_cluster.owner("quota_map").client().hget("quota_map", "theta")
+    assert entry is not None and orjson.loads(entry)["requests"] == 4
+    counted = int(redis_cluster.get(quota_key("theta")) or 0)  # no more requests from here on
+    assert counted >= 2
+    eventually(
+        lambda: cluster.get("tq/theta", "-n", namespace)["status"].get("usage", {}).get("used") == counted,
+        timeout=5,
+        what="the counted usage in status",
+    )
+    assert operator.proc.poll() is None
+    assert "CROSSSLOT" not in operator.output()

@@ -61,6 +61,15 @@ def test_errors_name_every_bad_variable_once(monkeypatch: pytest.MonkeyPatch) ->
             "TENANT_LABEL=name: not allowed when PRIVACY_MODE=strict",
         ),
         ({"max_json_depth": 255}, "MAX_JSON_DEPTH: "),
+        ({"redis_cluster": True}, "REDIS_CLUSTER: needs REDIS_URL"),
+        (
+            {"redis_cluster": True, "redis_url": "unix:///run/redis.sock"},
+            "REDIS_URL: a Redis Cluster is reached over redis:// or rediss:// and has only database 0",
+        ),
+        (
+            {"redis_cluster": True, "redis_url": "redis://:s3cr3t@node:6379/2"},
+            "REDIS_URL: a Redis Cluster is reached over redis:// or rediss:// and has only database 0",
+        ),
     ],
 )
 def test_security_modes_refuse_to_start_without_what_they_need(
@@ -69,6 +78,12 @@ def test_security_modes_refuse_to_start_without_what_they_need(
     with pytest.raises(ConfigError) as caught:
         load_settings(openai_api_key="sk-x", **overrides)
     assert message in str(caught.value)
+
+
+def test_a_cluster_url_names_any_node_over_tcp() -> None:
+    settings = load_settings(openai_api_key="sk-x", redis_cluster=True, redis_url="rediss://:pw@node:6380/0")
+    assert settings.redis_cluster is True
+    assert load_settings(openai_api_key="sk-x").redis_cluster is False
 
 
 def test_secrets_are_never_echoed_in_config_errors() -> None:

@@ -52,8 +52,13 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* REDIS_PASSWORD then REDIS_URL (which expands it): the built-in Redis or redis.external.url. */}}
+{{/* REDIS_PASSWORD then REDIS_URL (which expands it): the built-in Redis or redis.external.url, with
+REDIS_CLUSTER when that names a Redis Cluster (the gateway and the operator must agree on it: the
+operator's single-Redis writes are one MULTI across slots, which a cluster refuses). */}}
 {{- define "slg.redisEnv" -}}
+{{- if and .Values.redis.enabled .Values.redis.external.cluster }}
+{{- fail "redis.external.cluster needs redis.enabled=false and redis.external.url (the built-in Redis is a single Redis)" }}
+{{- end }}
 {{- if .Values.redis.enabled }}
 - name: REDIS_PASSWORD
   valueFrom:
@@ -65,6 +70,10 @@ seccompProfile:
 {{- else }}
 - name: REDIS_URL
   value: {{ required "redis.external.url is required when redis.enabled is false" .Values.redis.external.url | quote }}
+{{- if .Values.redis.external.cluster }}
+- name: REDIS_CLUSTER
+  value: "true"
+{{- end }}
 {{- end }}
 {{- end -}}
 

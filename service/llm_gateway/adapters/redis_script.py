@@ -21,16 +21,25 @@ import asyncio
 import hashlib
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["ScriptConnection"]
+__all__ = ["ScriptConnection", "ScriptRunner"]
 
 _Arg = str | int | float | bytes
+
+
+class ScriptRunner(Protocol):
+    """One script, run with ``keys`` and ``args``: over :class:`ScriptConnection` on a single Redis,
+    over :class:`~llm_gateway.adapters.redis_cluster.ClusterScript` on a Redis Cluster."""
+
+    async def call(self, keys: Sequence[_Arg], args: Sequence[_Arg]) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class ScriptConnection:

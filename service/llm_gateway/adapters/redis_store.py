@@ -14,6 +14,14 @@ map when it moved. The heartbeat doubles as the recovery probe: while Redis is u
 do not touch it at all (:attr:`available` is False), and the first successful heartbeat brings
 enforcement back. State changes are logged once, not per request.
 
+On a Redis Cluster (``cluster=True``) the same calls go through redis-py's cluster client
+(:mod:`llm_gateway.adapters.redis_cluster`): a request's keys share its tenant's slot, while the
+heartbeat's and the map's keys lie in slots of their own, so no call spans two slots; settlements go
+one per call there. The store is available only while every master answers: a failed call makes the
+whole store unavailable, and the heartbeat also pings every master, so enforcement comes back once a
+dead master's replica has taken its slots over, not at every heartbeat that happened to miss the
+dead master.
+
 Every Redis call is bounded by ``timeout`` (pool wait, connect and read together) and never retried:
 a slow Redis must cost a request at most one timeout.
 """
@@ -28,13 +36,15 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from typing import cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from llm_gateway.adapters.redis_script import ScriptConnection
+from llm_gateway.adapters.redis_cluster import ClusterClient, ClusterScript
+from llm_gateway.adapters.redis_script import ScriptConnection, ScriptRunner
 from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
 from llm_gateway.core.quota import (
     ADMIT_SCRIPT,
@@ -58,15 +68,18 @@ log = logging.getLogger(__name__)
 
 REPLICAS_KEY = "gateway_replicas"
 _OUTCOMES = (Outcome.ALLOWED, Outcome.RATE_LIMITED, Outcome.QUOTA_EXCEEDED, Outcome.TOKENS_EXCEEDED)
-_ERRORS = (RedisError, OSError, TimeoutError)
+# redis-py's cluster client raises RedisClusterException (no RedisError) when no node it knows
+# answers or the slots it read leave some uncovered.
+_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
 
-#: KEYS: replicas zset, map revision. ARGV: replica id, presence TTL ms. Returns {replicas, revision}.
+#: KEYS: replicas zset. ARGV: replica id, presence TTL ms. Returns the replicas present. (The map's
+#: revision is read apart: on a Redis Cluster it lies in another slot.)
 HEARTBEAT_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return {redis.call('ZCARD', KEYS[1]), redis.call('GET', KEYS[2]) or ''}
+return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -79,7 +92,8 @@ class RedisStore:
 
     ``storage_id`` turns tenant ids and rate-limit keys into what Redis key names and log lines
     carry (see :func:`llm_gateway.core.privacy.storage_id`). With a ``key_ring``, the key map is
-    reloaded together with the quota map.
+    reloaded together with the quota map. With ``cluster``, ``url`` names one node of a Redis
+    Cluster.
     """
 
     HEARTBEAT_SECS = 1.0
@@ -96,18 +110,29 @@ class RedisStore:
         storage_id: Callable[[str], str],
         key_ring: KeyRing | None = None,
         max_connections: int = 32,
+        cluster: bool = False,
     ) -> None:
-        # A bounded pool: a burst of requests waits briefly for a connection instead of opening one
-        # each (a connection storm that makes a healthy Redis look slow). Each call is bounded as a
-        # whole by `asyncio.timeout` below (pool wait, connect and read together): redis-py's own
-        # socket timeout would wrap every read in `asyncio.wait_for`, which costs a task per call.
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=None, retry=Retry(NoBackoff(), 0)
-        )
-        self._client = Redis(connection_pool=pool)
+        self._client: Redis | ClusterClient
+        self._admit: ScriptRunner
+        self._cluster: ClusterClient | None = None
+        if cluster:
+            self._client = self._cluster = ClusterClient.connect(url, max_connections=max_connections)
+            self._admit = ClusterScript(self._cluster, ADMIT_SCRIPT)
+            settle: ScriptRunner = ClusterScript(self._cluster, SETTLE_SCRIPT)
+        else:
+            # A bounded pool: a burst of requests waits briefly for a connection instead of opening
+            # one each (a connection storm that makes a healthy Redis look slow). Each call is bounded
+            # as a whole by `asyncio.timeout` below (pool wait, connect and read together): redis-py's
+            # own socket timeout would wrap every read in `asyncio.wait_for`, which costs a task per
+            # call.
+            pool = BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=None, retry=Retry(NoBackoff(), 0)
+            )
+            self._client = Redis(connection_pool=pool)
+            self._admit = ScriptConnection(url, ADMIT_SCRIPT)
+            settle = ScriptConnection(url, SETTLE_SCRIPT)
         self._timeout = timeout
-        self._admit = ScriptConnection(url, ADMIT_SCRIPT)
-        self._settlements = _Settlements(ScriptConnection(url, SETTLE_SCRIPT), timeout)
+        self._settlements = _Settlements(settle, timeout, max_batch=1 if cluster else _Settlements.MAX_BATCH)
         self._heartbeat = self._client.register_script(HEARTBEAT_SCRIPT)
         self._policy = policy
         self._on_error = on_error
@@ -209,9 +234,12 @@ class RedisStore:
     async def _beat(self) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                replicas, revision = await self._heartbeat(
-                    keys=[REPLICAS_KEY, REV_KEY], args=[self._id, self.PRESENCE_TTL_MS]
-                )
+                replicas = await self._heartbeat(keys=[REPLICAS_KEY], args=[self._id, self.PRESENCE_TTL_MS])
+            async with asyncio.timeout(self._timeout):
+                revision = cast(bytes, await self._client.get(REV_KEY) or b"")  # no decode_responses
+            if self._cluster is not None:
+                async with asyncio.timeout(self._timeout):
+                    await self._cluster.reachable()
             now = time.monotonic()
             if revision != self._revision or now - self._reloaded_at >= self.FULL_RELOAD_SECS:
                 async with asyncio.timeout(self._timeout):
@@ -219,6 +247,10 @@ class RedisStore:
                 self._revision, self._reloaded_at = revision, now
         except _ERRORS as exc:
             self._failed(exc)
+            if self._cluster is not None:
+                with contextlib.suppress(*_ERRORS):
+                    async with asyncio.timeout(self._timeout):
+                        await self._cluster.rediscover()
             return
         self.replicas = int(replicas)
         if self._state is not True:
@@ -226,11 +258,12 @@ class RedisStore:
             log.info("quota backend available: enforcing through Redis (%d replicas)", self.replicas)
 
     async def _reload_map(self) -> None:
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(MAP_KEY)
-            if self._key_ring is not None:
-                pipe.hgetall(KEYS_KEY)
-            raw, *keys = await pipe.execute()
+        # One call per hash: on a Redis Cluster they lie in different slots (on a single Redis this
+        # costs one more round trip, at most once a second).
+        raw = cast(dict[bytes, bytes], await self._client.hgetall(MAP_KEY))  # no decode_responses
+        keys = []
+        if self._key_ring is not None:
+            keys.append(cast(dict[bytes, bytes], await self._client.hgetall(KEYS_KEY)))
         entries: dict[str, TenantEntry] = {}
         bad: dict[str, str] = {}
         for field, value in raw.items():
@@ -262,13 +295,15 @@ class RedisStore:
 
 class _Settlements:
     """Settlements made in one event-loop turn, sent together in one call of the settlement script
-    (at most ``MAX_BATCH`` a call), each caller's future answered with its own reply."""
+    (at most ``max_batch`` a call: 1 on a Redis Cluster, where two tenants' keys lie in different
+    slots), each caller's future answered with its own reply."""
 
     MAX_BATCH = 256
 
-    def __init__(self, connection: ScriptConnection, timeout: float) -> None:
+    def __init__(self, connection: ScriptRunner, timeout: float, *, max_batch: int) -> None:
         self._connection = connection
         self._timeout = timeout
+        self._max_batch = max_batch
         self._keys: list[str] = []
         self._args: list[float] = []
         self._waiting: list[asyncio.Future[int]] = []
@@ -283,7 +318,7 @@ class _Settlements:
         self._keys.extend(keys)
         self._args.extend(args)
         self._waiting.append(future)
-        if len(self._waiting) >= self.MAX_BATCH:
+        if len(self._waiting) >= self._max_batch:
             self._flush()
         return future
 

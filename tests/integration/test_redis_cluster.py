@@ -1,5 +1,5 @@
 """``REDIS_CLUSTER=true`` against a real Redis Cluster (three masters, a replica each): three gateways
-count quotas and rate limits exactly whichever master holds a tenant, apply what the operator's
+count quotas, rate limits and token budgets exactly whichever master holds a tenant, apply what the operator's
 live-map writer stores, and ride out a master's failover on their local shares."""
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from llm_gateway.core.api_keys import key_digest
-from llm_gateway.core.quota import quota_key, rate_key
+from llm_gateway.core.quota import quota_key, rate_key, token_key
 from llm_gateway.core.quota_map import TenantEntry
 from tenantquota_operator.live_map import LiveMap
 from tests.conftest import GatewayFactory
@@ -40,14 +42,17 @@ def start_three(gateway_factory: GatewayFactory, cluster: LocalCluster, **env: s
     return gateways
 
 
-def fire(urls: list[str], keys: list[str]) -> list[httpx.Response]:
-    """One request per entry of ``keys`` (its API key), all at once, spread round-robin over ``urls``."""
+def fire(urls: list[str], keys: list[str], **body: Any) -> list[httpx.Response]:
+    """One request per entry of ``keys`` (its API key), all at once, spread round-robin over ``urls``;
+    ``body`` adds fields to the chat body."""
 
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=len(keys))) as client:
             return await asyncio.gather(
                 *(
-                    client.post(urls[i % len(urls)] + CHAT, json=chat_body(), headers={"X-Api-Key": key})
+                    client.post(
+                        urls[i % len(urls)] + CHAT, json=chat_body(**body), headers={"X-Api-Key": key}
+                    )
                     for i, key in enumerate(keys)
                 )
             )
@@ -75,6 +80,38 @@ def test_three_replicas_admit_exactly_each_quota_whichever_master_holds_it(
     assert {r.headers["x-ratelimit-limit-requests"] for r in responses} == {"20"}
     for tenant in tenants:
         assert redis_cluster.get(quota_key(tenant)) == b"20"  # refused requests are not counted
+
+
+def test_three_replicas_hold_each_token_budget_whichever_master_holds_it(
+    gateway_factory: GatewayFactory, redis_cluster: LocalCluster
+) -> None:
+    tenants = redis_cluster.tenants_one_per_master("tokens")
+    assert len({redis_cluster.owner(token_key(t)).port for t in tenants}) == MASTERS
+    gateways = start_three(
+        gateway_factory, redis_cluster, DEFAULT_TOKEN_QUOTA="2000", **LOOSE_RATE, **PATIENT
+    )
+    keys = [tenant for tenant in tenants for _ in range(40)]
+    responses = fire([g.url for g in gateways], keys)
+    reserved = len(orjson.dumps(chat_body())) + 4096  # no output limit: DEFAULT_MAX_OUTPUT_TOKENS
+    assert reserved > 2000  # so none fits: the budget refuses every one, with tokens headers
+    assert by_key(keys, responses) == {tenant: {429: 40} for tenant in tenants}
+    assert {r.json()["error"]["type"] for r in responses} == {"tokens"}
+    capped = [tenant for tenant in tenants for _ in range(40)]
+    responses = fire([g.url for g in gateways], capped, max_tokens=20)
+    cost = len(orjson.dumps(chat_body(max_tokens=20))) + 20
+    for tenant, outcome in by_key(capped, responses).items():
+        admitted = outcome[200]
+        assert admitted >= 2000 // cost and outcome[429] > 0  # at least what fits without settling
+        owner = redis_cluster.owner(token_key(tenant)).client()
+        deadline = time.monotonic() + 5
+        while (counts := owner.hmget(token_key(tenant), ["input", "output"])) != [
+            str(admitted).encode(),
+            str(20 * admitted).encode(),
+        ] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Every admitted request was settled to its usage (1 in, 20 out), one call each, in its slot.
+        assert counts == [str(admitted).encode(), str(20 * admitted).encode()]
+        assert 21 * admitted <= 2000
 
 
 def test_three_replicas_admit_exactly_each_rate_limit_burst_whichever_master_holds_it(

@@ -385,3 +385,19 @@ async def _stream_until_refused(
 
     await asyncio.gather(*(one_client(g) for g in gateways for _ in range(clients_per_gateway)))
     return totals
+
+
+def test_no_output_limit_or_usage_a_client_or_upstream_names_can_break_the_store(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    client = redis_server.client()
+    entry = TenantEntry(requests=1000, tokens=TokenBudget(input=100000))  # output unlimited
+    client.hset(MAP_KEY, "tenant-n", encode_entry(entry))
+    client.incr(REV_KEY)
+    gateway = gateway_factory(REDIS_URL=redis_server.url, **LOOSE)
+    huge = post(gateway, "tenant-n", model="gpt-4o-mini", messages=HI, max_tokens=10**9, n=10**12)
+    assert huge.status_code == 200
+    assert post(gateway, "tenant-n", model="gpt-4o-mini", messages=HI, max_tokens=10**30).status_code == 200
+    samples = scrape(gateway.url)
+    assert value(samples, "quota_backend_errors_total") == 0  # Redis took every count as an integer
+    assert settled(redis_server, "tenant-n", (2 * PROMPT_TOKENS, 2 * REPLY_WORDS)) == (2, 40)

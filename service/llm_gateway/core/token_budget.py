@@ -37,6 +37,7 @@ from llm_gateway.core.sse import SSEEvent
 from llm_gateway.core.usage import Usage
 
 __all__ = [
+    "MAX_TOKENS",
     "NO_LIMIT",
     "NO_OUTPUT",
     "OutputLimits",
@@ -49,6 +50,10 @@ __all__ = [
 
 #: How a limit that does not apply travels to the admission script.
 NO_LIMIT = -1
+#: The most tokens one count may hold: far beyond any budget, and an integer Redis's ``HINCRBY`` and
+#: Lua's doubles both hold exactly, so no request's ``max_tokens`` or ``n`` and no upstream's usage
+#: can make a script fail (which would take the store out of service for every tenant).
+MAX_TOKENS = 2**48
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +167,10 @@ def reserve(
         if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
             answers *= len(prompts)  # a list of prompts (a flat list of integers is one prompt's tokens)
     if named:
-        return Reservation(body_bytes, max(named) * answers), None
+        return Reservation(body_bytes, min(max(named) * answers, MAX_TOKENS)), None
     if limits.default is not None:
-        return Reservation(body_bytes, limits.default * answers), None
-    return Reservation(body_bytes, output_cap * answers), output_cap
+        return Reservation(body_bytes, min(limits.default * answers, MAX_TOKENS)), None
+    return Reservation(body_bytes, min(output_cap * answers, MAX_TOKENS)), output_cap
 
 
 def _positive(value: Any) -> int | None:
@@ -185,9 +190,9 @@ def charge(
     """
     if delivered_output is not None:
         tokens_in = usage.input_tokens if usage is not None and usage.input_tokens else reservation.input
-        return Reservation(tokens_in, delivered_output)
-    if usage is not None:
-        return Reservation(usage.input_tokens, usage.output_tokens)
+        return Reservation(min(tokens_in, MAX_TOKENS), delivered_output)
+    if usage is not None:  # the upstream's numbers: bounded before they reach a script
+        return Reservation(min(usage.input_tokens, MAX_TOKENS), min(usage.output_tokens, MAX_TOKENS))
     if not generated:
         return Reservation(0, 0)
     return reservation

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from llm_gateway.core.apis import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MESSAGES, RESPONSES, WireAPI
 from llm_gateway.core.quota import Decision, Outcome, TokenState
 from llm_gateway.core.sse import SSEDecoder, SSEEvent
-from llm_gateway.core.token_budget import Reservation, TokenLimits, charge, reserve
+from llm_gateway.core.token_budget import MAX_TOKENS, Reservation, TokenLimits, charge, reserve
 from llm_gateway.core.usage import Usage
 
 CAP = 4096
@@ -38,6 +38,8 @@ CAP = 4096
         (RESPONSES, {"max_tokens": 50}, CAP, CAP),  # not this API's field
         (MESSAGES, {"max_tokens": 64}, 64, None),
         (EMBEDDINGS, {"input": "hi"}, 0, None),  # no output tokens
+        (CHAT_COMPLETIONS, {"max_tokens": 10**9, "n": 10**12}, MAX_TOKENS, None),  # bounded for Redis
+        (CHAT_COMPLETIONS, {"n": 10**30}, MAX_TOKENS, CAP),
     ],
 )
 def test_a_reservation_bounds_input_by_bytes_and_output_by_the_requests_limit(
@@ -58,6 +60,7 @@ def test_a_reservation_bounds_input_by_bytes_and_output_by_the_requests_limit(
         (None, 5, True, Reservation(100, 5)),  # cut or left early: delivered output, reserved input
         (Usage(9, 0), 5, True, Reservation(9, 5)),  # Anthropic's message_start told the input
         (Usage(0, 0), 3, True, Reservation(100, 3)),
+        (Usage(10**30, 10**40), None, True, Reservation(MAX_TOKENS, MAX_TOKENS)),  # an upstream's claim
     ],
 )
 def test_a_request_is_charged_what_it_cost(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import yaml
 
 CHAT = "/v1/chat/completions"
 
@@ -61,3 +63,13 @@ def metric_value(base_url: str, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def anthropic_routing(tmp_path: Path, url: str) -> str:
+    """A routing file that sends ``claude-*`` and ``mock:*`` models to an Anthropic upstream at
+    ``url`` (its key from ``ANTHROPIC_API_KEY``); its path."""
+    path = tmp_path / "routing.yaml"
+    upstream = {"name": "claude", "kind": "anthropic", "base_url": url, "api_key_env": "ANTHROPIC_API_KEY"}
+    routes = [{"model": "claude-*", "upstream": "claude"}, {"model": "mock:*", "upstream": "claude"}]
+    path.write_text(yaml.safe_dump({"upstreams": [upstream], "routes": routes}))
+    return str(path)

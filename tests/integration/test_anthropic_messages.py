@@ -14,10 +14,10 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
-import yaml
 
 from openaimock.completions import DEFAULT_REPLY
 from tests.conftest import GatewayFactory
+from tests.integration.chat import anthropic_routing
 from tests.integration.scrape import scrape, value
 from tests.otlp_receiver import OTLPReceiver
 from tests.support import ManagedProcess, mock_stat_reaches
@@ -29,23 +29,12 @@ MODEL = "claude-gateway-test"  # a name the SDK has no deprecation notice for
 HI = [{"role": "user", "content": "hi"}]
 
 
-def routing(tmp_path: Path, mock: ManagedProcess) -> str:
-    path = tmp_path / "routing.yaml"
-    upstream = {
-        "name": "claude",
-        "kind": "anthropic",
-        "base_url": mock.url,
-        "api_key_env": "ANTHROPIC_API_KEY",
-    }
-    routes = [{"model": "claude-*", "upstream": "claude"}, {"model": "mock:*", "upstream": "claude"}]
-    path.write_text(yaml.safe_dump({"upstreams": [upstream], "routes": routes}))
-    return str(path)
-
-
 @pytest.fixture
 def start(gateway_factory: GatewayFactory, mock: ManagedProcess, tmp_path: Path) -> Any:
     def started(**env: str) -> ManagedProcess:
-        return gateway_factory(ROUTING_FILE=routing(tmp_path, mock), ANTHROPIC_API_KEY=ANTHROPIC_KEY, **env)
+        return gateway_factory(
+            ROUTING_FILE=anthropic_routing(tmp_path, mock.url), ANTHROPIC_API_KEY=ANTHROPIC_KEY, **env
+        )
 
     return started
 

@@ -16,11 +16,10 @@ import httpx
 import openai
 import orjson
 import pytest
-import yaml
 
 from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, TokenBudget, encode_entry
 from tests.conftest import GatewayFactory
-from tests.integration.chat import CHAT, assert_openai_error, chat_body
+from tests.integration.chat import CHAT, anthropic_routing, assert_openai_error, chat_body
 from tests.integration.scrape import scrape, value
 from tests.support import ManagedProcess, RedisServer
 
@@ -219,18 +218,8 @@ def test_a_client_that_leaves_mid_stream_is_charged_what_it_was_sent(
 def test_an_anthropic_stream_is_cut_with_an_error_event_the_sdk_raises(
     gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    routing = tmp_path / "routing.yaml"
-    upstream = {
-        "name": "claude",
-        "kind": "anthropic",
-        "base_url": mock.url,
-        "api_key_env": "ANTHROPIC_API_KEY",
-    }
-    routing.write_text(
-        yaml.safe_dump({"upstreams": [upstream], "routes": [{"model": "claude-*", "upstream": "claude"}]})
-    )
     gateway = gateway_factory(
-        ROUTING_FILE=str(routing),
+        ROUTING_FILE=anthropic_routing(tmp_path, mock.url),
         ANTHROPIC_API_KEY="sk-ant-gateway-0123456789",
         DEFAULT_TOKEN_QUOTA="10000",
         REDIS_URL=redis_server.url,

@@ -28,7 +28,8 @@ redis_id() {
   fi
 }
 
-# Delete Redis keys (names given without the id), e.g. `reset quota ratelimit`.
+# Delete Redis keys (names given without the id, which goes in the key's hash tag:
+# `quota:{demo}`), e.g. `reset quota ratelimit tokens`.
 reset() {
   if [[ -z "$REDIS_CLI" ]]; then
     echo "no REDIS_CLI: counters not reset (use a fresh KEY if an earlier run left some)"
@@ -36,7 +37,7 @@ reset() {
   fi
   local id keys=()
   id="$(redis_id "$KEY")"
-  for prefix in "$@"; do keys+=("$prefix:$id"); done
+  for prefix in "$@"; do keys+=("'$prefix:{$id}'"); done
   eval "$REDIS_CLI DEL ${keys[*]}" >/dev/null
   echo "reset: ${keys[*]}"
 }

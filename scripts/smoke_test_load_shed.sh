@@ -11,7 +11,7 @@ KEY="${KEY:-stress}"
 REQUESTS="${REQUESTS:-80}"
 PARALLEL="${PARALLEL:-40}"
 
-reset quota ratelimit
+reset quota ratelimit tokens
 fire "$REQUESTS" "$PARALLEL"
 summary
 shed=$(count 503) other=$(($(wc -l <"$RESULTS") - $(count 200) - $(count 429) - $(count 503)))

@@ -7,7 +7,7 @@ source "$(dirname "$0")/smoke_lib.sh"
 KEY="${KEY:-demo}"
 REQUESTS="${REQUESTS:-7}"
 
-reset quota ratelimit
+reset quota ratelimit tokens
 fire "$REQUESTS" 1
 summary
 sequence="$(cut -d' ' -f1 "$RESULTS" | tr '\n' ' ')"

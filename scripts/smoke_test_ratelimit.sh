@@ -8,7 +8,7 @@ KEY="${KEY:-ratelimit}"
 REQUESTS="${REQUESTS:-100}"
 PARALLEL="${PARALLEL:-50}"
 
-reset quota ratelimit
+reset quota ratelimit tokens
 fire "$REQUESTS" "$PARALLEL"
 summary
 ok=$(count 200) limited=$(count 429)

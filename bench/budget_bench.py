@@ -89,7 +89,7 @@ async def measure(url: str, requests: int, concurrency: int) -> dict[str, float]
         await store.admit(f"t{n % 64}", f"t{n % 64}", LIMITS)
 
     async def with_budget(n: int) -> None:
-        reservation, _ = reserve(len(BODY), payload, CHAT_COMPLETIONS.output_limits, BUDGET.output_cap)
+        reservation, _ = reserve(len(BODY), payload, CHAT_COMPLETIONS.output_limits, BUDGET)
         decisions[n % concurrency] = await store.admit(
             f"b{n % 64}", f"b{n % 64}", LIMITS, (BUDGET, reservation)
         )

@@ -105,11 +105,9 @@ class Admission:
             return RateLimited("rate limit exceeded; slow down", headers=headers)
         tokens = decision.tokens
         if decision.outcome is Outcome.TOKENS_EXCEEDED and tokens is not None:
-            limit, remaining = tokens.limits.remaining(tokens.used_input, tokens.used_output)
-            return TokenBudgetExceeded(
-                f"token budget exceeded for this window: limit {limit}, remaining {remaining}, this request"
-                f" reserves {tokens.reservation.total} (its body's bytes and its output limit; set"
-                " max_tokens lower or wait for the window to end)",
-                headers=headers,
-            )
+            limits, reserved = tokens.limits, tokens.reservation
+            short = limits.shortfall(tokens.used_input, tokens.used_output, reserved)
+            if short is not None:
+                return TokenBudgetExceeded(short.message(ever=limits.fits(reserved)), headers=headers)
+            return TokenBudgetExceeded("token budget exceeded for this window", headers=headers)
         return QuotaExceeded("request quota exceeded for this window", headers=headers)

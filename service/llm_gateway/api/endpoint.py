@@ -162,9 +162,7 @@ class APIEndpoint:
         tokens, output_limit = None, None
         budget = self._admission.token_limits(tenant) if self._api.usage is not None else None
         if budget is not None:
-            reservation, output_limit = reserve(
-                len(body), request.payload, self._api.output_limits, budget.output_cap
-            )
+            reservation, output_limit = reserve(len(body), request.payload, self._api.output_limits, budget)
             tokens = (budget, reservation)
         decision = await self._admission.admit(tenant, rate_key, request.model, tokens)
         exchange.budget = decision.tokens if decision.counted_in is not None else None
@@ -175,11 +173,12 @@ class APIEndpoint:
             if exchange.status == 0:  # nothing reached the client
                 await self._refund(exchange, decision, refund_for_error(error))
             raise
+        else:
+            if exchange.stream_outcome in FAILED_STREAMS and exchange.first_event_at is None:
+                await self._refund(exchange, decision, "stream_failed")
         finally:
             if exchange.budget is not None and exchange.charged is None:
                 await self._settle_tokens(exchange, decision)
-        if exchange.stream_outcome in FAILED_STREAMS and exchange.first_event_at is None:
-            await self._refund(exchange, decision, "stream_failed")
 
     async def _forward(
         self,
@@ -207,12 +206,7 @@ class APIEndpoint:
                 changed = True
                 self._metrics.count_redactions(found, "request")
         client_wants_usage = True
-        # A budget is settled by the usage a stream reports: it is asked for whatever STREAM_USAGE says.
-        if (
-            request.stream
-            and (self._stream_usage or decision.tokens is not None)
-            and api.ask_for_stream_usage is not None
-        ):
+        if request.stream and self._stream_usage and api.ask_for_stream_usage is not None:
             client_wants_usage = api.ask_for_stream_usage(request.payload)
             changed = changed or not client_wants_usage
         sent = body if not changed else request.dumps(request.payload)
@@ -282,7 +276,7 @@ class APIEndpoint:
                     )
                 finally:
                     exchange.usage = usage.usage
-                    if budget is not None and exchange.stream_outcome != "completed":
+                    if budget is not None and not usage.complete:  # cut, left, or no usage reported
                         exchange.delivered_output = budget.count
                     exchange.response_model = usage.model
                     if sse is not None:
@@ -318,7 +312,8 @@ class APIEndpoint:
         if tokens is None:
             return
         status = exchange.upstream_status
-        generated = status is not None and 200 <= status < 300
+        # No status: the client left while the upstream worked on it (its errors refunded already).
+        generated = status is None or 200 <= status < 300
         charged = charge(tokens.reservation, exchange.usage, exchange.delivered_output, generated=generated)
         exchange.charged = charged
         await self._admission.settle(exchange.tenant or "", decision, refund=False, charged=charged)

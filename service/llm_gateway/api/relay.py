@@ -187,8 +187,9 @@ async def _relay_events(
                 break
             if budget is not None and budget.exhausted:
                 error = TokenBudgetExhausted(
-                    f"this stream reached the {budget.reserved} output tokens its token budget reserved"
-                    " for it; set max_tokens (or the API's output limit) to ask for more",
+                    f"budget_exhausted: this stream reached the {budget.reserved} output tokens its token"
+                    " budget reserved for it (its output limit, or the gateway's cap when it named none),"
+                    " and the upstream went on past it",
                 )
                 outcome = "budget_exhausted"
                 break

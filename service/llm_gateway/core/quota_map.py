@@ -56,6 +56,8 @@ class TokenBudget:
 
 _BUDGET_FIELDS = ("total", "input", "output", "window_secs", "max_output_tokens")
 _BUDGET_MINIMUMS = {"total": 0, "input": 0, "output": 0, "window_secs": 1, "max_output_tokens": 1}
+#: The longest window an entry may name (31 days, as the CRD allows): Redis takes it as an expiry.
+MAX_WINDOW_SECS = 2_678_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +113,9 @@ def decode_entry(raw: bytes | str) -> TenantEntry:
         raise ValueError(f"'rps' must be a number greater than 0, got {rps!r}")
     return TenantEntry(
         requests=_integer(data, "requests", minimum=0, required=True),
-        window_secs=_integer(data, "window_secs", minimum=1),
+        window_secs=_integer(data, "window_secs", minimum=1, maximum=MAX_WINDOW_SECS),
         rps=None if rps is None else float(rps),
-        burst=_integer(data, "burst", minimum=1),
+        burst=_integer(data, "burst", minimum=1, maximum=2**31),
         allowed_models=None if models is None else frozenset(models),
         suspended=suspended,
         tokens=_budget(data.get("tokens")),
@@ -127,7 +129,13 @@ def _budget(data: Any) -> TokenBudget | None:
         raise ValueError(f"'tokens' must be an object, got {data!r}")
     budget = TokenBudget(
         **{
-            name: _integer(data, name, minimum=_BUDGET_MINIMUMS[name], where="tokens.")
+            name: _integer(
+                data,
+                name,
+                minimum=_BUDGET_MINIMUMS[name],
+                maximum=MAX_WINDOW_SECS if name == "window_secs" else 2**48,
+                where="tokens.",
+            )
             for name in _BUDGET_FIELDS
         }
     )
@@ -137,11 +145,19 @@ def _budget(data: Any) -> TokenBudget | None:
 
 
 def _integer(
-    data: dict[str, Any], name: str, *, minimum: int, required: bool = False, where: str = ""
+    data: dict[str, Any],
+    name: str,
+    *,
+    minimum: int,
+    maximum: int = 2**48,
+    required: bool = False,
+    where: str = "",
 ) -> Any:
+    """``data[name]``, an integer from ``minimum`` to ``maximum`` (bounds that keep every count and
+    expiry one a Redis script takes); None when absent and not ``required``."""
     value = data.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"'{where}{name}' must be an integer of at least {minimum}, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ValueError(f"'{where}{name}' must be an integer from {minimum} to {maximum}, got {value!r}")
     return value

@@ -26,6 +26,7 @@ reserved output (:class:`StreamBudget`), for an upstream that ignores the output
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "NO_OUTPUT",
     "OutputLimits",
     "Reservation",
+    "Shortfall",
     "StreamBudget",
     "TokenLimits",
     "charge",
@@ -107,15 +109,51 @@ class TokenLimits:
 
     def admits(self, used_input: int, used_output: int, reservation: Reservation) -> bool:
         """Whether ``reservation`` fits beside ``used_*`` tokens (the admission script's test)."""
-        return (
-            (self.total is None or used_input + used_output + reservation.total <= self.total)
-            and (self.input is None or used_input + reservation.input <= self.input)
-            and (self.output is None or used_output + reservation.output <= self.output)
-        )
+        return self.shortfall(used_input, used_output, reservation) is None
+
+    def shortfall(self, used_input: int, used_output: int, reservation: Reservation) -> Shortfall | None:
+        """The first limit ``reservation`` does not fit beside ``used_*`` tokens, or None."""
+        for kind, limit, used, asked in (
+            ("input + output", self.total, used_input + used_output, reservation.total),
+            ("input", self.input, used_input, reservation.input),
+            ("output", self.output, used_output, reservation.output),
+        ):
+            if limit is not None and used + asked > limit:
+                return Shortfall(kind, limit, max(limit - used, 0), asked)
+        return None
 
     def fits(self, reservation: Reservation) -> bool:
         """Whether ``reservation`` fits in an empty window at all (else no wait makes it fit)."""
         return self.admits(0, 0, reservation)
+
+    def output_room(self, input_tokens: int) -> int | None:
+        """The most output tokens any request with ``input_tokens`` could reserve in an empty window
+        (None: no limit bounds output)."""
+        bounds = [limit for limit in (self.output,) if limit is not None]
+        if self.total is not None:
+            bounds.append(self.total - input_tokens)
+        return min(bounds) if bounds else None
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """Why a reservation does not fit: the ``kind`` of limit (``input + output``, ``input``,
+    ``output``), the ``limit``, the ``room`` left in it, and what the request ``asked`` of it."""
+
+    kind: str
+    limit: int
+    room: int
+    asked: int
+
+    def message(self, *, ever: bool) -> str:
+        """The refusal's message; ``ever``: whether the request could fit in an emptier window."""
+        text = (
+            f"token budget exceeded: this request reserves {self.asked} {self.kind} tokens (its body's"
+            f" bytes and its output limit), and {self.room} of this window's {self.limit} are left"
+        )
+        if ever:
+            return text + "; retry later, or ask for fewer output tokens"
+        return text + f"; it can never fit in {self.limit}: ask for fewer output tokens (max_tokens)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +189,14 @@ NO_OUTPUT = OutputLimits((), None)
 
 
 def reserve(
-    body_bytes: int, payload: dict[str, Any], limits: OutputLimits, output_cap: int
+    body_bytes: int, payload: dict[str, Any], limits: OutputLimits, budget: TokenLimits
 ) -> tuple[Reservation, int | None]:
     """The reservation of a request of ``body_bytes`` bytes whose parsed body is ``payload``, and the
     output limit to write into its ``limits.field`` (None: the request names its own, or has none).
 
-    A value that is not a positive integer counts as not set (the upstream judges the request).
+    A request naming no output limit gets ``budget.output_cap``, lowered to what ``budget`` could
+    ever hold beside its input (so that a budget smaller than the cap still serves it). A value
+    that is not a positive integer counts as not set (the upstream judges the request).
     """
     if limits.field is None:
         return Reservation(body_bytes, 0), None
@@ -170,11 +210,26 @@ def reserve(
         return Reservation(body_bytes, min(max(named) * answers, MAX_TOKENS)), None
     if limits.default is not None:
         return Reservation(body_bytes, min(limits.default * answers, MAX_TOKENS)), None
+    output_cap = min(budget.output_cap, MAX_TOKENS)
+    room = budget.output_room(body_bytes)
+    if room is not None and room >= answers:
+        output_cap = min(output_cap, room // answers)
     return Reservation(body_bytes, min(output_cap * answers, MAX_TOKENS)), output_cap
 
 
 def _positive(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    """``value`` as a count of tokens, read as leniently as an upstream might (``100.0``, ``"100"``:
+    the bound must hold for what the upstream makes of it); None when it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, float):
+        value = math.ceil(value) if math.isfinite(value) else MAX_TOKENS
+    return min(value, MAX_TOKENS) if isinstance(value, int) and value > 0 else None
 
 
 def charge(
@@ -182,11 +237,12 @@ def charge(
 ) -> Reservation:
     """What a settled request costs.
 
-    ``delivered_output`` is set for a stream that did not finish (the gateway stopped it, its client
-    left, its upstream failed): it is charged the output fragments it delivered, and the input the
-    upstream reported early (Anthropic's ``message_start``) or else the reserved input. Otherwise:
-    the ``usage`` the upstream reported; nothing when the upstream did not answer 2xx (``generated``
-    False: it refused, or never answered); the whole reservation for an answer without usage.
+    ``delivered_output`` is set for a stream whose usage did not come whole (the gateway stopped
+    it, its client left, its upstream failed or reports none): it is charged the output fragments
+    it delivered, and the input the upstream reported early (Anthropic's ``message_start``) or else
+    the reserved input. Otherwise: the ``usage`` the upstream reported; nothing when the upstream
+    refused it (``generated`` False); the whole reservation for an answer without usage, or one
+    whose client left before it came (the upstream may have produced it all).
     """
     if delivered_output is not None:
         tokens_in = usage.input_tokens if usage is not None and usage.input_tokens else reservation.input

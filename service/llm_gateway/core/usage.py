@@ -33,11 +33,14 @@ class UsageFields:
     """Where an API's token counts are: ``input`` and ``output`` of the object at ``container`` (a
     path of keys) in a response body or stream event. A count left None is not there: an answer
     counts it 0 (embeddings produce no output tokens), a stream takes it from another event
-    (Anthropic's input count comes in ``message_start``, its output count in ``message_delta``)."""
+    (Anthropic's input count comes in ``message_start``, its output count in ``message_delta``).
+    ``input_extra`` are counts added to the input where present (Anthropic reports the prompt
+    tokens written to and read from its cache apart from ``input_tokens``)."""
 
     input: str | None
     output: str | None
     container: tuple[str, ...] = ("usage",)
+    input_extra: tuple[str, ...] = ()
 
 
 def counts_of(payload: Any, fields: UsageFields) -> tuple[int | None, int | None] | None:
@@ -52,6 +55,8 @@ def counts_of(payload: Any, fields: UsageFields) -> tuple[int | None, int | None
     tokens_out = None if fields.output is None else _count(usage.get(fields.output))
     if (fields.input is not None and tokens_in is None) or (fields.output is not None and tokens_out is None):
         return None
+    if tokens_in is not None:
+        tokens_in += sum(_count(usage.get(name)) or 0 for name in fields.input_extra)
     return tokens_in, tokens_out
 
 
@@ -88,6 +93,7 @@ class StreamUsage:
         "_null",
         "_out",
         "_seen_first",
+        "complete",
         "model",
         "usage",
     )
@@ -105,6 +111,8 @@ class StreamUsage:
         self._null = re.compile(re.escape(self._key) + rb"\s*:\s*null")
         self._seen_first = False
         self.usage: Usage | None = None
+        #: Whether the output count came (the usage is the whole stream's, not only its input's).
+        self.complete = False
         self.model: str | None = None
 
     def process(self, events: list[SSEEvent]) -> list[SSEEvent]:
@@ -137,7 +145,8 @@ class StreamUsage:
             if counts is not None:
                 found = True
                 self._in = self._in if counts[0] is None else counts[0]
-                self._out = self._out if counts[1] is None else counts[1]
+                if counts[1] is not None:
+                    self._out, self.complete = counts[1], True
         return found
 
 

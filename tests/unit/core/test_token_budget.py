@@ -27,7 +27,9 @@ CAP = 4096
         (CHAT_COMPLETIONS, {"max_tokens": 100, "n": 3}, 300, None),
         (CHAT_COMPLETIONS, {}, CAP, CAP),  # none named: the cap, written into the request
         (CHAT_COMPLETIONS, {"n": 2}, 2 * CAP, CAP),
-        (CHAT_COMPLETIONS, {"max_tokens": "100"}, CAP, CAP),  # not an integer: not a limit
+        (CHAT_COMPLETIONS, {"max_tokens": "100"}, 100, None),  # as leniently as an upstream reads it
+        (CHAT_COMPLETIONS, {"max_tokens": 99.2}, 100, None),
+        (CHAT_COMPLETIONS, {"max_tokens": "many"}, CAP, CAP),  # not a number: not a limit
         (CHAT_COMPLETIONS, {"max_tokens": 0}, CAP, CAP),
         (CHAT_COMPLETIONS, {"max_tokens": True}, CAP, CAP),
         (COMPLETIONS, {"prompt": "hi"}, 16, None),  # the API's own default, nothing written
@@ -45,9 +47,26 @@ CAP = 4096
 def test_a_reservation_bounds_input_by_bytes_and_output_by_the_requests_limit(
     api: WireAPI, payload: dict[str, Any], output: int, written: int | None
 ) -> None:
-    reservation, limit = reserve(123, payload, api.output_limits, CAP)
+    reservation, limit = reserve(123, payload, api.output_limits, TokenLimits(10**9, None, None, 60, CAP))
     assert reservation == Reservation(123, output)
     assert limit == written
+
+
+@pytest.mark.parametrize(
+    ("budget", "payload", "output", "written"),
+    [
+        (TokenLimits(2000, None, None, 60, CAP), {}, 1900, 1900),  # the cap, lowered to what could fit
+        (TokenLimits(None, None, 300, 60, CAP), {"n": 2}, 300, 150),  # per answer
+        (TokenLimits(None, 10**6, None, 60, CAP), {}, CAP, CAP),  # nothing bounds output
+        (TokenLimits(50, None, None, 60, CAP), {}, CAP, CAP),  # the body alone does not fit: refused
+        (TokenLimits(2000, None, None, 60, CAP), {"max_tokens": 5000}, 5000, None),  # named: as named
+    ],
+)
+def test_the_cap_of_a_request_naming_no_limit_never_exceeds_what_the_budget_could_hold(
+    budget: TokenLimits, payload: dict[str, Any], output: int, written: int | None
+) -> None:
+    reservation, limit = reserve(100, payload, CHAT_COMPLETIONS.output_limits, budget)
+    assert (reservation.output, limit) == (output, written)
 
 
 @pytest.mark.parametrize(

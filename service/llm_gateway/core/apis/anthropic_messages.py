@@ -93,6 +93,8 @@ def _is_last(event: SSEEvent) -> bool:
 
 
 _CONTENT = ("messages", "*", "content")
+#: Prompt tokens Anthropic counts apart from ``input_tokens``: its input is the sum.
+_CACHED_INPUT = ("cache_creation_input_tokens", "cache_read_input_tokens")
 MESSAGES = WireAPI(
     route="/v1/messages",
     family="anthropic",
@@ -122,9 +124,9 @@ MESSAGES = WireAPI(
         stream=(),
         stream_choice=(),
     ),
-    usage=UsageFields("input_tokens", "output_tokens"),
+    usage=UsageFields("input_tokens", "output_tokens", input_extra=_CACHED_INPUT),
     stream_usage=(
-        UsageFields("input_tokens", None, container=("message", "usage")),
+        UsageFields("input_tokens", None, container=("message", "usage"), input_extra=_CACHED_INPUT),
         UsageFields(None, "output_tokens"),
     ),
     streams=True,

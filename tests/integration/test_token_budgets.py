@@ -390,3 +390,122 @@ def test_no_output_limit_or_usage_a_client_or_upstream_names_can_break_the_store
     samples = scrape(gateway.url)
     assert value(samples, "quota_backend_errors_total") == 0  # Redis took every count as an integer
     assert settled(redis_server, "tenant-n", (2 * PROMPT_TOKENS, 2 * REPLY_WORDS)) == (2, 40)
+
+
+def put_script(mock: ManagedProcess, name: str, spec: dict[str, Any]) -> str:
+    """Register a scripted answer with the mock; the model name that replays it."""
+    httpx.put(f"{mock.url}/_mock/scripts/{name}", content=orjson.dumps(spec)).raise_for_status()
+    return f"mock:script={name}"
+
+
+def test_anthropics_cached_prompt_tokens_are_charged_as_input(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    usage = {"input_tokens": 3, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 200}
+    answer = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-gateway-test",
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {**usage, "output_tokens": 2},
+    }
+    model = put_script(
+        mock,
+        "cached",
+        {"status": 200, "content_type": "application/json", "writes": [orjson.dumps(answer).decode()]},
+    )
+    gateway = gateway_factory(
+        ROUTING_FILE=anthropic_routing(tmp_path, mock.url),
+        ANTHROPIC_API_KEY="sk-ant-gateway-0123456789",
+        DEFAULT_TOKEN_QUOTA="100000",
+        REDIS_URL=redis_server.url,
+        **LOOSE,
+    )
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="tenant-o", max_retries=0)
+    client.messages.create(model=model, max_tokens=10, messages=HI)
+    assert settled(redis_server, "tenant-o", (1203, 2)) == (1203, 2)  # the prompt is the sum of the three
+
+
+def test_a_client_that_leaves_before_a_non_stream_answer_is_charged_its_reservation(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    gateway = gateway_factory(DEFAULT_TOKEN_QUOTA="10000", REDIS_URL=redis_server.url, **LOOSE)
+    request = chat_body(model="mock:latency-ms=2000", max_tokens=50)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway.url + CHAT, json=request, headers={"X-Api-Key": "tenant-p"}, timeout=0.5)
+    # The upstream had the request and may bill all of it: what was reserved stays spent.
+    expected = (len(orjson.dumps(request)), 50)
+    assert settled(redis_server, "tenant-p", expected) == expected
+
+
+def test_a_stream_that_fails_before_its_first_event_costs_nothing(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer
+) -> None:
+    model = put_script(
+        mock,
+        "cut",
+        {"status": 200, "content_type": "text/event-stream", "writes": ['data: {"choices":[{"del']},
+    )
+    gateway = gateway_factory(DEFAULT_TOKEN_QUOTA="10000", REDIS_URL=redis_server.url, **LOOSE)
+    response = post(gateway, "tenant-q", model=model, messages=HI, stream=True, max_tokens=50)
+    assert "stream_truncated" in response.text
+    time.sleep(0.5)
+    assert ledger(redis_server, "tenant-q") == (0, 0)
+    assert redis_server.client().get("quota:{tenant-q}") == b"0"  # and its request unit, as before
+
+
+def test_a_client_that_leaves_after_the_usage_came_is_charged_the_usage(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer
+) -> None:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    words = [{**chunk, "choices": [{"index": 0, "delta": {"content": f"w{i} "}}]} for i in range(5)]
+    usage = {**chunk, "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 3005}}
+    writes = ["".join(f"data: {orjson.dumps(e).decode()}\n\n" for e in [*words, usage])]
+    model = put_script(
+        mock,
+        "reasoned",
+        {
+            "status": 200,
+            "content_type": "text/event-stream",
+            "writes": [*writes, "data: [DONE]\n\n"],
+            "write_delay_ms": 2000,
+        },
+    )
+    gateway = gateway_factory(DEFAULT_TOKEN_QUOTA="100000", REDIS_URL=redis_server.url, **LOOSE)
+    request = chat_body(model=model, stream=True, max_tokens=5000)
+    with httpx.stream(
+        "POST", gateway.url + CHAT, json=request, headers={"X-Api-Key": "tenant-r"}
+    ) as response:
+        for line in response.iter_lines():
+            if "w4 " in line:
+                break  # leaves before [DONE]; the usage (hidden reasoning included) had come
+    assert settled(redis_server, "tenant-r", (4, 3005)) == (4, 3005)
+
+
+def test_with_stream_usage_off_a_stream_is_charged_what_it_delivered(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer
+) -> None:
+    gateway = gateway_factory(
+        DEFAULT_TOKEN_QUOTA="10000", STREAM_USAGE="off", REDIS_URL=redis_server.url, **LOOSE
+    )
+    request = chat_body(stream=True, max_tokens=50)
+    assert post(gateway, "tenant-s", **request).status_code == 200
+    sent = orjson.loads(httpx.get(mock.url + "/_mock/last-request").json()["body"])
+    assert "stream_options" not in sent  # not asked for, as configured
+    expected = (len(orjson.dumps(request)), REPLY_WORDS)
+    assert settled(redis_server, "tenant-s", expected) == expected
+
+
+def test_a_budget_smaller_than_the_cap_still_serves_requests_naming_no_limit(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer
+) -> None:
+    gateway = gateway_factory(DEFAULT_TOKEN_QUOTA="2000", REDIS_URL=redis_server.url, **LOOSE)
+    request = chat_body()
+    answer = post(gateway, "tenant-t", **request)
+    assert answer.status_code == 200  # the 4096 cap would never fit in 2000
+    written = orjson.loads(httpx.get(mock.url + "/_mock/last-request").json()["body"])[
+        "max_completion_tokens"
+    ]
+    assert written == 2000 - len(orjson.dumps(request))

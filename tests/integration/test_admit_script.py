@@ -38,7 +38,7 @@ def test_first_request_sets_count_and_expiry_atomically(redis_server: RedisServe
     outcome, used, left, retry, window_end, *tokens = admit(
         redis_server, "t", "t", quota=5, window_ms=60_000, rps=100, burst=100
     )
-    assert tokens == [0, 0, 0, 0]  # no budget: the token key is not touched
+    assert tokens == [0, 0, 0, 0, 0]  # no budget: the token key is not touched
     assert not redis_server.client().exists("tokens:t")
     assert (outcome, used, left, retry) == (0, 1, 60_000, 0)
     seconds, micros = redis_server.client().time()
@@ -80,22 +80,29 @@ def test_very_high_rates_still_store_a_valid_expiry(redis_server: RedisServer) -
         assert outcome[0] == 0
 
 
-def settle_many(server: RedisServer, *settlements: tuple[str, int, int, int, int]) -> list[int]:
+def settle_many(server: RedisServer, *settlements: tuple[str, int, int, int, int, int]) -> list[int]:
     """Settle several at once: each (tenant, quota window end or 0, token window end or 0, input
-    delta, output delta); the units given back, in order."""
+    delta, output delta, tokens its reservation held); the units given back, in order."""
     keys = [key for tenant, *_ in settlements for key in (f"quota:{tenant}", f"tokens:{tenant}")]
     args = [value for _, *values in settlements for value in values]
     return [int(given) for given in server.client().register_script(SETTLE_SCRIPT)(keys=keys, args=args)]
 
 
 def refund(server: RedisServer, tenant: str, window_end: int) -> int:
-    (given,) = settle_many(server, (tenant, window_end, 0, 0, 0))
+    (given,) = settle_many(server, (tenant, window_end, 0, 0, 0, 0))
     return given
 
 
-def settle(server: RedisServer, tenant: str, window_end: int, delta_in: int, delta_out: int) -> None:
-    """Correct ``tenant``'s tokens by the deltas in the token window ending at ``window_end``."""
-    assert settle_many(server, (tenant, 0, window_end, delta_in, delta_out)) == [0]  # no unit back
+def settle(
+    server: RedisServer, tenant: str, window_end: int, delta_in: int, delta_out: int, held: int = 0
+) -> None:
+    """Correct ``tenant``'s tokens by the deltas in the token window ending at ``window_end``, and
+    release the ``held`` tokens its reservation held."""
+    assert settle_many(server, (tenant, 0, window_end, delta_in, delta_out, held)) == [0]  # no unit back
+
+
+def held(server: RedisServer, tenant: str) -> int:
+    return int(server.client().hget(f"tokens:{tenant}", "held") or 0)
 
 
 def tokens_of(server: RedisServer, tenant: str) -> tuple[int, int]:
@@ -206,12 +213,30 @@ def test_settlements_sent_together_each_apply_to_their_own_tenant_and_window(
     b = admit(redis_server, "y", "y", quota=5, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 30, 30))
     given = settle_many(
         redis_server,
-        ("x", a[4], a[8], -50, -50),  # failed before the client got anything: all of it back
-        ("y", 0, b[8], -20, -10),  # answered: settled to 10 in, 20 out
-        ("z", 12345, 12345, -1, -1),  # no such windows: nothing happens
+        ("x", a[4], a[8], -50, -50, 100),  # failed before the client got anything: all of it back
+        ("y", 0, b[8], -20, -10, 60),  # answered: settled to 10 in, 20 out
+        ("z", 12345, 12345, -1, -1, 2),  # no such windows: nothing happens
     )
     assert given == [1, 0, 0]
     assert (tokens_of(redis_server, "x"), tokens_of(redis_server, "y")) == ((0, 0), (10, 20))
+    assert held(redis_server, "x") == held(redis_server, "y") == 0  # nothing in flight any more
     assert redis_server.client().get("quota:x") == b"0"
     assert redis_server.client().get("quota:y") == b"1"
     assert not redis_server.client().exists("quota:z", "tokens:z")
+
+
+def test_tokens_in_flight_are_held_and_a_refusal_says_how_many(redis_server: RedisServer) -> None:
+    first = admit(
+        redis_server, "h", "h", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 300, 400)
+    )
+    assert first[0] == 0 and held(redis_server, "h") == 700
+    refused = admit(
+        redis_server, "h", "h", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 300, 400)
+    )
+    assert (refused[0], refused[9]) == (3, 700)  # refused while 700 are held by the first
+    settle(redis_server, "h", first[8], -290, -380, held=700)  # it cost 10 in, 20 out
+    assert held(redis_server, "h") == 0
+    again = admit(
+        redis_server, "h", "h", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 300, 400)
+    )
+    assert again[0] == 0  # the room came back

@@ -7,6 +7,7 @@ split limits, Redis down, and the bound across three replicas."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -509,3 +510,23 @@ def test_a_budget_smaller_than_the_cap_still_serves_requests_naming_no_limit(
         "max_completion_tokens"
     ]
     assert written == 2000 - len(orjson.dumps(request))
+
+
+def test_a_refusal_while_tokens_are_held_in_flight_tells_the_sdk_to_retry_soon(
+    gateway_factory: GatewayFactory, redis_server: RedisServer
+) -> None:
+    gateway = gateway_factory(DEFAULT_TOKEN_QUOTA="1000", REDIS_URL=redis_server.url, **LOOSE)
+    slow = threading.Thread(
+        target=post,
+        args=(gateway, "tenant-u"),
+        kwargs={"model": "mock:latency-ms=1500", "messages": HI, "max_tokens": 600},
+    )
+    slow.start()
+    time.sleep(0.5)  # the first holds about 700 of the 1000
+    refused = post(gateway, "tenant-u", model="gpt-4o-mini", messages=HI, max_tokens=600)
+    assert refused.status_code == 429
+    assert (refused.headers["x-should-retry"], refused.headers["retry-after"]) == ("true", "1")
+    # The SDK waits as told and gets in once the first has settled (for 21 tokens).
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="tenant-u", max_retries=2, timeout=30)
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=HI, max_tokens=600).choices
+    slow.join()

@@ -35,12 +35,13 @@ class _Bucket:
 
 
 class _Window:
-    __slots__ = ("ends_at", "input", "output", "used")
+    __slots__ = ("ends_at", "held", "input", "output", "used")
 
     def __init__(self, ends_at: float) -> None:
         self.used = 0  # requests, in a quota window; tokens are counted in their own windows
         self.input = 0
         self.output = 0
+        self.held = 0  # tokens reserved by requests not settled yet
         self.ends_at = ends_at
 
 
@@ -81,17 +82,18 @@ class LocalLimits:
             spent = _current(self._token_windows, tenant, now, budget.window_secs, self._max_entries)
             tokens_reset = spent.ends_at - now
             if not budget.admits(spent.input, spent.output, reserved):
-                state = TokenState(budget, reserved, spent.input, spent.output, tokens_reset)
+                state = TokenState(budget, reserved, spent.input, spent.output, tokens_reset, held=spent.held)
                 return Decision(
                     Outcome.TOKENS_EXCEEDED,
                     limits.quota,
                     limits.quota - window.used,
                     reset,
-                    retry_after_secs=tokens_reset,
+                    retry_after_secs=state.retry_after(),
                     tokens=state,
                 )
             spent.input += reserved.input
             spent.output += reserved.output
+            spent.held += reserved.total
             state = TokenState(
                 budget, reserved, spent.input, spent.output, tokens_reset, window=spent.ends_at
             )
@@ -124,6 +126,7 @@ class LocalLimits:
         ):
             spent.input = max(spent.input + charged.input - tokens.reservation.input, 0)
             spent.output = max(spent.output + charged.output - tokens.reservation.output, 0)
+            spent.held = max(spent.held - tokens.reservation.total, 0)
         return given
 
     def _bucket(self, key: str, limits: Limits) -> _Bucket:

@@ -185,18 +185,24 @@ class RedisStore:
         except _ERRORS as exc:
             self._failed(exc)
             raise BackendUnavailable(str(exc)) from None
-        outcome, used, left_ms, retry_ms, window_end, used_in, used_out, tokens_left_ms, tokens_end = reply
+        outcome, used, left_ms, retry_ms, window_end, used_in, used_out, tokens_left_ms, tokens_end, held = (
+            reply
+        )
         if _OUTCOMES[outcome] is Outcome.RATE_LIMITED:
             return rate_limited(limits, retry_ms / 1000)
         state = None
+        retry_after = retry_ms / 1000
         if tokens is not None and outcome in (0, 3):
-            state = TokenState(*tokens, used_in, used_out, tokens_left_ms / 1000, window=tokens_end)
+            state = TokenState(
+                *tokens, used_in, used_out, tokens_left_ms / 1000, window=tokens_end, held=held
+            )
+            retry_after = state.retry_after() if outcome == 3 else 0.0
         return Decision(
             _OUTCOMES[outcome],
             limits.quota,
             max(limits.quota - used, 0),
             left_ms / 1000,
-            retry_after_secs=retry_ms / 1000,
+            retry_after_secs=retry_after,
             counted_in="redis" if outcome == 0 else None,
             window=window_end,
             tokens=state,
@@ -214,11 +220,12 @@ class RedisStore:
         stay spent).
         """
         tenant_id = self._storage_id(tenant)
-        args: tuple[float, float, int, int] = (decision.window if refund else 0, 0, 0, 0)
+        args: tuple[float, float, int, int, int] = (decision.window if refund else 0, 0, 0, 0, 0)
         tokens = decision.tokens
         if charged is not None and tokens is not None:
             reserved = tokens.reservation
-            args = (args[0], tokens.window, charged.input - reserved.input, charged.output - reserved.output)
+            deltas = (charged.input - reserved.input, charged.output - reserved.output, reserved.total)
+            args = (args[0], tokens.window, *deltas)
         try:  # bounded by the batch's own timeout, which fails every future it holds
             given = await self._settlements.add((quota_key(tenant_id), token_key(tenant_id)), args)
         except _ERRORS as exc:
@@ -309,7 +316,7 @@ class _Settlements:
         self._waiting: list[asyncio.Future[int]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    def add(self, keys: tuple[str, str], args: tuple[float, float, int, int]) -> asyncio.Future[int]:
+    def add(self, keys: tuple[str, str], args: tuple[float, float, int, int, int]) -> asyncio.Future[int]:
         """The future of one settlement's reply: 1 when its unit was given back, else 0."""
         loop = asyncio.get_running_loop()
         if not self._waiting:

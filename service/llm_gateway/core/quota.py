@@ -119,6 +119,9 @@ class Outcome(enum.Enum):
 #: OpenAI and Anthropic SDKs wait out a ``Retry-After`` of up to 60 s); a later end is answered
 #: with ``x-should-retry: false`` so SDKs fail at once instead of sleeping to the window's end.
 QUOTA_RETRY_WITHIN_SECS = 10.0
+#: How soon a token refusal suggests a retry while tokens are held by requests in flight (most
+#: settle for less than they reserved, within the time a request takes).
+HELD_RETRY_SECS = 1.0
 
 #: Where an admitted request was counted, so that a refund goes back to the same place.
 CountedIn = Literal["redis", "local"]
@@ -128,8 +131,9 @@ CountedIn = Literal["redis", "local"]
 class TokenState:
     """A request's place in its tenant's token budget: the ``reservation`` it asked for, the
     ``used_input``/``used_output`` tokens of the window after it (before it, for a refusal),
-    ``reset_secs`` to the window's end, and ``window`` (the window's end on the counting store's
-    clock: what a settlement must match, like :attr:`Decision.window`)."""
+    ``reset_secs`` to the window's end, ``window`` (the window's end on the counting store's
+    clock: what a settlement must match, like :attr:`Decision.window`) and, for a refusal, the
+    tokens ``held`` by requests not settled yet."""
 
     limits: TokenLimits
     reservation: Reservation
@@ -137,6 +141,15 @@ class TokenState:
     used_output: int
     reset_secs: float
     window: float = 0.0
+    held: int = 0
+
+    def retry_after(self) -> float:
+        """When a refused reservation should be tried again: soon (``HELD_RETRY_SECS``) while other
+        requests hold reservations that settling will partly return and it could fit at all, else at
+        the window's end."""
+        if self.held > 0 and self.limits.fits(self.reservation):
+            return min(HELD_RETRY_SECS, self.reset_secs)
+        return self.reset_secs
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """``x-ratelimit-{limit,remaining,reset}-tokens`` as OpenAI sends them (the limit with the
@@ -248,7 +261,8 @@ def format_reset(seconds: float) -> str:
 #: KEYS: quota key, rate key[, token key]. ARGV: quota limit, window ms, GCRA emission interval ms,
 #: burst[, token limits total, input, output (-1: none), token window ms, tokens reserved input,
 #: output]. Returns {outcome, used, window ms left, retry-after ms, window end (ms, Redis clock),
-#: tokens used input, output, token window ms left, token window end}; outcome 0 allowed, 1 rate
+#: tokens used input, output, token window ms left, token window end, tokens held by requests not
+#: settled yet (the ``held`` field: what admissions add and settlements release)}; outcome 0 allowed, 1 rate
 #: limited, 2 quota exceeded, 3 tokens exceeded (the reservation does not fit). A refused request
 #: changes nothing: every check comes before any write, so a rate-limited request costs no quota and
 #: a request refused for either costs no tokens.
@@ -282,14 +296,15 @@ if used >= limit then
 end
 
 local budget = #KEYS == 3
-local t_in, t_out, t_left, t_ttl, t_window, r_in, r_out = 0, 0, 0, 0, 0, 0, 0
+local t_in, t_out, t_held, t_left, t_ttl, t_window, r_in, r_out = 0, 0, 0, 0, 0, 0, 0, 0
 if budget then
   t_window = tonumber(ARGV[8])
   r_in = tonumber(ARGV[9])
   r_out = tonumber(ARGV[10])
-  local counts = redis.call('HMGET', KEYS[3], 'input', 'output')
+  local counts = redis.call('HMGET', KEYS[3], 'input', 'output', 'held')
   t_in = tonumber(counts[1]) or 0
   t_out = tonumber(counts[2]) or 0
+  t_held = tonumber(counts[3]) or 0
   t_ttl = redis.call('PTTL', KEYS[3])
   if t_ttl == -1 then
     redis.call('PEXPIRE', KEYS[3], t_window)
@@ -300,7 +315,7 @@ if budget then
   local total, l_in, l_out = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
   if (total >= 0 and t_in + t_out + r_in + r_out > total) or (l_in >= 0 and t_in + r_in > l_in)
       or (l_out >= 0 and t_out + r_out > l_out) then
-    return {3, used, left, t_left, 0, t_in, t_out, t_left, 0}
+    return {3, used, left, t_left, 0, t_in, t_out, t_left, 0, t_held}
   end
 end
 
@@ -313,11 +328,12 @@ end
 if budget then
   t_in = redis.call('HINCRBY', KEYS[3], 'input', r_in)
   t_out = redis.call('HINCRBY', KEYS[3], 'output', r_out)
+  t_held = redis.call('HINCRBY', KEYS[3], 'held', r_in + r_out)
   if t_ttl < 0 then redis.call('PEXPIRE', KEYS[3], t_window) end
 end
 local t_end = 0
 if budget then t_end = math.floor(now + t_left) end
-return {0, used, left, 0, math.floor(now + left), t_in, t_out, t_left, t_end}
+return {0, used, left, 0, math.floor(now + left), t_in, t_out, t_left, t_end, t_held}
 """
 
 #: How far two readings of one window's end (``TIME`` + ``PTTL``, each to the millisecond) may
@@ -326,7 +342,8 @@ _SAME_WINDOW_MS = 50
 
 #: Settlements, several at once: KEYS: for each, its quota key and its token key. ARGV: for each,
 #: the quota window end the admission returned (0: no unit to give back), the token window end it
-#: returned (0: no tokens to correct), tokens to add to input and to output (negative: given back).
+#: returned (0: no tokens to correct), tokens to add to input and to output (negative: given back),
+#: and the tokens its reservation held (released from ``held``).
 #: Gives each request's unit back to its window and corrects its tokens in theirs, atomically; a
 #: window that has ended (and any later one) is left alone, and no count goes below zero. Returns,
 #: for each, 1 when its unit was given back, else 0.
@@ -339,7 +356,7 @@ local function current(key, window_end)
 end
 local given = {{}}
 for n = 1, #KEYS / 2 do
-  local quota, tokens, a = KEYS[2 * n - 1], KEYS[2 * n], 4 * (n - 1)
+  local quota, tokens, a = KEYS[2 * n - 1], KEYS[2 * n], 5 * (n - 1)
   local unit_window, token_window = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   given[n] = 0
   if unit_window > 0 and current(quota, unit_window)
@@ -348,8 +365,9 @@ for n = 1, #KEYS / 2 do
     given[n] = 1
   end
   if token_window > 0 and current(tokens, token_window) then
-    for i, field in ipairs({{'input', 'output'}}) do
-      if redis.call('HINCRBY', tokens, field, tonumber(ARGV[a + 2 + i])) < 0 then
+    local changes = {{tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), 0 - tonumber(ARGV[a + 5])}}
+    for i, field in ipairs({{'input', 'output', 'held'}}) do
+      if redis.call('HINCRBY', tokens, field, changes[i]) < 0 then
         redis.call('HSET', tokens, field, 0)
       end
     end

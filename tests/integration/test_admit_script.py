@@ -240,3 +240,18 @@ def test_tokens_in_flight_are_held_and_a_refusal_says_how_many(redis_server: Red
         redis_server, "h", "h", quota=100, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 300, 400)
     )
     assert again[0] == 0  # the room came back
+
+
+def test_every_outcome_replies_in_one_shape(redis_server: RedisServer) -> None:
+    replies = [
+        admit(
+            redis_server, "o", "o", quota=1, window_ms=60_000, rps=1, burst=1, tokens=(*BUDGET, 10, 10)
+        ),  # 0
+        admit(redis_server, "o", "o", quota=1, window_ms=60_000, rps=1, burst=1),  # 1: rate limited
+        admit(redis_server, "o2", "o2", quota=0, window_ms=60_000, rps=100, burst=100),  # 2: quota
+        admit(
+            redis_server, "o3", "o3", quota=5, window_ms=60_000, rps=100, burst=100, tokens=(*BUDGET, 999, 9)
+        ),  # 3
+    ]
+    assert [reply[0] for reply in replies] == [0, 1, 2, 3]
+    assert {len(reply) for reply in replies} == {10}  # what RedisStore.admit unpacks

@@ -289,10 +289,10 @@ if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - interval * burst
 if now < allow_at then
-  return {1, used, left, math.ceil(allow_at - now), 0, 0, 0, 0, 0}
+  return {1, used, left, math.ceil(allow_at - now), 0, 0, 0, 0, 0, 0}
 end
 if used >= limit then
-  return {2, used, left, left, 0, 0, 0, 0, 0}
+  return {2, used, left, left, 0, 0, 0, 0, 0, 0}
 end
 
 local budget = #KEYS == 3

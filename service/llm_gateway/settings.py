@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     default_max_output_tokens: int = Field(
         4096,
         ge=1,
-        description="Output tokens a request that names no output limit reserves from a token budget; the "
-        "gateway sets that limit in the request it forwards.",
+        description="Output tokens a request that names no output limit reserves from a token budget "
+        "(lowered to what the budget could hold beside its input); the gateway sets that limit in the "
+        "request it forwards.",
     )
     allow_anonymous: bool = Field(
         True, description="Admit requests without an API key as tenant `anonymous` (else 401)."

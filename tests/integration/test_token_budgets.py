@@ -54,6 +54,18 @@ def settled(redis_server: RedisServer, tenant: str, expected: tuple[int, int]) -
     return seen
 
 
+def anthropic_gateway(
+    gateway_factory: GatewayFactory, mock: ManagedProcess, tmp_path: Path, **env: str
+) -> ManagedProcess:
+    """A gateway that routes ``claude-*`` and ``mock:*`` to the mock as an Anthropic upstream."""
+    return gateway_factory(
+        ROUTING_FILE=anthropic_routing(tmp_path, mock.url),
+        ANTHROPIC_API_KEY="sk-ant-gateway-0123456789",
+        **LOOSE,
+        **env,
+    )
+
+
 def post(gateway: ManagedProcess, key: str, **request: Any) -> httpx.Response:
     return httpx.post(
         gateway.url + CHAT, json=request, headers={"Authorization": f"Bearer {key}"}, timeout=30
@@ -219,12 +231,8 @@ def test_a_client_that_leaves_mid_stream_is_charged_what_it_was_sent(
 def test_an_anthropic_stream_is_cut_with_an_error_event_the_sdk_raises(
     gateway_factory: GatewayFactory, mock: ManagedProcess, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    gateway = gateway_factory(
-        ROUTING_FILE=anthropic_routing(tmp_path, mock.url),
-        ANTHROPIC_API_KEY="sk-ant-gateway-0123456789",
-        DEFAULT_TOKEN_QUOTA="10000",
-        REDIS_URL=redis_server.url,
-        **LOOSE,
+    gateway = anthropic_gateway(
+        gateway_factory, mock, tmp_path, DEFAULT_TOKEN_QUOTA="10000", REDIS_URL=redis_server.url
     )
     client = anthropic.Anthropic(base_url=gateway.url, api_key="tenant-i", max_retries=0)
     admitted = client.messages.with_raw_response.create(
@@ -417,12 +425,8 @@ def test_anthropics_cached_prompt_tokens_are_charged_as_input(
         "cached",
         {"status": 200, "content_type": "application/json", "writes": [orjson.dumps(answer).decode()]},
     )
-    gateway = gateway_factory(
-        ROUTING_FILE=anthropic_routing(tmp_path, mock.url),
-        ANTHROPIC_API_KEY="sk-ant-gateway-0123456789",
-        DEFAULT_TOKEN_QUOTA="100000",
-        REDIS_URL=redis_server.url,
-        **LOOSE,
+    gateway = anthropic_gateway(
+        gateway_factory, mock, tmp_path, DEFAULT_TOKEN_QUOTA="100000", REDIS_URL=redis_server.url
     )
     client = anthropic.Anthropic(base_url=gateway.url, api_key="tenant-o", max_retries=0)
     client.messages.create(model=model, max_tokens=10, messages=HI)

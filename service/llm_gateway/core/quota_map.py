@@ -58,6 +58,9 @@ _BUDGET_FIELDS = ("total", "input", "output", "window_secs", "max_output_tokens"
 _BUDGET_MINIMUMS = {"total": 0, "input": 0, "output": 0, "window_secs": 1, "max_output_tokens": 1}
 #: The longest window an entry may name (31 days, as the CRD allows): Redis takes it as an expiry.
 MAX_WINDOW_SECS = 2_678_400
+#: The largest count an entry may name: one Redis and Lua both hold exactly (as
+#: ``llm_gateway.core.token_budget.MAX_TOKENS``, which this contract module does not import).
+_MAX_COUNT = 2**48
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ def _budget(data: Any) -> TokenBudget | None:
                 data,
                 name,
                 minimum=_BUDGET_MINIMUMS[name],
-                maximum=MAX_WINDOW_SECS if name == "window_secs" else 2**48,
+                maximum=MAX_WINDOW_SECS if name == "window_secs" else _MAX_COUNT,
                 where="tokens.",
             )
             for name in _BUDGET_FIELDS
@@ -149,7 +152,7 @@ def _integer(
     name: str,
     *,
     minimum: int,
-    maximum: int = 2**48,
+    maximum: int = _MAX_COUNT,
     required: bool = False,
     where: str = "",
 ) -> Any:

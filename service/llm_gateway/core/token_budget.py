@@ -95,17 +95,10 @@ class TokenLimits:
     def remaining(self, used_input: int, used_output: int) -> tuple[int, int]:
         """``(limit, remaining)`` of the limit with the least room left after ``used_*`` tokens (what
         the ``x-ratelimit-*-tokens`` headers report)."""
-        candidates = [
-            (limit, limit - used)
-            for limit, used in (
-                (self.total, used_input + used_output),
-                (self.input, used_input),
-                (self.output, used_output),
-            )
-            if limit is not None
-        ]
-        limit, left = min(candidates, key=lambda pair: pair[1])
-        return limit, max(left, 0)
+        _, limit, used, _ = min(
+            self._limits(used_input, used_output, _NOTHING), key=lambda each: each[1] - each[2]
+        )
+        return limit, max(limit - used, 0)
 
     def admits(self, used_input: int, used_output: int, reservation: Reservation) -> bool:
         """Whether ``reservation`` fits beside ``used_*`` tokens (the admission script's test)."""
@@ -113,14 +106,24 @@ class TokenLimits:
 
     def shortfall(self, used_input: int, used_output: int, reservation: Reservation) -> Shortfall | None:
         """The first limit ``reservation`` does not fit beside ``used_*`` tokens, or None."""
-        for kind, limit, used, asked in (
-            ("input + output", self.total, used_input + used_output, reservation.total),
-            ("input", self.input, used_input, reservation.input),
-            ("output", self.output, used_output, reservation.output),
-        ):
-            if limit is not None and used + asked > limit:
+        for kind, limit, used, asked in self._limits(used_input, used_output, reservation):
+            if used + asked > limit:
                 return Shortfall(kind, limit, max(limit - used, 0), asked)
         return None
+
+    def _limits(
+        self, used_input: int, used_output: int, reservation: Reservation
+    ) -> list[tuple[str, int, int, int]]:
+        """``(kind, limit, used, asked)`` of each limit that applies, in the order they are checked."""
+        return [
+            (kind, limit, used, asked)
+            for kind, limit, used, asked in (
+                ("input + output", self.total, used_input + used_output, reservation.total),
+                ("input", self.input, used_input, reservation.input),
+                ("output", self.output, used_output, reservation.output),
+            )
+            if limit is not None
+        ]
 
     def fits(self, reservation: Reservation) -> bool:
         """Whether ``reservation`` fits in an empty window at all (else no wait makes it fit)."""
@@ -335,3 +338,6 @@ def _texts(node: Any, tree: _Tree) -> int:
         else:
             count += _texts(value, below)
     return count
+
+
+_NOTHING = Reservation(0, 0)

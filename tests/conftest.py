@@ -98,3 +98,12 @@ def otlp_receiver() -> Iterator[OTLPReceiver]:
     receiver = OTLPReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for the two stores: a real redis-server, or the in-process default."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return {"REDIS_URL": server.url}
+    return {}

@@ -8,7 +8,6 @@ from collections import Counter
 
 import httpx
 import orjson
-import pytest
 
 from llm_gateway.core.quota import quota_key
 from tests.conftest import GatewayFactory
@@ -26,15 +25,6 @@ def send(gateway: ManagedProcess, key: str | None, **headers: str) -> httpx.Resp
 
 def statuses(gateway: ManagedProcess, key: str, count: int) -> list[int]:
     return [send(gateway, key).status_code for _ in range(count)]
-
-
-@pytest.fixture(params=["redis", "embedded"])
-def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Settings for the two stores: a real redis-server, or the in-process default."""
-    if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        return {"REDIS_URL": server.url}
-    return {}
 
 
 def test_quota_rolls_over_from_200_to_429(gateway_factory: GatewayFactory, store_env: dict[str, str]) -> None:

@@ -72,18 +72,10 @@ def post(gateway: ManagedProcess, key: str, **request: Any) -> httpx.Response:
     )
 
 
-@pytest.fixture(params=["redis", "embedded"])
-def store(request: pytest.FixtureRequest) -> dict[str, str]:
-    if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        return {"REDIS_URL": server.url}
-    return {}
-
-
 def test_an_answer_is_charged_its_reported_usage_and_the_headers_say_what_is_left(
-    gateway_factory: GatewayFactory, store: dict[str, str]
+    gateway_factory: GatewayFactory, store_env: dict[str, str]
 ) -> None:
-    gateway = gateway_factory(DEFAULT_TOKEN_QUOTA="1000", **LOOSE, **store)
+    gateway = gateway_factory(DEFAULT_TOKEN_QUOTA="1000", **LOOSE, **store_env)
     client = sdk(gateway, "tenant-a")
     first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HI, max_tokens=100)
     reserved = body_bytes(messages=HI, model="gpt-4o-mini", max_tokens=100) + 100

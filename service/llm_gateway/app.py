@@ -42,6 +42,7 @@ from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.adapters.upstream_probe import UpstreamProbe
 from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
+from llm_gateway.api.authorization import Authorization
 from llm_gateway.api.endpoint import APIEndpoint
 from llm_gateway.api.failover import Failover
 from llm_gateway.api.health import Check, health_router
@@ -144,6 +145,11 @@ def create_app(settings: Settings) -> ASGIApp:
         max_output_tokens=settings.default_max_output_tokens,
     )
     tenant_hash_key = _secret_bytes(settings.tenant_hash_key)
+    authorization = Authorization(
+        settings.policies,
+        default_allow=settings.policy_default == "allow",
+        pseudonym=storage_id(settings.privacy_mode, tenant_hash_key),
+    )
     key_hash_secret = _secret_bytes(settings.key_hash_secret)
     key_ring = KeyRing(key_hash_secret) if settings.auth_mode == "keys" and key_hash_secret else None
     store = (
@@ -154,6 +160,7 @@ def create_app(settings: Settings) -> ASGIApp:
             on_error=metrics.quota_backend_errors.inc,
             storage_id=storage_id(settings.privacy_mode, tenant_hash_key),
             key_ring=key_ring,
+            on_policies=authorization.replace_published,
             cluster=settings.redis_cluster,
         )
         if settings.redis_url
@@ -234,6 +241,7 @@ def create_app(settings: Settings) -> ASGIApp:
     limit = ConcurrencyLimit(settings.max_concurrency)
     buffered_bodies = ConcurrencyLimit(settings.max_buffered_body_bytes)
     redactor = _redactor(settings)
+    pii_detector = redactor or _pii_detector(settings)
     stream_timings = StreamTimings(
         keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
     )
@@ -246,6 +254,7 @@ def create_app(settings: Settings) -> ASGIApp:
             buffered_bodies=buffered_bodies,
             telemetry=telemetry,
             admission=admission,
+            authorization=authorization,
             identify=identify,
             max_body_bytes=settings.max_body_bytes,
             max_json_depth=settings.max_json_depth,
@@ -255,6 +264,7 @@ def create_app(settings: Settings) -> ASGIApp:
             stream_timings=stream_timings,
             stream_usage=settings.stream_usage,
             redactor=redactor,
+            pii_detector=pii_detector,
         )
         for api in APIS
     }
@@ -263,6 +273,8 @@ def create_app(settings: Settings) -> ASGIApp:
         telemetry=telemetry,
         identify=identify,
         policy=policy,
+        authorization=authorization,
+        router=upstreams,
         first_byte_timeout=settings.timeout_secs,
         idle_timeout=settings.stream_idle_timeout_secs,
         upstream_secret=api_key,
@@ -324,6 +336,11 @@ def _redactor(settings: Settings) -> Redactor | None:
     return Redactor(
         Replacer(settings.redact_mode, key), settings.redact_entities, settings.redact_phone_regions
     )
+
+
+def _pii_detector(settings: Settings) -> Redactor:
+    """What finds the PII a tenant policy reads (``context.pii``) while redaction is off."""
+    return Redactor(Replacer("mask"), settings.redact_entities, settings.redact_phone_regions)
 
 
 #: Response headers a browser client may read (with CORS on): what SDKs act on and what ids a request.

@@ -7,7 +7,8 @@ exceptions into it and the edge renders it once with :func:`error_body`::
     ├── InvalidRequest                400     invalid_request_error  (per case)
     ├── Unauthorized                  401     authentication_error   (per case)
     ├── Forbidden                     403     permission_error       (per case: tenant_suspended,
-    │                                                                 model_not_allowed)
+    │   │                                                             model_not_allowed)
+    │   └── PolicyDenied              403     permission_error       policy_denied
     ├── NotFound                      404     invalid_request_error  not_found
     ├── MethodNotAllowed              405     invalid_request_error  method_not_allowed
     ├── RequestTimeout                408     invalid_request_error  request_timeout
@@ -44,6 +45,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "PolicyDenied",
     "QuotaBackendUnavailable",
     "QuotaExceeded",
     "RateLimited",
@@ -90,6 +92,12 @@ class Unauthorized(GatewayError):
 
 class Forbidden(GatewayError):
     status, type, code = 403, "permission_error", "forbidden"
+
+
+class PolicyDenied(Forbidden):
+    """A tenant policy (Cedar) denied the request; the message names the policies, never their text."""
+
+    code = "policy_denied"
 
 
 class NotFound(GatewayError):

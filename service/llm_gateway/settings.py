@@ -22,10 +22,12 @@ from yarl import URL
 from llm_gateway.core.breaker import BreakerPolicy
 from llm_gateway.core.client_ip import parse_networks
 from llm_gateway.core.config_values import parse_listen_addr, parse_tenant_quotas, split_list
+from llm_gateway.core.policy.documents import PolicyDocument
 from llm_gateway.core.privacy import PrivacyMode
 from llm_gateway.core.quota import FailureMode
 from llm_gateway.core.redaction import DEFAULT_PHONE_REGIONS, Entity, Mode
 from llm_gateway.core.retries import DEFAULT_BREAKER_STATUSES, DEFAULT_RETRY_STATUSES, RetryPolicy
+from llm_gateway.policy_files import load_policy_documents
 from llm_gateway.routing_config import RoutingConfig, load_routing
 from llm_gateway.telemetry.labels import TenantLabelMode
 
@@ -62,6 +64,16 @@ class Settings(BaseSettings):
         None,
         description="YAML file declaring more upstreams (OpenAI, Azure OpenAI, Anthropic, OpenAI-compatible) "
         "and the models routed to them; unset: every model goes to `OPENAI_BASE_URL`. See Routing.",
+    )
+    policy_path: Path | None = Field(
+        None,
+        description="Cedar policy file, or a directory of `*.cedar` files, applied beside the TenantPolicies "
+        "the operator publishes; validated at start-up. See Tenant policies.",
+    )
+    policy_default: Literal["allow", "deny"] = Field(
+        "allow",
+        description="The decision when no policy forbids and none permits: `allow` (policies are forbids "
+        "on top of today's behaviour) or `deny` (Cedar's default: only what a policy permits).",
     )
     rps: float = Field(5, gt=0, description="Sustained requests per second per rate-limit key.")
     burst: int = Field(10, ge=1, description="Requests a rate-limit key may send at once.")
@@ -479,6 +491,23 @@ class Settings(BaseSettings):
                 lines = str(exc).splitlines()
                 raise ValueError("\n".join(f"ROUTING_FILE: {line}" for line in lines)) from None
         return self
+
+    _policies: tuple[PolicyDocument, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _load_policies(self) -> Settings:
+        if self.policy_path is not None:
+            try:
+                self._policies = load_policy_documents(self.policy_path)
+            except ValueError as exc:
+                lines = str(exc).splitlines()
+                raise ValueError("\n".join(f"POLICY_PATH: {line}" for line in lines)) from None
+        return self
+
+    @property
+    def policies(self) -> tuple[PolicyDocument, ...]:
+        """The validated documents of ``POLICY_PATH`` (none when it is unset)."""
+        return self._policies
 
     @property
     def routing(self) -> RoutingConfig:

@@ -46,6 +46,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from llm_gateway.adapters.redis_cluster import ClusterClient, ClusterScript
 from llm_gateway.adapters.redis_script import ScriptConnection, ScriptRunner
 from llm_gateway.core.api_keys import KEYS_KEY, KeyRing
+from llm_gateway.core.policy.published import POLICY_MAP_KEY
 from llm_gateway.core.quota import (
     ADMIT_SCRIPT,
     SETTLE_SCRIPT,
@@ -92,7 +93,9 @@ class RedisStore:
 
     ``storage_id`` turns tenant ids and rate-limit keys into what Redis key names and log lines
     carry (see :func:`llm_gateway.core.privacy.storage_id`). With a ``key_ring``, the key map is
-    reloaded together with the quota map. With ``cluster``, ``url`` names one node of a Redis
+    reloaded together with the quota map; with ``on_policies``, so are the published tenant policies
+    (the ``policy_map`` hash, see :mod:`llm_gateway.core.policy.published`), handed to it whole
+    after each reload. With ``cluster``, ``url`` names one node of a Redis
     Cluster.
     """
 
@@ -109,6 +112,7 @@ class RedisStore:
         on_error: Callable[[], None],
         storage_id: Callable[[str], str],
         key_ring: KeyRing | None = None,
+        on_policies: Callable[[dict[str, bytes]], None] | None = None,
         max_connections: int = 32,
         cluster: bool = False,
     ) -> None:
@@ -138,6 +142,7 @@ class RedisStore:
         self._on_error = on_error
         self._storage_id = storage_id
         self._key_ring = key_ring
+        self._on_policies = on_policies
         self._id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
         self._revision: bytes | None = None
@@ -271,6 +276,9 @@ class RedisStore:
         keys = []
         if self._key_ring is not None:
             keys.append(cast(dict[bytes, bytes], await self._client.hgetall(KEYS_KEY)))
+        policies = None
+        if self._on_policies is not None:
+            policies = cast(dict[bytes, bytes], await self._client.hgetall(POLICY_MAP_KEY))
         entries: dict[str, TenantEntry] = {}
         bad: dict[str, str] = {}
         for field, value in raw.items():
@@ -292,6 +300,8 @@ class RedisStore:
                 log.warning("live map entry %r ignored: %s", tenant, problem)
             self._bad_entries = bad
         self._policy.replace_live_map(entries)
+        if self._on_policies is not None and policies is not None:
+            self._on_policies({field.decode("utf-8", "replace"): value for field, value in policies.items()})
 
     def _failed(self, exc: BaseException) -> None:
         self._on_error()

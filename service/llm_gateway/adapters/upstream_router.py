@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from llm_gateway.adapters.upstream import Upstream
 from llm_gateway.core.balancer import Balancer, DeploymentState
+from llm_gateway.core.policy.facts import ModelFacts
 from llm_gateway.core.routing import FAMILIES, ApiFamily, RoutingTable
 
 __all__ = ["UpstreamRouter"]
@@ -37,6 +38,16 @@ class UpstreamRouter:
             speaking = tuple(d for d in deployments if FAMILIES[self._upstreams[d.upstream].kind] == family)
             group = self._groups[key] = self.balancer.group(speaking)
         return group
+
+    def describe(self, model: str, family: ApiFamily | None = None) -> ModelFacts:
+        """``model`` as tenant policies see it: in every upstream that may serve it in ``family`` (None:
+        in any family; its family is then its first deployment's)."""
+        kinds = {d.upstream: self._upstreams[d.upstream].kind for d in self.table.route(model)}
+        if family is not None:
+            kinds = {name: kind for name, kind in kinds.items() if FAMILIES[kind] == family}
+        else:
+            family = FAMILIES[next(iter(kinds.values()))]
+        return ModelFacts(model, family, tuple(kinds), frozenset(kinds.values()))
 
     def upstream(self, name: str) -> Upstream:
         return self._upstreams[name]

@@ -14,6 +14,7 @@ import contextlib
 
 from llm_gateway.adapters.local_limits import LocalLimits
 from llm_gateway.adapters.redis_store import BackendUnavailable, RedisStore
+from llm_gateway.core.policy.facts import TenantFacts
 from llm_gateway.core.quota import Decision, FailureMode, Outcome
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.core.token_budget import Reservation, TokenLimits
@@ -45,6 +46,10 @@ class Admission:
         self._store = store
         self._failure_mode = failure_mode
         self._configured_replicas = configured_replicas
+
+    def tenant_facts(self, tenant: str) -> TenantFacts:
+        """``tenant`` as tenant policies see it (see :meth:`QuotaPolicy.tenant_facts`)."""
+        return self._policy.tenant_facts(tenant)
 
     def token_limits(self, tenant: str) -> TokenLimits | None:
         """``tenant``'s token budget, None when it has none."""

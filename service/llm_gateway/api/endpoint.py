@@ -3,7 +3,8 @@
 Plain ASGI (routed in front of the FastAPI app) because FastAPI's request handling costs more than
 the whole proxy. Per request: shed load beyond ``MAX_CONCURRENCY``, read and validate what the
 gateway needs, identify the tenant, route the model to its upstream (see
-:mod:`llm_gateway.core.routing`), admit against quota, rate limit and token budget (reserving an
+:mod:`llm_gateway.core.routing`), decide it against the tenant policies (see
+:mod:`llm_gateway.api.authorization`), admit against quota, rate limit and token budget (reserving an
 upper bound of the request's tokens, see :mod:`llm_gateway.core.token_budget`), redact PII from the
 model text, forward the body (as sent when nothing was redacted, but for a renamed model or an
 output limit the budget set), relay JSON or SSE back, redacted, with the ``x-ratelimit-*`` headers,
@@ -14,6 +15,8 @@ keeps it so).
 
 from __future__ import annotations
 
+import copy
+import time
 from collections import Counter
 from typing import Any
 
@@ -23,6 +26,7 @@ from llm_gateway.adapters.upstream import UpstreamResponse
 from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.admission import Admission
 from llm_gateway.api.asgi_io import Receive, Scope, Send, send_error
+from llm_gateway.api.authorization import Authorization
 from llm_gateway.api.disconnect import CancelOnDisconnect
 from llm_gateway.api.failover import Attempt, Failover, UpstreamCall
 from llm_gateway.api.identity import Identify
@@ -34,6 +38,7 @@ from llm_gateway.core.apis import WireAPI
 from llm_gateway.core.balancer import DeploymentState
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.headers import forwarded_headers
+from llm_gateway.core.policy.facts import RequestContext, network_class
 from llm_gateway.core.quota import Decision
 from llm_gateway.core.redaction import Entity, Redactor, redact_request, redact_response
 from llm_gateway.core.refunds import RefundReason, refund_for_error, refund_for_status
@@ -56,6 +61,7 @@ UPSTREAM_REFUSALS = frozenset({429, 503})
 class APIEndpoint:
     """The endpoint of one wire API; one instance per API, holding no per-request state.
 
+    ``pii_detector`` finds the PII a tenant policy reads when ``redactor`` is None (redaction off).
     With ``stream_usage``, streamed requests of an API that reports stream usage only when asked
     ask for it (see :mod:`llm_gateway.core.usage`) so that they are metered like the others.
     """
@@ -70,6 +76,7 @@ class APIEndpoint:
         buffered_bodies: ConcurrencyLimit,
         telemetry: Telemetry,
         admission: Admission,
+        authorization: Authorization,
         identify: Identify,
         max_body_bytes: int,
         max_json_depth: int,
@@ -79,6 +86,7 @@ class APIEndpoint:
         stream_timings: StreamTimings,
         stream_usage: bool,
         redactor: Redactor | None,
+        pii_detector: Redactor,
     ) -> None:
         self._api = api
         self._upstreams = upstreams
@@ -88,6 +96,7 @@ class APIEndpoint:
         self._telemetry = telemetry
         self._metrics = telemetry.metrics
         self._admission = admission
+        self._authorization = authorization
         self._identify = identify
         self._max_body_bytes = max_body_bytes
         self._max_json_depth = max_json_depth
@@ -97,6 +106,7 @@ class APIEndpoint:
         self._timings = stream_timings
         self._stream_usage = stream_usage
         self._redactor = redactor
+        self._pii_detector = pii_detector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         api = self._api
@@ -159,6 +169,9 @@ class APIEndpoint:
                 f"model '{request.model}' is served by an upstream that does not speak {self._api.route}",
                 code="model_not_supported_here",
             )
+        redacted = (
+            await self._authorize(scope, request, len(body), tenant) if self._authorization.active else None
+        )
         tokens, output_limit = None, None
         budget = self._admission.token_limits(tenant) if self._api.usage is not None else None
         if budget is not None:
@@ -168,7 +181,9 @@ class APIEndpoint:
         exchange.budget = decision.tokens if decision.counted_in is not None else None
         exchange.limit_headers = self._api.limit_headers(decision.headers())
         try:
-            await self._forward(scope, receive, exchange, request, body, decision, group, output_limit)
+            await self._forward(
+                scope, receive, exchange, request, body, decision, group, output_limit, redacted
+            )
         except GatewayError as error:
             if exchange.status == 0:  # nothing reached the client
                 await self._refund(exchange, decision, refund_for_error(error))
@@ -190,21 +205,19 @@ class APIEndpoint:
         decision: Decision,
         group: list[DeploymentState],
         output_limit: int | None,
+        redacted: bool | None,
     ) -> None:
-        """Redact the request, set the ``output_limit`` its token budget reserved (when it named
-        none), send it to a deployment of its model (retrying and falling back, see
-        :mod:`llm_gateway.api.failover`) under the model name it knows, relay the answer."""
+        """Redact the request (unless ``redacted`` says whether that changed it already), set the
+        ``output_limit`` its token budget reserved (when it named none), send it to a deployment of
+        its model (retrying and falling back, see :mod:`llm_gateway.api.failover`) under the model
+        name it knows, relay the answer."""
         api = self._api
-        changed = False
+        changed = bool(redacted)
         if output_limit is not None and api.output_limits.field is not None:
             request.payload[api.output_limits.field] = output_limit
             changed = True
-        redactor = self._redactor
-        if redactor is not None:
-            found: Counter[Entity] = Counter()
-            if await off_the_loop(len(body), redact_request, request.payload, redactor, found, api.locations):
-                changed = True
-                self._metrics.count_redactions(found, "request")
+        if self._redactor is not None and redacted is None:
+            changed = await self._redact(request, len(body)) or changed
         client_wants_usage = True
         if request.stream and self._stream_usage and api.ask_for_stream_usage is not None:
             client_wants_usage = api.ask_for_stream_usage(request.payload)
@@ -237,6 +250,57 @@ class APIEndpoint:
             finally:
                 failed = exchange.stream_outcome in FAILED_STREAMS
                 self._failover.finish(attempt, failed=failed, tenant=exchange.tenant)
+
+    async def _authorize(
+        self, scope: Scope, request: APIRequest, body_bytes: int, tenant: str
+    ) -> bool | None:
+        """Decide the request against the tenant policies (:class:`PolicyDenied` when they deny it).
+
+        When the decision reads the PII in the request, the redaction that finds it runs first (on a
+        copy when redaction is off): whether it changed the request, for :meth:`_forward`; else None.
+        """
+        api, authorization = self._api, self._authorization
+        principal = self._admission.tenant_facts(tenant)
+        resource = self._upstreams.describe(request.model, api.family)
+        found: Counter[Entity] = Counter()
+        redacted = None
+        if "pii" in authorization.authorizer.reads(principal, api.action, resource):
+            redacted = await self._redact(request, body_bytes, found)
+
+        def pii() -> list[str]:  # the policies changed meanwhile and read it now: found inline
+            nonlocal redacted
+            if redacted is None:
+                redacted = self._find_pii(request, found)
+            return [entity.value for entity in found]
+
+        context = RequestContext(
+            request.payload,
+            body_bytes,
+            request.stream,
+            api.output_limits,
+            pii,
+            time.gmtime().tm_hour,
+            network_class(self._identify.client_address(scope)),
+        )
+        authorization.check(principal, api.action, resource, context)
+        return redacted if self._redactor is not None else None
+
+    async def _redact(
+        self, request: APIRequest, body_bytes: int, found: Counter[Entity] | None = None
+    ) -> bool:
+        """Find the PII in the request's model text (into ``found``); with redaction on, redact it in
+        place and count it: True when that changed the request."""
+        found = Counter() if found is None else found
+        changed = await off_the_loop(body_bytes, self._find_pii, request, found)
+        if self._redactor is not None:
+            self._metrics.count_redactions(found, "request")
+        return changed
+
+    def _find_pii(self, request: APIRequest, found: Counter[Entity]) -> bool:
+        if self._redactor is not None:
+            return redact_request(request.payload, self._redactor, found, self._api.locations)
+        redact_request(copy.deepcopy(request.payload), self._pii_detector, found, self._api.locations)
+        return False
 
     async def _relay(
         self,

@@ -39,7 +39,11 @@ class Identify:
         tenant = tenant_of(api_key, allow_anonymous=self._allow_anonymous)
         if api_key:
             return tenant, tenant
+        return tenant, f"{self.client_address(scope)}:{scope['path']}"
+
+    def client_address(self, scope: Scope) -> str | None:
+        """The client's address: the peer, or what ``X-Forwarded-For`` says when the peer is a
+        trusted proxy (see :func:`llm_gateway.core.client_ip.client_ip`)."""
         peer = scope["client"][0] if scope.get("client") else None
         forwarded = header(scope, b"x-forwarded-for")
-        address = client_ip(peer, forwarded.decode("latin-1") if forwarded else None, self._trusted_proxies)
-        return tenant, f"{address}:{scope['path']}"
+        return client_ip(peer, forwarded.decode("latin-1") if forwarded else None, self._trusted_proxies)

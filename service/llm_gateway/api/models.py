@@ -3,13 +3,16 @@
 A tenant sees only what it may use: a suspended tenant gets 403 (as on chat), and a tenant whose
 live-map entry lists ``allowedModels`` gets the upstream's list filtered to those, and 404
 ``model_not_found`` (the OpenAI answer) for any other model it asks about, without an upstream call.
-Nothing is counted against the tenant's quota. Models the routing table names exactly (see
+Tenant policies apply as to chat, with the action ``models``: a model they deny is left out of the
+list and answers 404 like one not allowed (see :mod:`llm_gateway.api.authorization`). Nothing is
+counted against the tenant's quota. Models the routing table names exactly (see
 :mod:`llm_gateway.core.routing`) are listed beside the default upstream's, ``owned_by`` their
 upstream, and retrieved without an upstream call (their upstreams may have no model endpoints).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -17,12 +20,16 @@ from urllib.parse import quote
 import orjson
 
 from llm_gateway.adapters.upstream import Upstream
+from llm_gateway.adapters.upstream_router import UpstreamRouter
 from llm_gateway.api.asgi_io import JSON_HEADERS, Receive, Scope, Send, send_error, send_response
+from llm_gateway.api.authorization import Authorization
 from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import open_upstream, relay_buffered
 from llm_gateway.core.api_request import is_model_name
 from llm_gateway.core.headers import forwarded_headers
+from llm_gateway.core.policy.facts import RequestContext, network_class
 from llm_gateway.core.quota_policy import QuotaPolicy
+from llm_gateway.core.token_budget import NO_OUTPUT
 from llm_gateway.errors import GatewayError, MethodNotAllowed, NotFound
 from llm_gateway.telemetry.exchange import Exchange
 from llm_gateway.telemetry.recorder import Telemetry
@@ -45,6 +52,8 @@ class Models:
         telemetry: Telemetry,
         identify: Identify,
         policy: QuotaPolicy,
+        authorization: Authorization,
+        router: UpstreamRouter,
         first_byte_timeout: float | None,
         idle_timeout: float,
         upstream_secret: str,
@@ -55,6 +64,8 @@ class Models:
         self._telemetry = telemetry
         self._identify = identify
         self._policy = policy
+        self._authorization = authorization
+        self._router = router
         self._first_byte_timeout = first_byte_timeout
         self._idle_timeout = idle_timeout
         self._secret = upstream_secret.encode()
@@ -75,7 +86,7 @@ class Models:
         if scope["method"] not in ("GET", "HEAD"):
             raise MethodNotAllowed("use GET for this endpoint", headers=[(b"allow", b"GET")])
         tenant = exchange.tenant = self._identify(scope)[0]
-        visible = self._policy.visible_models(tenant)  # raises for a suspended tenant
+        visible = self._visibility(scope, tenant)  # raises for a suspended tenant
         transform: Callable[[bytes, Exchange], bytes] | None = None
         if model is None:
             upstream_path = "/models"
@@ -86,7 +97,7 @@ class Models:
             if (
                 not is_model_name(model)
                 or model in (".", "..")
-                or (visible is not None and model not in visible)
+                or (visible is not None and not visible(model))
             ):
                 shown = model[:200] if model.isprintable() else "(unprintable)"
                 raise NotFound(
@@ -115,14 +126,42 @@ class Models:
                 response, exchange, idle_timeout=self._idle_timeout, secret=self._secret, transform=transform
             )
 
+    def _visibility(self, scope: Scope, tenant: str) -> Callable[[str], bool] | None:
+        """Whether ``tenant`` may see a model, by its ``allowedModels`` and the tenant policies (None:
+        every model); raises :class:`Forbidden` for a suspended tenant."""
+        allowed = self._policy.visible_models(tenant)
+        authorization = self._authorization
+        if not authorization.active:
+            return None if allowed is None else allowed.__contains__
+        principal = self._policy.tenant_facts(tenant)
+        context = RequestContext(
+            {},
+            0,
+            False,
+            NO_OUTPUT,
+            list,
+            time.gmtime().tm_hour,
+            network_class(self._identify.client_address(scope)),
+        )
+
+        def visible(model: str) -> bool:
+            if allowed is not None and model not in allowed:
+                return False
+            resource = self._router.describe(model)
+            return authorization.permits(principal, "models", resource, context)
+
+        return visible
+
 
 def _entry(model: str, upstream: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": 0, "owned_by": upstream}
 
 
-def _listing(routed: Mapping[str, str], visible: frozenset[str] | None) -> Callable[[bytes, Exchange], bytes]:
+def _listing(
+    routed: Mapping[str, str], visible: Callable[[str], bool] | None
+) -> Callable[[bytes, Exchange], bytes]:
     """A transform that adds the routed models to a model list and keeps the entries whose ``id``
-    is in ``visible`` (all when None)."""
+    is ``visible`` (all when None)."""
 
     def transform(body: bytes, _: Exchange) -> bytes:
         try:
@@ -135,7 +174,10 @@ def _listing(routed: Mapping[str, str], visible: frozenset[str] | None) -> Calla
         listed = {m.get("id") for m in data if isinstance(m, dict)}
         data = data + [_entry(model, upstream) for model, upstream in routed.items() if model not in listed]
         payload["data"] = [
-            m for m in data if isinstance(m, dict) and (visible is None or m.get("id") in visible)
+            m
+            for m in data
+            if isinstance(m, dict)
+            and (visible is None or (isinstance(m.get("id"), str) and visible(m["id"])))
         ]
         return orjson.dumps(payload)
 

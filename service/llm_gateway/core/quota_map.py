@@ -5,7 +5,10 @@ Redis layout:
 - ``quota_map`` (hash): field = tenant id (the value clients send as ``X-Api-Key``), value = a JSON
   object ``{"v": 1, "requests": 50}`` with these optional fields: ``window_secs`` (the quota window,
   ≥ 1), ``rps`` (> 0) and ``burst`` (≥ 1) (this tenant's rate limit), ``allowed_models`` (a list of
-  model names; others are refused with 403) and ``suspended`` (true: every request refused with 403).
+  model names; others are refused with 403), ``suspended`` (true: every request refused with 403),
+  ``tokens`` (the token budget), and what policies see of the tenant (see
+  :mod:`llm_gateway.core.policy.facts`): ``tier`` (a string), ``groups`` (a list of strings),
+  ``namespace`` (its TenantQuota's) and ``labels`` (an object of strings).
   An absent optional field means the gateway's own setting.
 - ``quota_map:rev`` (string): an integer the writer increments in the same ``MULTI`` as every change
   to the hash. Gateways poll it every second and reload the hash when it moves (and every 30 s
@@ -74,6 +77,10 @@ class TenantEntry:
     allowed_models: frozenset[str] | None = None
     suspended: bool = False
     tokens: TokenBudget | None = None
+    tier: str | None = None
+    groups: frozenset[str] = frozenset()
+    namespace: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 def encode_entry(entry: TenantEntry) -> bytes:
@@ -91,6 +98,14 @@ def encode_entry(entry: TenantEntry) -> bytes:
         data["tokens"] = {
             name: getattr(budget, name) for name in _BUDGET_FIELDS if getattr(budget, name) is not None
         }
+    if entry.tier is not None:
+        data["tier"] = entry.tier
+    if entry.groups:
+        data["groups"] = sorted(entry.groups)
+    if entry.namespace is not None:
+        data["namespace"] = entry.namespace
+    if entry.labels:
+        data["labels"] = dict(entry.labels)
     return orjson.dumps(data)
 
 
@@ -122,7 +137,33 @@ def decode_entry(raw: bytes | str) -> TenantEntry:
         allowed_models=None if models is None else frozenset(models),
         suspended=suspended,
         tokens=_budget(data.get("tokens")),
+        tier=_string(data, "tier"),
+        groups=frozenset(_strings(data, "groups")),
+        namespace=_string(data, "namespace"),
+        labels=_labels(data.get("labels")),
     )
+
+
+def _string(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"'{name}' must be a string, got {value!r}")
+    return value
+
+
+def _strings(data: dict[str, Any], name: str) -> list[str]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"'{name}' must be a list of strings, got {value!r}")
+    return value
+
+
+def _labels(data: Any) -> tuple[tuple[str, str], ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values()):
+        raise ValueError(f"'labels' must be an object of strings, got {data!r}")
+    return tuple(sorted(data.items()))
 
 
 def _budget(data: Any) -> TokenBudget | None:

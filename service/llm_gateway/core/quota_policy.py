@@ -1,12 +1,14 @@
 """What applies to a tenant (pure): its limits (live map, then ``TENANT_QUOTAS``, then
 ``DEFAULT_QUOTA``), its token budget (live map, then ``TENANT_TOKEN_QUOTAS``, then
 ``DEFAULT_TOKEN_QUOTA``; none when none of them sets one) and, from the live map only, its access
-rules (suspension, allowed models)."""
+rules (suspension, allowed models) and what Cedar policies see of it (tier, groups, namespace,
+labels)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from llm_gateway.core.policy.facts import DEFAULT_TIER, TenantFacts
 from llm_gateway.core.quota import Limits
 from llm_gateway.core.quota_map import TenantEntry
 from llm_gateway.core.token_budget import TokenLimits
@@ -48,6 +50,7 @@ class QuotaPolicy:
         self._live: dict[str, Limits] = {}
         self._live_tokens: dict[str, TokenLimits] = {}
         self._restricted: dict[str, TenantEntry] = {}  # live entries with access rules
+        self._facts: dict[str, TenantFacts] = {}
 
     def limits_for(self, tenant: str) -> Limits:
         return self._live.get(tenant) or self._configured.get(tenant) or self._default
@@ -57,6 +60,10 @@ class QuotaPolicy:
         ``DEFAULT_TOKEN_QUOTA``'s (as a request quota, an entry without one takes the gateway's own);
         None when there is none."""
         return self._live_tokens.get(tenant) or self._configured_tokens.get(tenant, self._default_tokens)
+
+    def tenant_facts(self, tenant: str) -> TenantFacts:
+        """The tenant as Cedar policies see it: from its live-map entry, else with the default tier."""
+        return self._facts.get(tenant) or TenantFacts(tenant)
 
     def _budget(self, total: int | None) -> TokenLimits | None:
         if total is None:
@@ -99,6 +106,12 @@ class QuotaPolicy:
             )
             for tenant, entry in entries.items()
             if entry.tokens is not None
+        }
+        self._facts = {
+            tenant: TenantFacts(
+                tenant, entry.tier or DEFAULT_TIER, entry.groups, entry.namespace, entry.labels
+            )
+            for tenant, entry in entries.items()
         }
         self._restricted = {
             tenant: entry

@@ -47,6 +47,7 @@ __all__ = [
     "StreamBudget",
     "TokenLimits",
     "charge",
+    "read_limit",
     "reserve",
 ]
 
@@ -203,8 +204,8 @@ def reserve(
     """
     if limits.field is None:
         return Reservation(body_bytes, 0), None
-    named = [value for name in limits.fields if (value := _positive(payload.get(name))) is not None]
-    answers = max((value for name in limits.choices if (value := _positive(payload.get(name)))), default=1)
+    named = [value for name in limits.fields if (value := read_limit(payload.get(name))) is not None]
+    answers = max((value for name in limits.choices if (value := read_limit(payload.get(name)))), default=1)
     if limits.prompts is not None:
         prompts = payload.get(limits.prompts)
         if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
@@ -220,7 +221,7 @@ def reserve(
     return Reservation(body_bytes, min(output_cap * answers, MAX_TOKENS)), output_cap
 
 
-def _positive(value: Any) -> int | None:
+def read_limit(value: Any) -> int | None:
     """``value`` as a count of tokens, read as leniently as an upstream might (``100.0``, ``"100"``:
     the bound must hold for what the upstream makes of it); None when it is none."""
     if isinstance(value, bool):

@@ -102,6 +102,7 @@ MESSAGES = WireAPI(
     summary="Create a message (Anthropic)",
     upstream_path="/messages",
     operation="chat",
+    action="messages",
     system="anthropic",
     input=InputRule(
         "messages",
@@ -155,6 +156,7 @@ COUNT_TOKENS = replace(
     summary="Count the tokens of a message (Anthropic)",
     upstream_path="/messages/count_tokens",
     operation="count_tokens",
+    action="count_tokens",
     usage=None,
     stream_usage=(),
     output_limits=NO_OUTPUT,

@@ -79,7 +79,8 @@ class WireAPI:
     renders a gateway error (answers and mid-stream error events). ``unredactable(payload)`` names the
     request field that would have model text returned where the redactor cannot follow it (token log
     probabilities), or None; with redaction on such a request is refused. ``operation`` and ``system``
-    are the ``gen_ai.operation.name`` and ``gen_ai.system`` of the OTel GenAI conventions;
+    are the ``gen_ai.operation.name`` and ``gen_ai.system`` of the OTel GenAI conventions; ``action`` is
+    the Cedar action tenant policies name it by (see :mod:`llm_gateway.core.policy.schema`);
     ``operation_id`` and ``summary`` name the operation in the OpenAPI document (as the provider's own
     document does). ``error_event_name`` is the ``event:`` of a mid-stream error event (None: a
     ``data:`` line alone); ``passed_statuses`` are upstream 5xx statuses relayed as they came (not as
@@ -95,6 +96,7 @@ class WireAPI:
     upstream_path: str
     operation: str
     system: str
+    action: str
     input: InputRule
     locations: TextLocations
     usage: UsageFields | None

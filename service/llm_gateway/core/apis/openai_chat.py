@@ -74,6 +74,7 @@ CHAT_COMPLETIONS = WireAPI(
     summary="Create a chat completion",
     upstream_path="/chat/completions",
     operation="chat",
+    action="chat",
     system="openai",
     input=InputRule("messages", _non_empty_list, "a non-empty array", _MESSAGES_SCHEMA),
     locations=LOCATIONS,

@@ -47,6 +47,7 @@ COMPLETIONS = WireAPI(
     summary="Create a completion (legacy)",
     upstream_path="/completions",
     operation="text_completion",
+    action="completions",
     system="openai",
     input=InputRule(
         "prompt", _prompt, "a string, or a non-empty array of strings or token arrays", _PROMPT_SCHEMA

@@ -39,6 +39,7 @@ EMBEDDINGS = WireAPI(
     summary="Create embeddings",
     upstream_path="/embeddings",
     operation="embeddings",
+    action="embeddings",
     system="openai",
     input=InputRule(
         "input", _input, "a non-empty string, or a non-empty array of strings or token arrays", _INPUT_SCHEMA

@@ -99,6 +99,7 @@ RESPONSES = WireAPI(
     summary="Create a model response",
     upstream_path="/responses",
     operation="chat",
+    action="responses",
     system="openai",
     input=InputRule(
         "input",

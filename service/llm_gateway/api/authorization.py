@@ -1,0 +1,121 @@
+"""Tenant policies at the edge: which Cedar policies apply (the files under ``POLICY_PATH`` and the
+TenantPolicies the operator published), the decision for each request, and the decision log.
+
+A request is decided after identity and routing, before admission: a denied request costs no quota
+unit, no token and no upstream call. A deny answers 403 ``policy_denied`` naming the policies that
+denied it (never their text) and writes one JSON line to the ``llm_gateway.policy`` logger; an allow
+writes one at debug level. The lines carry the tenant's pseudonym (``PRIVACY_MODE``), the action,
+the model and the policy ids, never the request's text.
+
+Published policies replace each other whole: a document that does not validate is left out (and
+logged once); the others apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+
+from llm_gateway.core.policy.authorizer import Authorizer, PolicyDecision
+from llm_gateway.core.policy.documents import InvalidPolicy, PolicyDocument, compile_policies, validate
+from llm_gateway.core.policy.facts import ModelFacts, RequestContext, TenantFacts
+from llm_gateway.core.policy.published import decode_policy
+from llm_gateway.errors import PolicyDenied
+
+__all__ = ["DECISION_LOGGER", "Authorization"]
+
+DECISION_LOGGER = "llm_gateway.policy"
+log = logging.getLogger(__name__)
+decisions = logging.getLogger(DECISION_LOGGER)
+
+
+class Authorization:
+    """The policies in force and the decisions they make.
+
+    ``files``: the documents read from ``POLICY_PATH`` (validated already); ``default_allow``: what
+    applies when no policy permits or forbids (``POLICY_DEFAULT``); ``pseudonym`` names a tenant in
+    the decision log.
+    """
+
+    def __init__(
+        self,
+        files: Iterable[PolicyDocument],
+        *,
+        default_allow: bool,
+        pseudonym: Callable[[str], str],
+    ) -> None:
+        self._files = tuple(files)
+        self._default_allow = default_allow
+        self._pseudonym = pseudonym
+        self._published: Mapping[str, bytes] = {}
+        self._bad: dict[str, str] = {}
+        self.authorizer = self._compile(())
+
+    @property
+    def active(self) -> bool:
+        """False when no policy applies (every request allowed without a look)."""
+        return self.authorizer.policies is not None
+
+    def replace_published(self, raw: Mapping[str, bytes]) -> None:
+        """Apply the published documents ``raw`` (the ``policy_map`` hash: field → value), unless
+        they are what applies already."""
+        if raw == self._published:
+            return
+        documents, bad = [], {}
+        for field, value in raw.items():
+            try:
+                document = decode_policy(field, value)
+                validate(document)
+            except (ValueError, InvalidPolicy) as error:
+                bad[field] = str(error)
+                continue
+            documents.append(document)
+        if bad != self._bad:
+            for field, problem in bad.items():
+                log.warning("published policy %r ignored: %s", field, problem)
+            self._bad = bad
+        self.authorizer = self._compile(documents)
+        self._published = dict(raw)
+        policies = self.authorizer.policies
+        log.info("tenant policies in force: %d", 0 if policies is None else len(policies.ids))
+
+    def _compile(self, published: Iterable[PolicyDocument]) -> Authorizer:
+        documents = [*self._files, *published]
+        if not documents and self._default_allow:
+            return Authorizer(None)
+        return Authorizer(compile_policies(documents, default_allow=self._default_allow))
+
+    def check(self, tenant: TenantFacts, action: str, model: ModelFacts, context: RequestContext) -> None:
+        """Raise :class:`PolicyDenied` when the policies deny ``tenant`` ``action`` on ``model``."""
+        decision = self.authorizer.decide(tenant, action, model, context)
+        self._log(decision, tenant, action, model)
+        if not decision.allowed:
+            raise PolicyDenied(_denial(decision))
+
+    def permits(self, tenant: TenantFacts, action: str, model: ModelFacts, context: RequestContext) -> bool:
+        """Whether the policies allow it (no log line, no error: a listing asks for many models)."""
+        return self.authorizer.decide(tenant, action, model, context).allowed
+
+    def _log(self, decision: PolicyDecision, tenant: TenantFacts, action: str, model: ModelFacts) -> None:
+        level = logging.DEBUG if decision.allowed else logging.INFO
+        if decisions.isEnabledFor(level):
+            decisions.log(
+                level,
+                "policy decision",
+                extra={
+                    "access": {
+                        "decision": "allow" if decision.allowed else "deny",
+                        "tenant": self._pseudonym(tenant.name),
+                        "action": action,
+                        "model": model.name,
+                        "policies": list(decision.policies),
+                    }
+                },
+            )
+
+
+def _denial(decision: PolicyDecision) -> str:
+    if not decision.policies:
+        return "denied by policy: no policy permits this request"
+    named = ", ".join(repr(policy) for policy in decision.policies)
+    return f"denied by polic{'ies' if len(decision.policies) > 1 else 'y'} {named}"

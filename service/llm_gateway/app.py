@@ -145,10 +145,14 @@ def create_app(settings: Settings) -> ASGIApp:
         max_output_tokens=settings.default_max_output_tokens,
     )
     tenant_hash_key = _secret_bytes(settings.tenant_hash_key)
+    # Tenants appear in the decision log as in the access log (and spans).
+    tenant_names = TenantNames(
+        settings.tenant_label, policy.declares, settings.metrics_max_tenants, tenant_hash_key
+    )
     authorization = Authorization(
         settings.policies,
         default_allow=settings.policy_default == "allow",
-        pseudonym=storage_id(settings.privacy_mode, tenant_hash_key),
+        pseudonym=tenant_names.attribute,
     )
     key_hash_secret = _secret_bytes(settings.key_hash_secret)
     key_ring = KeyRing(key_hash_secret) if settings.auth_mode == "keys" and key_hash_secret else None
@@ -186,12 +190,7 @@ def create_app(settings: Settings) -> ASGIApp:
     telemetry = Telemetry(
         metrics,
         tracing,
-        tenants=TenantNames(
-            settings.tenant_label,
-            policy.declares,
-            settings.metrics_max_tenants,
-            tenant_hash_key,
-        ),
+        tenants=tenant_names,
         models=BoundedLabel(settings.metrics_models, settings.metrics_max_models),
         access_log=access_log,
     )

@@ -4,7 +4,7 @@ TenantPolicies the operator published), the decision for each request, and the d
 A request is decided after identity and routing, before admission: a denied request costs no quota
 unit, no token and no upstream call. A deny answers 403 ``policy_denied`` naming the policies that
 denied it (never their text) and writes one JSON line to the ``llm_gateway.policy`` logger; an allow
-writes one at debug level. The lines carry the tenant's pseudonym (``PRIVACY_MODE``), the action,
+writes one at debug level. The lines carry the request id and the tenant as the access log shows it, the action,
 the model and the policy ids, never the request's text.
 
 Published policies replace each other whole: a document that does not validate is left out (and
@@ -34,7 +34,7 @@ class Authorization:
 
     ``files``: the documents read from ``POLICY_PATH`` (validated already); ``default_allow``: what
     applies when no policy permits or forbids (``POLICY_DEFAULT``); ``pseudonym`` names a tenant in
-    the decision log.
+    the decision log (as the access log does).
     """
 
     def __init__(
@@ -85,10 +85,18 @@ class Authorization:
             return Authorizer(None)
         return Authorizer(compile_policies(documents, default_allow=self._default_allow))
 
-    def check(self, tenant: TenantFacts, action: str, model: ModelFacts, context: RequestContext) -> None:
-        """Raise :class:`PolicyDenied` when the policies deny ``tenant`` ``action`` on ``model``."""
+    def check(
+        self,
+        tenant: TenantFacts,
+        action: str,
+        model: ModelFacts,
+        context: RequestContext,
+        request_id: str | None = None,
+    ) -> None:
+        """Raise :class:`PolicyDenied` when the policies deny ``tenant`` ``action`` on ``model``;
+        ``request_id`` goes into the decision log (as in the access log)."""
         decision = self.authorizer.decide(tenant, action, model, context)
-        self._log(decision, tenant, action, model)
+        self._log(decision, tenant, action, model, request_id)
         if not decision.allowed:
             raise PolicyDenied(_denial(decision))
 
@@ -96,7 +104,14 @@ class Authorization:
         """Whether the policies allow it (no log line, no error: a listing asks for many models)."""
         return self.authorizer.decide(tenant, action, model, context).allowed
 
-    def _log(self, decision: PolicyDecision, tenant: TenantFacts, action: str, model: ModelFacts) -> None:
+    def _log(
+        self,
+        decision: PolicyDecision,
+        tenant: TenantFacts,
+        action: str,
+        model: ModelFacts,
+        request_id: str | None,
+    ) -> None:
         level = logging.DEBUG if decision.allowed else logging.INFO
         if decisions.isEnabledFor(level):
             decisions.log(
@@ -104,6 +119,7 @@ class Authorization:
                 "policy decision",
                 extra={
                     "access": {
+                        "request_id": request_id,
                         "decision": "allow" if decision.allowed else "deny",
                         "tenant": self._pseudonym(tenant.name),
                         "action": action,

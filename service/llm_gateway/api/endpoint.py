@@ -170,7 +170,9 @@ class APIEndpoint:
                 code="model_not_supported_here",
             )
         redacted = (
-            await self._authorize(scope, request, len(body), tenant) if self._authorization.active else None
+            await self._authorize(scope, exchange, request, len(body), tenant)
+            if self._authorization.active
+            else None
         )
         tokens, output_limit = None, None
         budget = self._admission.token_limits(tenant) if self._api.usage is not None else None
@@ -282,7 +284,7 @@ class APIEndpoint:
             time.gmtime().tm_hour,
             network_class(self._identify.client_address(scope)),
         )
-        authorization.check(principal, api.action, resource, context)
+        authorization.check(principal, api.action, resource, context, exchange.request_id)
         return redacted if self._redactor is not None else None
 
     async def _redact(

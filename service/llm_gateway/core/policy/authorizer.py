@@ -125,12 +125,22 @@ class Authorizer:
             "context": None,
         }
         result = cedarpy.is_authorized_partial(request, self.policies.policy_set, entities)
-        if result.decision is not cedarpy.Decision.NoDecision:
-            return self._decision(result.allowed, result.diagnostics.reasons)
-        residuals = result.residuals
-        if not residuals or result.diagnostics.errors:  # Cedar could not read the request itself
-            return _Undecided(CONTEXT_ATTRIBUTES, entities)
-        return _Undecided(_reads(residuals), entities)
+        residuals, diagnostics = result.residuals, result.diagnostics
+        if result.decision is cedarpy.Decision.NoDecision:
+            if not residuals or diagnostics.errors:  # Cedar could not read the request itself
+                return _Undecided(CONTEXT_ATTRIBUTES, entities)
+            return _Undecided(_reads(residuals), entities)
+        # Decided; but which policies decided it may still depend on the context: the undecided
+        # policies of the decision's effect (forbids for a deny, permits for an allow).
+        forbids, allowed = self.policies.forbids, result.allowed
+        open_ = {
+            policy_id: residuals.get(policy_id)
+            for policy_id in diagnostics.nontrivial_residuals
+            if (policy_id in forbids) != allowed
+        }
+        if not open_:
+            return self._decision(allowed, diagnostics.reasons)
+        return _Undecided(_reads(open_), entities)
 
     def _evaluate(
         self,
@@ -176,6 +186,8 @@ def _literal(entity_type: str, entity_id: str) -> str | None:
 def _reads(residuals: dict[str, Any]) -> tuple[str, ...]:
     """The context attributes the residual policies read (every attribute when one reads the context
     as a whole, or depends on another unknown), in the schema's order."""
+    if any(residual is None for residual in residuals.values()):  # not given: assume the worst
+        return CONTEXT_ATTRIBUTES
     reads: set[str] = set()
     unknowns = 0
     stack: list[Any] = list(residuals.values())

@@ -1,0 +1,211 @@
+"""The cached decisions agree with Cedar evaluated in full, for any policies and requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llm_gateway.core.policy.authorizer import ALLOWED, Authorizer, PolicyDecision
+from llm_gateway.core.policy.documents import DEFAULT_ALLOW, PolicyDocument, compile_policies
+from llm_gateway.core.policy.facts import ModelFacts, RequestContext, TenantFacts
+from llm_gateway.core.policy.schema import ACTIONS
+from llm_gateway.core.token_budget import OutputLimits
+
+LIMITS = OutputLimits(("max_tokens",), "max_tokens")
+
+PRINCIPAL = [
+    'principal.tier == "free"',
+    'principal in Group::"research"',
+    'principal == Tenant::"acme"',
+    'principal.hasTag("team") && principal.getTag("team") == "search"',
+    'principal in Namespace::"team-a"',
+    'principal.name like "team-*"',
+]
+RESOURCE = [
+    'resource.name like "gpt-4o*"',
+    'resource in Upstream::"public"',
+    'resource.upstream_kinds.contains("anthropic")',
+    'resource == Model::"gpt-4o-mini"',
+    'resource.api_family == "anthropic"',
+]
+ACTION = ['action == Action::"chat"', 'action in Action::"invoke"', 'action == Action::"models"']
+CONTEXT = [
+    "context.stream",
+    "context has max_tokens && context.max_tokens > 1000",
+    "!(context has max_tokens)",
+    "context.has_tools",
+    "context.has_images",
+    'context.pii.contains("EMAIL")',
+    "!context.pii.isEmpty()",
+    "context.bytes > 500",
+    "context.hour < 12",
+    'context.client_network == "public"',
+]
+TENANTS = [
+    TenantFacts("acme", tier="free"),
+    TenantFacts("team-x", groups=frozenset({"research"}), namespace="team-a", labels=(("team", "search"),)),
+    TenantFacts("bob", tier="paid", labels=(("team", "ads"),)),
+    TenantFacts("naïve\nkey"),  # no Cedar literal: evaluated in full every time
+]
+MODELS = [
+    ModelFacts("gpt-4o", "openai", ("public",), frozenset({"openai"})),
+    ModelFacts("gpt-4o-mini", "openai", ("public", "azure-eu"), frozenset({"openai", "azure-openai"})),
+    ModelFacts("claude-sonnet-4", "anthropic", ("claude",), frozenset({"anthropic"})),
+    ModelFacts('odd "model" \\ name', "openai", ("public",), frozenset({"openai"})),
+]
+
+conditions = st.lists(st.sampled_from(PRINCIPAL + RESOURCE + ACTION + CONTEXT), min_size=1, max_size=3)
+policy = st.tuples(st.sampled_from(["permit", "forbid"]), conditions, st.booleans())
+contexts = st.fixed_dictionaries(
+    {
+        "stream": st.booleans(),
+        "max_tokens": st.none() | st.integers(1, 5000),
+        "tools": st.booleans(),
+        "image": st.booleans(),
+        "pii": st.lists(st.sampled_from(["EMAIL", "PHONE", "IBAN"]), max_size=2),
+        "bytes": st.integers(0, 1000),
+        "hour": st.integers(0, 23),
+        "network": st.sampled_from(["loopback", "private", "public", "unknown"]),
+    }
+)
+requests = st.tuples(st.sampled_from(TENANTS), st.sampled_from(ACTIONS), st.sampled_from(MODELS), contexts)
+
+
+def cedar(effect: str, body: list[str], unless: bool) -> str:
+    return (
+        f"{effect} (principal, action, resource) {'unless' if unless else 'when'} {{ {' && '.join(body)} }};"
+    )
+
+
+def context_of(values: dict[str, Any]) -> RequestContext:
+    payload: dict[str, Any] = {"messages": []}
+    if values["max_tokens"] is not None:
+        payload["max_tokens"] = values["max_tokens"]
+    if values["tools"]:
+        payload["tools"] = [{"type": "function"}]
+    if values["image"]:
+        payload["messages"] = [{"content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+    return RequestContext(
+        payload,
+        values["bytes"],
+        values["stream"],
+        LIMITS,
+        lambda: values["pii"],
+        values["hour"],
+        values["network"],
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    policies=st.lists(policy, min_size=1, max_size=6),
+    default_allow=st.booleans(),
+    asked=st.lists(requests, min_size=1, max_size=12),
+)
+def test_cached_decisions_equal_full_evaluation(
+    policies: list[tuple[str, list[str], bool]], default_allow: bool, asked: list[Any]
+) -> None:
+    text = "\n".join(cedar(*p) for p in policies)
+    authorizer = Authorizer(compile_policies([PolicyDocument("t/p", text)], default_allow=default_allow))
+    for tenant, action, model, values in asked + asked:  # the second round is answered from the caches
+        cached = authorizer.decide(tenant, action, model, context_of(values))
+        assert cached == authorizer.decide_uncached(tenant, action, model, context_of(values))
+
+
+def compiled(text: str, *, default_allow: bool = True) -> Authorizer:
+    return Authorizer(compile_policies([PolicyDocument("team-a/rules", text)], default_allow=default_allow))
+
+
+def test_no_policy_allows_without_cedar() -> None:
+    authorizer = Authorizer(None)
+    assert authorizer.decide(TENANTS[0], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)) is ALLOWED
+    assert authorizer.reads(TENANTS[0], "chat", MODELS[0]) == ()
+
+
+CONTEXTS_PLAIN: dict[str, Any] = {
+    "stream": False,
+    "max_tokens": None,
+    "tools": False,
+    "image": False,
+    "pii": [],
+    "bytes": 10,
+    "hour": 3,
+    "network": "loopback",
+}
+
+
+def test_a_deny_names_the_forbids_that_matched_not_the_permits() -> None:
+    authorizer = compiled(
+        '@id("free") forbid (principal, action, resource) when { principal.tier == "free" };'
+    )
+    decision = authorizer.decide(TENANTS[0], "chat", MODELS[0], context_of(CONTEXTS_PLAIN))
+    assert decision == PolicyDecision(False, ("team-a/rules:free",))
+    allowed = authorizer.decide(TENANTS[2], "chat", MODELS[0], context_of(CONTEXTS_PLAIN))
+    assert allowed == PolicyDecision(True, (DEFAULT_ALLOW,))
+
+
+def test_default_deny_names_no_policy_when_nothing_permits() -> None:
+    authorizer = compiled(
+        'permit (principal, action, resource) when { principal.tier == "paid" };', default_allow=False
+    )
+    assert authorizer.decide(TENANTS[0], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)) == PolicyDecision(
+        False
+    )
+    assert authorizer.decide(TENANTS[2], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)) == PolicyDecision(
+        True, ("team-a/rules:0",)
+    )
+
+
+def test_a_decision_reads_only_the_context_its_policies_name() -> None:
+    authorizer = compiled(
+        'forbid (principal, action, resource) when { principal.tier == "free" && context.hour < 8 };\n'
+        "forbid (principal, action, resource) when { context has max_tokens && context.max_tokens > 4096 };"
+    )
+    assert authorizer.reads(TENANTS[0], "chat", MODELS[0]) == ("max_tokens", "hour")
+    assert authorizer.reads(TENANTS[2], "chat", MODELS[0]) == ("max_tokens",)
+
+
+def test_pii_is_looked_for_only_when_a_policy_reads_it() -> None:
+    authorizer = compiled(
+        'forbid (principal, action, resource) when { principal.tier == "free" && !context.pii.isEmpty() };'
+    )
+    asked: list[int] = []
+    values = dict(CONTEXTS_PLAIN)
+
+    def pii() -> list[str]:
+        asked.append(1)
+        return ["EMAIL"]
+
+    context = RequestContext({}, 10, False, LIMITS, pii, 3, "loopback")
+    assert not authorizer.decide(TENANTS[0], "chat", MODELS[0], context).allowed
+    assert asked == [1]
+    context = RequestContext({}, 10, False, LIMITS, pii, 3, "loopback")
+    assert authorizer.decide(TENANTS[2], "chat", MODELS[0], context).allowed
+    assert asked == [1]  # the paid tenant's decision needs no context at all
+    assert values == CONTEXTS_PLAIN
+
+
+def test_caches_stay_bounded() -> None:
+    authorizer = Authorizer(
+        compile_policies(
+            [PolicyDocument("t/p", "forbid (principal, action, resource) when { context.bytes > 5 };")],
+            default_allow=True,
+        ),
+        max_entries=8,
+    )
+    for n in range(50):
+        tenant = TenantFacts(f"tenant-{n}")
+        context = RequestContext({}, n, False, LIMITS, list, 3, "loopback")
+        assert authorizer.decide(tenant, "chat", MODELS[0], context).allowed == (n <= 5)
+    assert len(authorizer._triples) <= 8
+    assert len(authorizer._decisions) <= 8
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_invoke_covers_every_model_call_and_not_listing_or_counting(action: str) -> None:
+    authorizer = compiled('forbid (principal, action in Action::"invoke", resource);')
+    allowed = authorizer.decide(TENANTS[2], action, MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
+    assert allowed == (action in ("models", "count_tokens"))

@@ -4,8 +4,8 @@ TenantPolicies the operator published), the decision for each request, and the d
 A request is decided after identity and routing, before admission: a denied request costs no quota
 unit, no token and no upstream call. A deny answers 403 ``policy_denied`` naming the policies that
 denied it (never their text) and writes one JSON line to the ``llm_gateway.policy`` logger; an allow
-writes one at debug level. The lines carry the request id and the tenant as the access log shows it, the action,
-the model and the policy ids, never the request's text.
+writes one at debug level. The lines carry the request id, the tenant as the access log shows it,
+the action, the model and the policy ids, never the request's text.
 
 Published policies replace each other whole: a document that does not validate is left out (and
 logged once); the others apply.

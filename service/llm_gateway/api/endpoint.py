@@ -254,7 +254,7 @@ class APIEndpoint:
                 self._failover.finish(attempt, failed=failed, tenant=exchange.tenant)
 
     async def _authorize(
-        self, scope: Scope, request: APIRequest, body_bytes: int, tenant: str
+        self, scope: Scope, exchange: Exchange, request: APIRequest, body_bytes: int, tenant: str
     ) -> bool | None:
         """Decide the request against the tenant policies (:class:`PolicyDenied` when they deny it).
 

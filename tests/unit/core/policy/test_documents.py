@@ -21,8 +21,8 @@ def test_ids_are_the_source_and_the_id_annotation_or_the_index() -> None:
         PolicyDocument(
             "team-a/models",
             'permit (principal, action, resource);\n@id("cap") forbid (principal, action, resource)'
-            " when { context has max_tokens && context.max_tokens > 10 };\nforbid (principal, action, resource)"
-            ' when { principal.tier == "free" };',
+            " when { context has max_tokens && context.max_tokens > 10 };\n"
+            'forbid (principal, action, resource) when { principal.tier == "free" };',
         )
     )
     assert list(named) == ["team-a/models:0", "team-a/models:cap", "team-a/models:2"]
@@ -44,7 +44,7 @@ def test_ids_are_the_source_and_the_id_annotation_or_the_index() -> None:
     ],
 )
 def test_invalid_documents_carry_cedars_message(text: str, says: str) -> None:
-    with pytest.raises(InvalidPolicy, match=None) as raised:
+    with pytest.raises(InvalidPolicy) as raised:
         validate(PolicyDocument("team-a/bad", text))
     assert says in str(raised.value)
 
@@ -58,7 +58,7 @@ def test_a_huge_message_is_cut() -> None:
 
 def test_compiling_names_the_document_that_fails_and_keeps_ids_apart() -> None:
     good = PolicyDocument("a/one", '@id("x") forbid (principal, action, resource) when { context.stream };')
-    with pytest.raises(InvalidPolicy, match="^b/two: "):
+    with pytest.raises(InvalidPolicy, match=r"^b/two: "):
         compile_policies([good, PolicyDocument("b/two", "forbid (")], default_allow=True)
     compiled = compile_policies(
         [good, PolicyDocument("b/two", '@id("x") permit (principal, action, resource);')], default_allow=True

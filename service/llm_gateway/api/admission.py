@@ -55,16 +55,19 @@ class Admission:
         """``tenant``'s token budget, None when it has none."""
         return self._policy.token_limits_for(tenant)
 
+    def check_access(self, tenant: str, model: str) -> None:
+        """The built-in policies: a tenant suspended or a model not allowed by the live map is refused
+        (403), before anything is counted."""
+        self._policy.check_access(tenant, model)
+
     async def admit(
-        self, tenant: str, rate_key: str, model: str, tokens: tuple[TokenLimits, Reservation] | None = None
+        self, tenant: str, rate_key: str, tokens: tuple[TokenLimits, Reservation] | None = None
     ) -> Decision:
         """The decision for an admitted request (its headers go on the response); raises on refusal.
 
         ``tokens``: the tenant's token budget (:meth:`token_limits`) and what the request reserves of
-        it. A tenant suspended or a model not allowed by the live map is refused (403) before
-        anything is counted.
+        it. Call :meth:`check_access` first.
         """
-        self._policy.check_access(tenant, model)
         limits = self._policy.limits_for(tenant)
         store = self._store
         decision: Decision | None = None

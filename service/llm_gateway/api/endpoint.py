@@ -169,17 +169,17 @@ class APIEndpoint:
                 f"model '{request.model}' is served by an upstream that does not speak {self._api.route}",
                 code="model_not_supported_here",
             )
-        redacted = (
-            await self._authorize(scope, exchange, request, len(body), tenant)
-            if self._authorization.active
-            else None
-        )
+        # The built-in policies (suspension, allowed models), then the tenant policies.
+        self._admission.check_access(tenant, request.model)
+        redacted = None
+        if self._authorization.active:
+            redacted = await self._authorize(scope, exchange, request, len(body), tenant)
         tokens, output_limit = None, None
         budget = self._admission.token_limits(tenant) if self._api.usage is not None else None
         if budget is not None:
             reservation, output_limit = reserve(len(body), request.payload, self._api.output_limits, budget)
             tokens = (budget, reservation)
-        decision = await self._admission.admit(tenant, rate_key, request.model, tokens)
+        decision = await self._admission.admit(tenant, rate_key, tokens)
         exchange.budget = decision.tokens if decision.counted_in is not None else None
         exchange.limit_headers = self._api.limit_headers(decision.headers())
         try:

@@ -1,4 +1,7 @@
-"""``secure-llm-gateway``: read settings, then serve the app with uvicorn (uvloop + httptools, guarded)."""
+"""``secure-llm-gateway``: read settings, then serve the app with uvicorn (uvloop + httptools, guarded).
+
+``secure-llm-gateway policy ...`` checks tenant policies instead (see :mod:`llm_gateway.policy_cli`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import sys
 
 import uvicorn
 
+from llm_gateway import policy_cli
 from llm_gateway.api.connection_guard import ConnectionLimits, guarded_protocol
 from llm_gateway.app import create_app
 from llm_gateway.settings import ConfigError, load_settings
@@ -15,6 +19,8 @@ from llm_gateway.telemetry.logs import configure_logging
 
 def main() -> None:
     """Console entry point. Invalid configuration exits with status 2 and one line per problem."""
+    if sys.argv[1:2] == ["policy"]:
+        sys.exit(policy_cli.main(sys.argv[2:]))
     try:
         settings = load_settings()
     except ConfigError as exc:

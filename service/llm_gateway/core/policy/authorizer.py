@@ -21,7 +21,7 @@ test checks that it does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import cedarpy
@@ -68,6 +68,9 @@ class Authorizer:
     def __init__(self, policies: CompiledPolicies | None, *, max_entries: int = MAX_ENTRIES) -> None:
         self.policies = policies
         self._max_entries = max_entries
+        # Tenants no policy tells apart by id are decided (and cached) as one, under an empty id:
+        # in AUTH_MODE=open every API key is a tenant, and new keys must not each cost Cedar calls.
+        self._by_name = policies is not None and policies.names_tenants
         self._triples: dict[_Key, PolicyDecision | _Undecided] = {}
         self._decisions: dict[tuple[_Key, tuple[Any, ...]], PolicyDecision] = {}
 
@@ -76,7 +79,7 @@ class Authorizer:
         (none: it depends on no context), so that a costly one is computed only when it counts."""
         if self.policies is None:
             return ()
-        known = self._triple(tenant, action, model)
+        known = self._triple(self._as_decided(tenant), action, model)
         return () if isinstance(known, PolicyDecision) else known.reads
 
     def decide(
@@ -85,6 +88,7 @@ class Authorizer:
         """The decision for ``tenant`` doing ``action`` on ``model`` with ``context`` (see the module)."""
         if self.policies is None:
             return ALLOWED
+        tenant = self._as_decided(tenant)
         key = (tenant, action, model)
         known = self._triples.get(key) or self._triple(tenant, action, model)
         if isinstance(known, PolicyDecision):
@@ -104,6 +108,10 @@ class Authorizer:
             return ALLOWED
         entities = cedarpy.Entities.from_json_str(orjson.dumps(entities_of(tenant, model)).decode())
         return self._evaluate(tenant, action, model, context.cedar(CONTEXT_ATTRIBUTES), entities)
+
+    def _as_decided(self, tenant: TenantFacts) -> TenantFacts:
+        """``tenant`` as far as the policies tell it apart (see ``__init__``)."""
+        return tenant if self._by_name or not tenant.name else replace(tenant, name="")
 
     def _triple(self, tenant: TenantFacts, action: str, model: ModelFacts) -> PolicyDecision | _Undecided:
         key = (tenant, action, model)

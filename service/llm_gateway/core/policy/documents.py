@@ -63,6 +63,9 @@ class CompiledPolicies:
     policy_set: cedarpy.PolicySet
     ids: tuple[str, ...]
     forbids: frozenset[str]
+    #: Whether a policy tells tenants apart by their id (``Tenant::"x"``, ``principal.name``): when
+    #: none does, tenants alike in everything else are decided alike, whatever their ids.
+    names_tenants: bool
     est: str  # the set in Cedar's JSON form (what ``policy check`` evaluates uncached)
 
 
@@ -111,7 +114,41 @@ def compile_policies(documents: Iterable[PolicyDocument], *, default_allow: bool
         static[DEFAULT_ALLOW] = _PERMIT_ALL
     est = orjson.dumps({"staticPolicies": static, "templates": {}, "templateLinks": []}).decode()
     forbids = frozenset(policy_id for policy_id, policy in static.items() if policy["effect"] == "forbid")
-    return CompiledPolicies(cedarpy.PolicySet.from_json_str(est), tuple(static), forbids, est)
+    names_tenants = any(_names_tenants(policy) for policy in static.values())
+    return CompiledPolicies(cedarpy.PolicySet.from_json_str(est), tuple(static), forbids, names_tenants, est)
+
+
+#: The operators that read a principal's parts, not its id (``name`` excepted, below).
+_PRINCIPAL_PARTS = (".", "has", "hasTag", "getTag", "in")
+_PRINCIPAL = {"Var": "principal"}
+
+
+def _names_tenants(policy: dict[str, Any]) -> bool:
+    """Whether ``policy`` (Cedar's JSON form) may depend on the principal's id: its scope names a
+    tenant, a condition names one or reads ``principal.name``, or uses the principal otherwise than
+    through its attributes, tags and groups (``[principal].contains(...)``: assume it does)."""
+    scope = policy.get("principal", {})
+    if scope.get("op") not in ("All", "in", "is") or (scope.get("entity") or {}).get("type") == "Tenant":
+        return True
+    uses, parts = 0, 0
+    stack: list[Any] = [policy.get("conditions", [])]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node == _PRINCIPAL:
+                uses += 1
+            if (node.get("__entity") or {}).get("type") == "Tenant":
+                return True
+            for operator in _PRINCIPAL_PARTS:
+                access = node.get(operator)
+                if isinstance(access, dict) and access.get("left") == _PRINCIPAL:
+                    if operator == "." and access.get("attr") == "name":
+                        return True
+                    parts += 1
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return uses > parts
 
 
 def _index(parser_id: str) -> int:

@@ -209,3 +209,30 @@ def test_invoke_covers_every_model_call_and_not_listing_or_counting(action: str)
     authorizer = compiled('forbid (principal, action in Action::"invoke", resource);')
     allowed = authorizer.decide(TENANTS[2], action, MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
     assert allowed == (action in ("models", "count_tokens"))
+
+
+@pytest.mark.parametrize(
+    ("condition", "names"),
+    [
+        ('principal.tier == "free"', False),
+        ('principal in Group::"g" && principal.hasTag("t") && principal.getTag("t") == "x"', False),
+        ("principal has tier", False),
+        ('principal.name like "team-*"', True),
+        ('principal == Tenant::"acme"', True),
+        ('principal in Tenant::"acme"', True),
+        ("[principal].contains(principal)", True),
+    ],
+)
+def test_tenants_no_policy_names_share_their_decisions(condition: str, names: bool) -> None:
+    authorizer = compiled(f"forbid (principal, action, resource) when {{ {condition} }};")
+    assert authorizer.policies is not None and authorizer.policies.names_tenants is names
+    for n in range(20):
+        authorizer.decide(TenantFacts(f"key-{n}"), "chat", MODELS[0], context_of(CONTEXTS_PLAIN))
+    assert len(authorizer._triples) == (20 if names else 1)
+
+
+def test_a_scope_naming_a_tenant_names_tenants() -> None:
+    authorizer = compiled('forbid (principal == Tenant::"acme", action, resource);')
+    assert authorizer.policies is not None and authorizer.policies.names_tenants
+    assert not authorizer.decide(TENANTS[0], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
+    assert authorizer.decide(TENANTS[2], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed

@@ -1,4 +1,5 @@
-"""Docs that cannot drift: the README's settings table is the settings model's."""
+"""Docs that cannot drift: the README's settings table is the settings model's, its Cedar schema the
+gateway's, its example policies valid."""
 
 from __future__ import annotations
 
@@ -26,3 +27,19 @@ def test_every_setting_is_in_env_example() -> None:
     example = (ROOT / ".env.example").read_text()
     missing = [name.upper() for name in Settings.model_fields if f"{name.upper()}=" not in example]
     assert missing == []
+
+
+def test_readme_shows_the_cedar_schema_as_it_is() -> None:
+    schema = (ROOT / "service" / "llm_gateway" / "core" / "policy" / "gateway.cedarschema").read_text()
+    assert f"```cedar\n{schema}```" in (ROOT / "README.md").read_text()
+
+
+def test_example_policies_validate() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_gateway", "policy", "validate", "examples/policies"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (0, "")

@@ -153,6 +153,7 @@ def create_app(settings: Settings) -> ASGIApp:
         settings.policies,
         default_allow=settings.policy_default == "allow",
         pseudonym=tenant_names.attribute,
+        on_denied=metrics.count_policy_denial,
     )
     key_hash_secret = _secret_bytes(settings.key_hash_secret)
     key_ring = KeyRing(key_hash_secret) if settings.auth_mode == "keys" and key_hash_secret else None

@@ -163,6 +163,8 @@ def test_a_denied_request_costs_nothing_and_never_reaches_the_upstream(
     # the one unit of quota is still there
     assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert metric_value(gateway.url, 'quota_block_total{reason="quota_exceeded"}') == 0
+    denials = f'gateway_policy_denials_total{{action="chat",policy="{POLICY_FILE}:no"}}'
+    assert metric_value(gateway.url, denials) == 3
 
 
 def published_decision(gateway: ManagedProcess, expected: int, timeout: float = 2.5) -> float:

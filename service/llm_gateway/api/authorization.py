@@ -34,7 +34,7 @@ class Authorization:
 
     ``files``: the documents read from ``POLICY_PATH`` (validated already); ``default_allow``: what
     applies when no policy permits or forbids (``POLICY_DEFAULT``); ``pseudonym`` names a tenant in
-    the decision log (as the access log does).
+    the decision log (as the access log does); ``on_denied(policies, action)`` hears every deny.
     """
 
     def __init__(
@@ -43,8 +43,10 @@ class Authorization:
         *,
         default_allow: bool,
         pseudonym: Callable[[str], str],
+        on_denied: Callable[[tuple[str, ...], str], None] = lambda policies, action: None,
     ) -> None:
         self._files = tuple(files)
+        self._on_denied = on_denied
         self._default_allow = default_allow
         self._pseudonym = pseudonym
         self._published: Mapping[str, bytes] = {}
@@ -98,6 +100,7 @@ class Authorization:
         decision = self.authorizer.decide(tenant, action, model, context)
         self._log(decision, tenant, action, model, request_id)
         if not decision.allowed:
+            self._on_denied(decision.policies, action)
             raise PolicyDenied(_denial(decision))
 
     def permits(self, tenant: TenantFacts, action: str, model: ModelFacts, context: RequestContext) -> bool:

@@ -174,6 +174,13 @@ class GatewayMetrics:
             for entity in Entity
             for direction in ("request", "response")
         }
+        self._policy_denials = Counter(
+            "gateway_policy_denials",
+            "Requests a tenant policy denied, by the policy that denied them (none: nothing permitted"
+            " them) and the Cedar action. Bounded: policies come from the configuration.",
+            ["policy", "action"],
+            registry=registry,
+        )
         self.quota_backend_errors = Counter(
             "quota_backend_errors",
             "Redis calls for quotas and rate limits that failed or timed out.",
@@ -277,6 +284,11 @@ class GatewayMetrics:
         """Add what one request's redaction found to ``redactions_total``."""
         for entity, count in found.items():
             self._redactions[(entity, direction)].inc(count)
+
+    def count_policy_denial(self, policies: tuple[str, ...], action: str) -> None:
+        """Add one denied request to ``gateway_policy_denials_total``, once per deciding policy."""
+        for policy in policies or ("none",):
+            self._policy_denials.labels(policy=policy, action=action).inc()
 
     def observe_http(self, info: Info) -> None:
         """prometheus-fastapi-instrumentator's callback for the FastAPI routes."""

@@ -148,7 +148,9 @@ def cpu_per_request(
     for tenant, model, payload, stream in asked:
         principal = quotas.tenant_facts(tenant)
         resource = router.describe(model, "openai")
-        context = RequestContext(payload, 300, stream, LIMITS, tuple, time.gmtime().tm_hour, "private")
+        context = RequestContext(
+            payload, 300, stream, LIMITS, tuple, time.gmtime().tm_hour, lambda: "private"
+        )
         if not cached:
             uncached(principal, "chat", resource, context)
             continue

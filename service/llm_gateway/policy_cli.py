@@ -154,7 +154,7 @@ def _context(items: Sequence[str]) -> RequestContext:
         OutputLimits(("max_tokens",), None),
         lambda: pii,
         values["hour"],
-        values["client_network"],
+        lambda: values["client_network"],
     )
 
 

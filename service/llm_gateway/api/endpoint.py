@@ -282,7 +282,7 @@ class APIEndpoint:
             api.output_limits,
             pii,
             time.gmtime().tm_hour,
-            network_class(self._identify.client_address(scope)),
+            lambda: network_class(self._identify.client_address(scope)),
         )
         authorization.check(principal, api.action, resource, context, exchange.request_id)
         return redacted if self._redactor is not None else None

@@ -141,7 +141,7 @@ class Models:
             NO_OUTPUT,
             list,
             time.gmtime().tm_hour,
-            network_class(self._identify.client_address(scope)),
+            lambda: network_class(self._identify.client_address(scope)),
         )
 
         def visible(model: str) -> bool:

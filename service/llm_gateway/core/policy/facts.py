@@ -110,7 +110,8 @@ class RequestContext:
 
     ``payload`` is the parsed body (``{}`` for a listing), ``output_limits`` where its API names an
     output limit, ``pii`` a function returning the PII entity types in its model text, ``hour`` the
-    UTC hour it arrived.
+    UTC hour it arrived, ``client_network`` a function returning its client's
+    :func:`network_class` (both functions are called only for a policy that reads them).
     """
 
     payload: Mapping[str, Any]
@@ -119,7 +120,7 @@ class RequestContext:
     output_limits: OutputLimits
     pii: Callable[[], Iterable[str]]
     hour: int
-    client_network: str
+    client_network: Callable[[], str]
     _values: dict[str, Any] = field(default_factory=dict)
 
     def value(self, name: str) -> Any:
@@ -151,7 +152,7 @@ class RequestContext:
             case "hour":
                 return self.hour
             case "client_network":
-                return self.client_network
+                return self.client_network()
         raise KeyError(name)
 
     def cedar(self, names: Iterable[str]) -> dict[str, Any]:

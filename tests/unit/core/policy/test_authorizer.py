@@ -95,7 +95,7 @@ def context_of(values: dict[str, Any]) -> RequestContext:
         LIMITS,
         lambda: values["pii"],
         values["hour"],
-        values["network"],
+        lambda: values["network"],
     )
 
 
@@ -179,10 +179,10 @@ def test_pii_is_looked_for_only_when_a_policy_reads_it() -> None:
         asked.append(1)
         return ["EMAIL"]
 
-    context = RequestContext({}, 10, False, LIMITS, pii, 3, "loopback")
+    context = RequestContext({}, 10, False, LIMITS, pii, 3, lambda: "loopback")
     assert not authorizer.decide(TENANTS[0], "chat", MODELS[0], context).allowed
     assert asked == [1]
-    context = RequestContext({}, 10, False, LIMITS, pii, 3, "loopback")
+    context = RequestContext({}, 10, False, LIMITS, pii, 3, lambda: "loopback")
     assert authorizer.decide(TENANTS[2], "chat", MODELS[0], context).allowed
     assert asked == [1]  # the paid tenant's decision needs no context at all
     assert values == CONTEXTS_PLAIN
@@ -198,7 +198,7 @@ def test_caches_stay_bounded() -> None:
     )
     for n in range(50):
         tenant = TenantFacts(f"tenant-{n}")
-        context = RequestContext({}, n, False, LIMITS, list, 3, "loopback")
+        context = RequestContext({}, n, False, LIMITS, list, 3, lambda: "loopback")
         assert authorizer.decide(tenant, "chat", MODELS[0], context).allowed == (n <= 5)
     assert len(authorizer._triples) <= 8
     assert len(authorizer._decisions) <= 8

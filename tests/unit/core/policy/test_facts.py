@@ -19,7 +19,7 @@ def context(payload: dict[str, Any], pii: list[str] | None = None) -> RequestCon
             raise AssertionError("pii was computed without being read")
         return pii
 
-    return RequestContext(payload, 123, True, CHAT.output_limits, found, 7, "private")
+    return RequestContext(payload, 123, True, CHAT.output_limits, found, 7, lambda: "private")
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_context_attributes(payload: dict[str, Any], name: str, value: Any) -> N
 def test_pii_is_a_sorted_set_computed_once() -> None:
     calls = []
     request = RequestContext(
-        {}, 1, False, CHAT.output_limits, lambda: calls.append(1) or ["PHONE", "EMAIL", "PHONE"], 0, ""
+        {}, 1, False, CHAT.output_limits, lambda: calls.append(1) or ["PHONE", "EMAIL", "PHONE"], 0, str
     )
     assert request.value("pii") == ("EMAIL", "PHONE")
     assert request.cedar(["pii", "max_tokens"]) == {"pii": ["EMAIL", "PHONE"]}

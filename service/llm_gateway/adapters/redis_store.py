@@ -253,9 +253,10 @@ class RedisStore:
                 async with asyncio.timeout(self._timeout):
                     await self._cluster.reachable()
             now = time.monotonic()
+            policies = None
             if revision != self._revision or now - self._reloaded_at >= self.FULL_RELOAD_SECS:
                 async with asyncio.timeout(self._timeout):
-                    await self._reload_map()
+                    policies = await self._reload_map()
                 self._revision, self._reloaded_at = revision, now
         except _ERRORS as exc:
             self._failed(exc)
@@ -265,11 +266,17 @@ class RedisStore:
                         await self._cluster.rediscover()
             return
         self.replicas = int(replicas)
+        if policies is not None and self._on_policies is not None:
+            # Validating changed policies can take a while: in a thread (Cedar releases the GIL), and
+            # outside the Redis timeout, which bounds Redis calls only.
+            await asyncio.to_thread(self._on_policies, policies)
         if self._state is not True:
             self._state = True
             log.info("quota backend available: enforcing through Redis (%d replicas)", self.replicas)
 
-    async def _reload_map(self) -> None:
+    async def _reload_map(self) -> dict[str, bytes] | None:
+        """Reload the live map (and the key map) into the policy and key ring; the published tenant
+        policies, for ``on_policies`` (None without it)."""
         # One call per hash: on a Redis Cluster they lie in different slots (on a single Redis this
         # costs one more round trip, at most once a second).
         raw = cast(dict[bytes, bytes], await self._client.hgetall(MAP_KEY))  # no decode_responses
@@ -300,8 +307,9 @@ class RedisStore:
                 log.warning("live map entry %r ignored: %s", tenant, problem)
             self._bad_entries = bad
         self._policy.replace_live_map(entries)
-        if self._on_policies is not None and policies is not None:
-            self._on_policies({field.decode("utf-8", "replace"): value for field, value in policies.items()})
+        if policies is None:
+            return None
+        return {field.decode("utf-8", "replace"): value for field, value in policies.items()}
 
     def _failed(self, exc: BaseException) -> None:
         self._on_error()

@@ -8,16 +8,18 @@ writes one at debug level. The lines carry the request id, the tenant as the acc
 the action, the model and the policy ids, never the request's text.
 
 Published policies replace each other whole: a document that does not validate is left out (and
-logged once); the others apply.
+logged once); the others apply. The gateway's Redis heartbeat applies them in a worker thread, so a
+large change never stalls the event loop.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from llm_gateway.core.policy.authorizer import Authorizer, PolicyDecision
-from llm_gateway.core.policy.documents import InvalidPolicy, PolicyDocument, compile_policies, validate
+from llm_gateway.core.policy.documents import InvalidPolicy, PolicyDocument, assemble, validate
 from llm_gateway.core.policy.facts import ModelFacts, RequestContext, TenantFacts
 from llm_gateway.core.policy.published import decode_policy
 from llm_gateway.errors import PolicyDenied
@@ -45,13 +47,14 @@ class Authorization:
         pseudonym: Callable[[str], str],
         on_denied: Callable[[tuple[str, ...], str], None] = lambda policies, action: None,
     ) -> None:
-        self._files = tuple(files)
+        self._files = [validate(document) for document in files]
         self._on_denied = on_denied
         self._default_allow = default_allow
         self._pseudonym = pseudonym
         self._published: Mapping[str, bytes] = {}
+        self._validated: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self._bad: dict[str, str] = {}
-        self.authorizer = self._compile(())
+        self.authorizer = self._compile([])
 
     @property
     def active(self) -> bool:
@@ -60,32 +63,39 @@ class Authorization:
 
     def replace_published(self, raw: Mapping[str, bytes]) -> None:
         """Apply the published documents ``raw`` (the ``policy_map`` hash: field → value), unless
-        they are what applies already."""
+        they are what applies already. Only documents that changed are validated again; this may
+        take a while for many (about 1 ms a document), so call it in a worker thread: Cedar
+        releases the GIL meanwhile, and the policies in force apply until it returns."""
         if raw == self._published:
             return
-        documents, bad = [], {}
+        validated: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        bad: dict[str, str] = {}
         for field, value in raw.items():
+            known = self._validated.get(field)
+            if known is not None and known[0] == value:
+                validated[field] = known
+                continue
             try:
-                document = decode_policy(field, value)
-                validate(document)
+                validated[field] = (value, validate(decode_policy(field, value)))
             except (ValueError, InvalidPolicy) as error:
                 bad[field] = str(error)
-                continue
-            documents.append(document)
         if bad != self._bad:
             for field, problem in bad.items():
                 log.warning("published policy %r ignored: %s", field, problem)
             self._bad = bad
-        self.authorizer = self._compile(documents)
-        self._published = dict(raw)
+        try:
+            self.authorizer = self._compile([named for _, named in validated.values()])
+        except InvalidPolicy as error:  # an id given twice: the policies in force stay
+            log.warning("published policies not applied: %s", error)
+            return
+        self._validated, self._published = validated, dict(raw)
         policies = self.authorizer.policies
         log.info("tenant policies in force: %d", 0 if policies is None else len(policies.ids))
 
-    def _compile(self, published: Iterable[PolicyDocument]) -> Authorizer:
-        documents = [*self._files, *published]
-        if not documents and self._default_allow:
+    def _compile(self, published: list[dict[str, Any]]) -> Authorizer:
+        if not self._files and not published and self._default_allow:
             return Authorizer(None)
-        return Authorizer(compile_policies(documents, default_allow=self._default_allow))
+        return Authorizer(assemble([*self._files, *published], default_allow=self._default_allow))
 
     def check(
         self,

@@ -143,8 +143,16 @@ class Authorization:
             )
 
 
+#: How many of the denying policies a 403's message names (the decision log names them all).
+MAX_NAMED_POLICIES = 5
+
+
 def _denial(decision: PolicyDecision) -> str:
-    if not decision.policies:
+    policies = decision.policies
+    if not policies:
         return "denied by policy: no policy permits this request"
-    named = ", ".join(repr(policy) for policy in decision.policies)
-    return f"denied by polic{'ies' if len(decision.policies) > 1 else 'y'} {named}"
+    named = ", ".join(repr(policy) for policy in policies[:MAX_NAMED_POLICIES])
+    more = len(policies) - MAX_NAMED_POLICIES
+    return f"denied by polic{'ies' if len(policies) > 1 else 'y'} {named}" + (
+        f" and {more} more" if more > 0 else ""
+    )

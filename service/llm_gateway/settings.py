@@ -8,9 +8,9 @@ variable (``RPS: must be greater than 0 (got '0')``).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -481,27 +481,16 @@ class Settings(BaseSettings):
         return parse_tenant_quotas(value) if isinstance(value, str) else value
 
     _routing: RoutingConfig = PrivateAttr(default_factory=RoutingConfig)
-
-    @model_validator(mode="after")
-    def _load_routing(self) -> Settings:
-        if self.routing_file is not None:
-            try:
-                self._routing = load_routing(self.routing_file)
-            except ValueError as exc:
-                lines = str(exc).splitlines()
-                raise ValueError("\n".join(f"ROUTING_FILE: {line}" for line in lines)) from None
-        return self
-
     _policies: tuple[PolicyDocument, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
-    def _load_policies(self) -> Settings:
+    def _load_files(self) -> Settings:
+        """Read the files settings name (routing, policies); their problems, each line under the
+        setting's name."""
+        if self.routing_file is not None:
+            self._routing = _loaded("ROUTING_FILE", load_routing, self.routing_file)
         if self.policy_path is not None:
-            try:
-                self._policies = load_policy_documents(self.policy_path)
-            except ValueError as exc:
-                lines = str(exc).splitlines()
-                raise ValueError("\n".join(f"POLICY_PATH: {line}" for line in lines)) from None
+            self._policies = _loaded("POLICY_PATH", load_policy_documents, self.policy_path)
         return self
 
     @property
@@ -552,6 +541,18 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+_T = TypeVar("_T")
+
+
+def _loaded(setting: str, load: Callable[[Path], _T], path: Path) -> _T:
+    """``load(path)``; its ``ValueError`` again with each line under ``setting``'s name."""
+    try:
+        return load(path)
+    except ValueError as exc:
+        lines = str(exc).splitlines()
+        raise ValueError("\n".join(f"{setting}: {line}" for line in lines)) from None
 
 
 def _check_cluster_url(url: str | None) -> None:

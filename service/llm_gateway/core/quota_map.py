@@ -36,6 +36,7 @@ __all__ = [
     "TenantEntry",
     "TokenBudget",
     "decode_entry",
+    "decode_versioned",
     "encode_entry",
 ]
 
@@ -109,8 +110,9 @@ def encode_entry(entry: TenantEntry) -> bytes:
     return orjson.dumps(data)
 
 
-def decode_entry(raw: bytes | str) -> TenantEntry:
-    """Parse one hash value; raise ``ValueError`` naming the problem when it cannot be used."""
+def decode_versioned(raw: bytes | str) -> dict[str, Any]:
+    """One hash value of a live-map contract: a JSON object of the :data:`SCHEMA_VERSION` this gateway
+    reads; raises ``ValueError`` naming the problem."""
     try:
         data: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -120,6 +122,12 @@ def decode_entry(raw: bytes | str) -> TenantEntry:
     version = data.get("v")
     if version != SCHEMA_VERSION:
         raise ValueError(f"unsupported schema version {version!r} (this gateway reads {SCHEMA_VERSION})")
+    return data
+
+
+def decode_entry(raw: bytes | str) -> TenantEntry:
+    """Parse one hash value; raise ``ValueError`` naming the problem when it cannot be used."""
+    data = decode_versioned(raw)
     models = data.get("allowed_models")
     if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
         raise ValueError(f"'allowed_models' must be a list of strings, got {models!r}")

@@ -9,8 +9,8 @@ Redis layout:
 - A change bumps ``quota_map:rev``, the live map's revision, in the same ``MULTI`` (on a Redis
   Cluster, after the write), so policies reach every replica as quota changes do: within 2 s.
 
-Compatibility follows the live map's rules: new optional fields keep ``v``; a reader skips (and
-logs) a value with a ``v`` it does not know.
+Compatibility follows the live map's rules, and its version: new optional fields keep ``v``; a
+reader skips (and logs) a value with a ``v`` it does not know.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 
 from llm_gateway.core.policy.documents import PolicyDocument
+from llm_gateway.core.quota_map import SCHEMA_VERSION, decode_versioned
 
-__all__ = ["POLICY_MAP_KEY", "SCHEMA_VERSION", "decode_policy", "encode_policy"]
+__all__ = ["POLICY_MAP_KEY", "decode_policy", "encode_policy"]
 
 POLICY_MAP_KEY = "policy_map"
-SCHEMA_VERSION = 1
 
 
 def encode_policy(document: PolicyDocument) -> bytes:
@@ -37,16 +37,7 @@ def encode_policy(document: PolicyDocument) -> bytes:
 
 def decode_policy(field: str, raw: bytes | str) -> PolicyDocument:
     """The document stored under ``field``; raises ``ValueError`` naming the problem."""
-    try:
-        data: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ValueError("not JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    if data.get("v") != SCHEMA_VERSION:
-        raise ValueError(
-            f"unsupported schema version {data.get('v')!r} (this gateway reads {SCHEMA_VERSION})"
-        )
+    data = decode_versioned(raw)
     source, description = data.get("source"), data.get("description", "")
     if not isinstance(source, str) or not isinstance(description, str):
         raise ValueError("'source' and 'description' must be strings")

@@ -41,9 +41,5 @@ class OperatorMetrics:
             start_http_server(port, addr="0.0.0.0", registry=self.registry)
 
     def synced(self) -> None:
-        # Every series exists from the start (at 0), so rates and alerts see them before the first event.
-        for result in ("applied", "conflict", "invalid"):
-            self.reconciles.labels(result)
-        for backend in ("redis", "kubernetes"):
-            self.errors.labels(backend)
+        """A TenantQuota was just written to the live map (``tenantquota_last_sync_age_seconds`` is 0)."""
         self._last_sync = time.time()

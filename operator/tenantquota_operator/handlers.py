@@ -100,10 +100,10 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
 
     @kopf.index(*RESOURCE, id="claims_by_tenant", registry=registry)
     def claims_by_tenant(
-        namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+        namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, labels: kopf.Labels, **_: Any
     ) -> dict[str, Claim]:
         try:
-            entry: TenantEntry | None = entry_from_spec(spec)
+            entry: TenantEntry | None = entry_from_spec(spec, namespace, labels)
             keys = key_ref_of(spec, namespace)
         except InvalidSpec:
             entry = keys = None
@@ -116,6 +116,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
     @kopf.on.resume(*RESOURCE, registry=registry)
     @kopf.on.create(*RESOURCE, registry=registry)
     @kopf.on.update(*RESOURCE, field="spec", registry=registry)
+    @kopf.on.update(*RESOURCE, field="metadata.labels", registry=registry)  # the tenant's labels
     async def apply(
         spec: kopf.Spec,
         meta: kopf.Meta,
@@ -190,7 +191,7 @@ async def _reconcile(
         )
 
     try:
-        entry = entry_from_spec(spec)
+        entry = entry_from_spec(spec, namespace, meta.get("labels") or {})
         key_ref = key_ref_of(spec, namespace)
     except InvalidSpec as error:
         memo.metrics.reconciles.labels("invalid").inc()

@@ -40,6 +40,8 @@ EVERYTHING = {
     "allowedModels": ["gpt-4o", "gpt-4o-mini"],
     "suspended": True,
     "apiKeySecretRef": {"name": "tenant-a", "key": "api-key"},
+    "tier": "free_2026.q1",
+    "groups": ["research", "eu-staff", "G" * 63],
     "tokens": {
         "perWindow": 100000,
         "input": 80000,
@@ -163,6 +165,34 @@ BAD = {
     "unknown token field": (
         {"tenant": "a", "requests": 1, "tokens": {"total": 5}},
         'strict decoding error: unknown field "spec.tokens.total"',
+    ),
+    "empty tier": (
+        {"tenant": "a", "requests": 1, "tier": ""},
+        'spec.tier: Invalid value: "": spec.tier in body should match',
+    ),
+    "tier with a space": (
+        {"tenant": "a", "requests": 1, "tier": "gold tier"},
+        'spec.tier: Invalid value: "gold tier": spec.tier in body should match',
+    ),
+    "tier of 64 characters": (
+        {"tenant": "a", "requests": 1, "tier": "t" * 64},
+        "spec.tier: Too long: may not be more than 63 bytes",
+    ),
+    "groups as a string": (
+        {"tenant": "a", "requests": 1, "groups": "research"},
+        'spec.groups: Invalid value: "string": spec.groups in body must be of type array',
+    ),
+    "duplicate groups": (
+        {"tenant": "a", "requests": 1, "groups": ["g", "g"]},
+        'spec.groups[1]: Duplicate value: "g"',
+    ),
+    "33 groups": (
+        {"tenant": "a", "requests": 1, "groups": [f"g{i}" for i in range(33)]},
+        "spec.groups: Too many: 33: must have at most 32 items",
+    ),
+    "group ending in a dot": (
+        {"tenant": "a", "requests": 1, "groups": ["eu."]},
+        'spec.groups[0]: Invalid value: "eu.": spec.groups[0] in body should match',
     ),
     "secret ref without key": (
         {"tenant": "a", "requests": 1, "apiKeySecretRef": {"name": "s"}},

@@ -33,6 +33,7 @@ from tenantquota_operator.config import OperatorSettings
 from tenantquota_operator.kube import Kube
 from tenantquota_operator.live_map import LiveMap
 from tenantquota_operator.metrics import OperatorMetrics
+from tenantquota_operator.policy_handlers import register as register_policies
 from tenantquota_operator.retrying import RETRY_DELAY_SECS, retried
 from tenantquota_operator.usage import usage_status
 
@@ -50,7 +51,8 @@ ClaimIndex = kopf.Index[str, Claim]
 
 
 def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
-    """Register every handler, configured by ``config``, in ``registry``."""
+    """Register every handler, configured by ``config``, in ``registry`` (TenantPolicies' too)."""
+    register_policies(config, registry)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

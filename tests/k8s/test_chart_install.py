@@ -21,7 +21,14 @@ from tenantquota_operator.handlers import FINALIZER
 from tenantquota_operator.uninstall import _release
 from tests.chart.helm import BASE_VALUES, CHART, helm
 from tests.k8s.cluster import Cluster
-from tests.k8s.operator_support import apply_tenantquota, condition, eventually, live_entry
+from tests.k8s.operator_support import (
+    apply_tenantpolicy,
+    apply_tenantquota,
+    condition,
+    eventually,
+    live_entry,
+    published_policy,
+)
 from tests.support import ManagedProcess, RedisServer, free_port
 
 CRDS = Path(__file__).resolve().parent / "crds"
@@ -171,8 +178,13 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
             timeout=5,
             what="usage",
         )
-        cluster.kubectl("delete", "tq/ta", "-n", namespace, "--wait=true", "--timeout=15s")
+        apply_tenantpolicy(cluster, namespace, "tp", POLICY)
+        eventually(lambda: published_policy(redis_server, f"{namespace}/tp"), what="the published policy")
+        ready = eventually(lambda: condition(cluster, namespace, "tp", "Ready", "tp"), what="Ready policy")
+        assert ready["status"] == "True"
+        cluster.kubectl("delete", "tq/ta", "tp/tp", "-n", namespace, "--wait=true", "--timeout=15s")
         assert live_entry(redis_server, "chart-tenant") is None
+        assert published_policy(redis_server, f"{namespace}/tp") is None
         log = operator.output()
         assert "Forbidden" not in log and not re.search(r"\b403\b", log), log[-3000:]
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tenantquota_operator.policies import publication
 from tests.k8s.cluster import Cluster
 from tests.k8s.conftest import ROOT
 from tests.k8s.operator_support import table
@@ -317,3 +318,14 @@ def test_tenantpolicy_printer_columns_and_short_name(cluster: Cluster, namespace
     [row] = table(cluster.kubectl("get", "tp", "-n", namespace).stdout)
     assert list(row) == ["NAME", "READY", "REASON", "AGE"]
     assert list(row.values())[:3] == ["no-streams", "", ""]  # no operator here: no status
+
+
+def test_the_tenantpolicy_example_is_accepted_and_valid_cedar(cluster: Cluster, namespace: str) -> None:
+    accepted, output = create(
+        cluster, namespace, (ROOT / "k8s" / "examples" / "tenantpolicy.yaml").read_text()
+    )
+    assert accepted, output
+    published = publication(namespace, "model-rules", json.loads(output)["spec"])  # as the operator does
+    assert published.policy_ids == tuple(
+        f"{namespace}/model-rules:{name}" for name in ("free-tier-models", "interns-no-tools", "long-outputs")
+    )

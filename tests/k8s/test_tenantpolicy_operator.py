@@ -94,11 +94,11 @@ def test_an_invalid_policy_is_reported_in_cedars_words_and_never_published(
     eventually(lambda: published_policy(redis_server, f"{namespace}/bad"), what="the fixed policy")
     apply_tenantpolicy(cluster, namespace, "bad", "permit (")
     eventually(lambda: published_policy(redis_server, f"{namespace}/bad") is None, what="the withdrawal")
-    refused = eventually(
-        lambda: (c := ready(cluster, namespace, "bad")) and c["status"] == "False" and c,
-        what="Ready=False again",
+    again = eventually(  # the message tells this refusal from the first one
+        lambda: (c := ready(cluster, namespace, "bad")) and "unexpected end of input" in c["message"] and c,
+        what="Ready=False again, in Cedar's words",
     )
-    assert "unexpected end of input" in refused["message"]
+    assert (again["status"], again["reason"]) == ("False", "InvalidPolicy")
     withdrawn = revision(redis_server)
     time.sleep(2.5)  # resyncs withdraw nothing more, so they bump nothing
     assert revision(redis_server) == withdrawn

@@ -3,7 +3,9 @@
 Several TenantQuotas may name the same tenant; the oldest (by creation time, then namespace and name,
 so every replica of the operator agrees) wins and the others are reported as conflicting. A spec is
 turned into the live map's :class:`~llm_gateway.core.quota_map.TenantEntry`, checked again here so a
-spec the schema let through (an older CRD, a cluster without CEL) is refused with a clear reason.
+spec the schema let through (an older CRD, a cluster without CEL) is refused with a clear reason. The
+entry also carries what tenant policies see of the tenant: the spec's ``tier`` and ``groups``, and the
+TenantQuota's namespace and labels.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ __all__ = [
 
 # As the CRD's pattern: printable ASCII without space, ',' or '=' (the TENANT_QUOTAS form uses them).
 _TENANT = re.compile(r"[!-+\--<>-~]{1,256}")
+# As the CRD's pattern for spec.tier and spec.groups: a Kubernetes label value, not empty.
+_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_NAME_RULE = "1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+_MAX_GROUPS = 32  # as the CRD's maxItems
 DEFAULT_WINDOW_SECS = 60  # the CRD's default, for a spec stored before the default existed
 
 
@@ -68,8 +74,9 @@ def winner(claims: Iterable[Claim]) -> Claim | None:
     return min((claim for claim in claims if claim.entry is not None), default=None)
 
 
-def entry_from_spec(spec: Mapping[str, Any]) -> TenantEntry:
-    """The live-map entry for a TenantQuota ``spec``; raises :class:`InvalidSpec`."""
+def entry_from_spec(spec: Mapping[str, Any], namespace: str, labels: Mapping[str, str]) -> TenantEntry:
+    """The live-map entry for the ``spec`` of a TenantQuota in ``namespace`` with ``labels``; raises
+    :class:`InvalidSpec`."""
     tenant = spec.get("tenant")
     if not isinstance(tenant, str) or not _TENANT.fullmatch(tenant):
         raise InvalidSpec("spec.tenant must be 1-256 printable ASCII characters without space, ',' or '='")
@@ -106,7 +113,29 @@ def entry_from_spec(spec: Mapping[str, Any]) -> TenantEntry:
         allowed_models=None if models is None else frozenset(models),
         suspended=suspended,
         tokens=token_budget(spec),
+        tier=_tier(spec),
+        groups=_groups(spec),
+        namespace=namespace,
+        labels=tuple(sorted(labels.items())),
     )
+
+
+def _tier(spec: Mapping[str, Any]) -> str | None:
+    tier = spec.get("tier")
+    if tier is not None and (not isinstance(tier, str) or not _NAME.fullmatch(tier)):
+        raise InvalidSpec(f"spec.tier must be {_NAME_RULE}")
+    return tier
+
+
+def _groups(spec: Mapping[str, Any]) -> frozenset[str]:
+    groups = spec.get("groups", [])
+    if (
+        not isinstance(groups, list)
+        or len(groups) > _MAX_GROUPS
+        or not all(isinstance(group, str) and _NAME.fullmatch(group) for group in groups)
+    ):
+        raise InvalidSpec(f"spec.groups must be a list of at most {_MAX_GROUPS} names of {_NAME_RULE}")
+    return frozenset(groups)
 
 
 def token_budget(spec: Mapping[str, Any]) -> TokenBudget | None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
-from redis.exceptions import RedisClusterException, RedisError
 
 from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_map import TenantEntry
@@ -34,13 +33,14 @@ from tenantquota_operator.config import OperatorSettings
 from tenantquota_operator.kube import Kube
 from tenantquota_operator.live_map import LiveMap
 from tenantquota_operator.metrics import OperatorMetrics
+from tenantquota_operator.policy_handlers import register as register_policies
+from tenantquota_operator.retrying import RETRY_DELAY_SECS, retried
 from tenantquota_operator.usage import usage_status
 
 __all__ = ["register"]
 
 RESOURCE = ("gateway.secure-llm.dev", "v1alpha1", "tenantquotas")
 FINALIZER = "gateway.secure-llm.dev/live-map"
-RETRY_DELAY_SECS = 5
 
 
 class SecretMissing(Exception):
@@ -51,7 +51,8 @@ ClaimIndex = kopf.Index[str, Claim]
 
 
 def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
-    """Register every handler, configured by ``config``, in ``registry``."""
+    """Register every handler, configured by ``config``, in ``registry`` (TenantPolicies' too)."""
+    register_policies(config, registry)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -101,10 +102,10 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
 
     @kopf.index(*RESOURCE, id="claims_by_tenant", registry=registry)
     def claims_by_tenant(
-        namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+        namespace: str, name: str, spec: kopf.Spec, meta: kopf.Meta, labels: kopf.Labels, **_: Any
     ) -> dict[str, Claim]:
         try:
-            entry: TenantEntry | None = entry_from_spec(spec)
+            entry: TenantEntry | None = entry_from_spec(spec, namespace, labels)
             keys = key_ref_of(spec, namespace)
         except InvalidSpec:
             entry = keys = None
@@ -117,6 +118,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
     @kopf.on.resume(*RESOURCE, registry=registry)
     @kopf.on.create(*RESOURCE, registry=registry)
     @kopf.on.update(*RESOURCE, field="spec", registry=registry)
+    @kopf.on.update(*RESOURCE, field="metadata.labels", registry=registry)  # the tenant's labels
     async def apply(
         spec: kopf.Spec,
         meta: kopf.Meta,
@@ -130,7 +132,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
     ) -> None:
         await _reconcile(config, memo, spec, meta, status, namespace, name, patch, claims_by_tenant)
         backed = set(_winning_entries(claims_by_tenant))
-        with _retried(memo, "redis"):
+        with retried(memo, "redis"):
             stray = await memo.live_map.tenants() - backed
             if stray and await memo.live_map.remove(*stray):
                 logging.getLogger(__name__).info(
@@ -145,7 +147,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
             budget = token_budget(spec)
         except InvalidSpec:  # the reconcile reports it; no budget is applied
             budget = None
-        with _retried(memo, "redis"):
+        with retried(memo, "redis"):
             counted = await memo.live_map.usage(tenant)
             tokens = None if budget is None else await memo.live_map.token_usage(tenant)
         patch.status["usage"] = usage_status(int(spec.get("requests", 0)), counted, budget, tokens)
@@ -161,7 +163,7 @@ def register(config: OperatorSettings, registry: kopf.OperatorRegistry) -> None:
         if successor is not None:  # the next-oldest claim takes over at once, keys included
             with contextlib.suppress(InvalidSpec, SecretMissing):  # its own reconcile reports those
                 digests = await _digests(config, memo, successor.keys)
-        with _retried(memo, "redis"):
+        with retried(memo, "redis"):
             if successor is None:
                 await memo.live_map.remove(tenant)
             elif successor.entry is not None:
@@ -191,7 +193,7 @@ async def _reconcile(
         )
 
     try:
-        entry = entry_from_spec(spec)
+        entry = entry_from_spec(spec, namespace, meta.get("labels") or {})
         key_ref = key_ref_of(spec, namespace)
     except InvalidSpec as error:
         memo.metrics.reconciles.labels("invalid").inc()
@@ -219,7 +221,7 @@ async def _reconcile(
     except SecretMissing as error:
         not_ready("SecretNotFound", str(error))
         raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_SECS) from None
-    with _retried(memo, "redis"):
+    with retried(memo, "redis"):
         await memo.live_map.put(tenant, entry)
         await memo.live_map.put_keys(tenant, digests)
     servicemonitor = await _sync_side_objects(settings, memo, _winning_entries(claims))
@@ -247,7 +249,7 @@ async def _digests(settings: OperatorSettings, memo: kopf.Memo, ref: KeyRef | No
         return set()
     if settings.key_hash_secret is None:
         raise InvalidSpec("spec.apiKeySecretRef is set but the operator has no KEY_HASH_SECRET")
-    with _retried(memo, "kubernetes", Exception):
+    with retried(memo, "kubernetes", Exception):
         value = await memo.kube.secret_value(ref.namespace, ref.name, ref.key)
     if value is None:
         raise SecretMissing(f"Secret {ref.namespace}/{ref.name} with key {ref.key!r} not found")
@@ -259,7 +261,7 @@ async def _sync_side_objects(
 ) -> dict[str, Any]:
     """Write the ConfigMap and the ServiceMonitor; the ``ServiceMonitor`` condition to report."""
     # The API client raises its own exception tree; every failure here is worth a retry.
-    with _retried(memo, "kubernetes", Exception):
+    with retried(memo, "kubernetes", Exception):
         await memo.kube.apply_configmap(
             settings.operator_namespace, settings.configmap_name, {"TENANT_QUOTAS": env_form(entries)}
         )
@@ -280,21 +282,6 @@ async def _apply_servicemonitor(settings: OperatorSettings, memo: kopf.Memo, ten
         tenants,
         settings.tenant_hash_key.get_secret_value().encode() if settings.tenant_hash_key else None,
     )
-
-
-@contextlib.contextmanager
-def _retried(
-    memo: kopf.Memo,
-    backend: str,
-    # A Redis Cluster's client raises RedisClusterException (no RedisError) when no node answers.
-    errors: type[Exception] | tuple[type[Exception], ...] = (RedisError, RedisClusterException),
-) -> Iterator[None]:
-    """Turn ``errors`` into a kopf temporary error (retried after a delay), counted by ``backend``."""
-    try:
-        yield
-    except errors as error:
-        memo.metrics.errors.labels(backend).inc()
-        raise kopf.TemporaryError(f"{backend}: {error}", delay=RETRY_DELAY_SECS) from None
 
 
 def _winning_entries(claims: ClaimIndex, without: str | None = None) -> dict[str, TenantEntry]:

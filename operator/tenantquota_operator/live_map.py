@@ -1,8 +1,9 @@
-"""The operator's side of the live quota and key maps in Redis (the contracts are
-``llm_gateway.core.quota_map`` and ``llm_gateway.core.api_keys``).
+"""The operator's side of the live quota, key and policy maps in Redis (the contracts are
+``llm_gateway.core.quota_map``, ``llm_gateway.core.api_keys`` and ``llm_gateway.core.policy.published``).
 
 Every change writes the hash field and bumps the revision in one ``MULTI``, and only when the stored
 value differs, so a resync that finds everything in place costs reads only and wakes no gateway.
+The three hashes share the one revision: a gateway reloads them together when it moves.
 
 On a Redis Cluster (``cluster=True``) the hashes and the revision lie in different slots, and no
 ``MULTI`` spans two slots: the hash is written first, then the revision bumped. A gateway that reads
@@ -22,6 +23,8 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
 from llm_gateway.core.api_keys import KEYS_KEY
+from llm_gateway.core.policy.documents import PolicyDocument
+from llm_gateway.core.policy.published import POLICY_MAP_KEY, encode_policy
 from llm_gateway.core.quota import quota_key, token_key
 from llm_gateway.core.quota_map import MAP_KEY, REV_KEY, TenantEntry, encode_entry
 
@@ -62,18 +65,50 @@ class LiveMap:
 
     async def put(self, tenant: str, entry: TenantEntry) -> bool:
         """Store ``entry`` for ``tenant``; True when it changed anything."""
-        value = encode_entry(entry)
-        if await self._redis.hget(MAP_KEY, tenant) == value:
-            return False
-        await self._changed(("HSET", MAP_KEY, tenant, value))
-        return True
+        return await self._put(MAP_KEY, tenant, encode_entry(entry))
 
     async def remove(self, *tenants: str) -> bool:
         """Drop ``tenants``' entries; True when any existed."""
-        if not tenants:
+        return await self._remove(MAP_KEY, *tenants)
+
+    async def tenants(self) -> set[str]:
+        """Every tenant the map holds."""
+        return await self._fields(MAP_KEY)
+
+    async def put_policy(self, document: PolicyDocument) -> bool:
+        """Publish ``document`` (validated already) under its source, a TenantPolicy's
+        ``namespace/name``; True when it changed anything."""
+        return await self._put(POLICY_MAP_KEY, document.source, encode_policy(document))
+
+    async def remove_policies(self, *sources: str) -> bool:
+        """Withdraw the documents published under ``sources``; True when any existed."""
+        return await self._remove(POLICY_MAP_KEY, *sources)
+
+    async def policy_sources(self) -> set[str]:
+        """The source of every published document."""
+        return await self._fields(POLICY_MAP_KEY)
+
+    async def _put(self, key: str, field: str, value: bytes) -> bool:
+        if await self._redis.hget(key, field) == value:
             return False
-        [removed] = await self._changed(("HDEL", MAP_KEY, *tenants))
-        return bool(removed)
+        await self._changed(("HSET", key, field, value))
+        return True
+
+    async def _remove(self, key: str, *fields: str) -> bool:
+        # Only fields that exist: removing nothing must not bump the revision (an invalid TenantPolicy
+        # is withdrawn again at every resync).
+        if not fields:
+            return False
+        values = await self._redis.hmget(key, fields)
+        present = [field for field, value in zip(fields, values, strict=True) if value is not None]
+        if not present:
+            return False
+        await self._changed(("HDEL", key, *present))
+        return True
+
+    async def _fields(self, key: str) -> set[str]:
+        fields = await self._redis.hkeys(key)
+        return {field.decode() if isinstance(field, bytes) else field for field in fields}
 
     async def put_keys(self, tenant: str, digests: set[str]) -> bool:
         """Make ``digests`` exactly ``tenant``'s keys in the key map; True when it changed anything."""
@@ -120,11 +155,6 @@ class LiveMap:
     async def _key_map(self) -> dict[str, str]:
         raw: dict[bytes, bytes] = await self._redis.hgetall(KEYS_KEY)  # type: ignore[assignment]  # bytes: no decode_responses
         return {field.decode(): owner.decode() for field, owner in raw.items()}
-
-    async def tenants(self) -> set[str]:
-        """Every tenant the map holds."""
-        fields = await self._redis.hkeys(MAP_KEY)
-        return {field.decode() if isinstance(field, bytes) else field for field in fields}
 
     async def usage(self, tenant: str) -> Usage:
         """Requests counted in ``tenant``'s current window (0 and no reset when none was counted)."""

@@ -1,4 +1,5 @@
-"""The operator's own Prometheus metrics: reconciles by result, errors by backend, last sync age."""
+"""The operator's own Prometheus metrics: TenantQuota and TenantPolicy reconciles by result, errors by
+backend, last sync age."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ class OperatorMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.policies = Counter(
+            "tenantpolicy_reconciles",
+            "TenantPolicy reconciliations by result: published, invalid.",
+            ["result"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "tenantquota_errors",
             "Failed calls by backend (redis, kubernetes); retried with backoff.",
@@ -29,6 +36,8 @@ class OperatorMetrics:
         # Every series exists from the start (at 0), so rates and alerts see them before the first event.
         for result in ("applied", "conflict", "invalid"):
             self.reconciles.labels(result)
+        for result in ("published", "invalid"):
+            self.policies.labels(result)
         for backend in ("redis", "kubernetes"):
             self.errors.labels(backend)
         self._last_sync = time.time()
@@ -41,9 +50,5 @@ class OperatorMetrics:
             start_http_server(port, addr="0.0.0.0", registry=self.registry)
 
     def synced(self) -> None:
-        # Every series exists from the start (at 0), so rates and alerts see them before the first event.
-        for result in ("applied", "conflict", "invalid"):
-            self.reconciles.labels(result)
-        for backend in ("redis", "kubernetes"):
-            self.errors.labels(backend)
+        """A TenantQuota was just written to the live map (``tenantquota_last_sync_age_seconds`` is 0)."""
         self._last_sync = time.time()

@@ -1,17 +1,19 @@
-"""``tenantquota-operator release-finalizers``: let TenantQuotas go when the operator is uninstalled.
+"""``tenantquota-operator release-finalizers``: let TenantQuotas and TenantPolicies go when the operator
+is uninstalled.
 
-Every TenantQuota carries the operator's finalizer (``gateway.secure-llm.dev/live-map``): deleting one
-waits until the operator has removed its tenant from the live map. Once ``helm uninstall`` has removed
-the operator, nothing removes the finalizer any more, so deleting a TenantQuota, or the namespace that
+Every TenantQuota and TenantPolicy carries the operator's finalizer (``gateway.secure-llm.dev/live-map``):
+deleting one waits until the operator has removed it from the live map. Once ``helm uninstall`` has
+removed the operator, nothing removes the finalizer any more, so deleting one, or the namespace that
 holds it, waits forever. The chart runs this command as a pre-delete hook, while the operator still
 exists:
 
 1. scale the operator's Deployment to 0 and wait until its pods are gone (a running operator would
    put the finalizer back on the next event);
-2. remove the finalizer from every TenantQuota in the operator's scope (one namespace, or all).
+2. remove the finalizer from every TenantQuota and TenantPolicy in the operator's scope (one
+   namespace, or all).
 
-TenantQuotas themselves are kept: they are the users' objects, like the CRD, which Helm also keeps.
-A reinstalled operator adds its finalizer back when it resumes them. Exit status 1 with one line on
+The objects themselves are kept: they are the users', like the CRDs, which Helm also keeps. A
+reinstalled operator adds its finalizer back when it resumes them. Exit status 1 with one line on
 failure (the hook then fails, and ``helm uninstall`` says so).
 """
 
@@ -30,7 +32,8 @@ from tenantquota_operator.handlers import FINALIZER
 
 __all__ = ["release_finalizers"]
 
-GROUP, VERSION, PLURAL = "gateway.secure-llm.dev", "v1alpha1", "tenantquotas"
+GROUP, VERSION = "gateway.secure-llm.dev", "v1alpha1"
+PLURALS = ("tenantquotas", "tenantpolicies")
 # The client would send a dict as a JSON Patch (a list of operations); this one is a merge patch.
 _MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 
@@ -38,8 +41,8 @@ _MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 async def release_finalizers(
     namespace: str, deployment: str, watch_namespace: str | None, wait_secs: float = 90.0
 ) -> int:
-    """Steps 1 and 2 above; the number of TenantQuotas released. TimeoutError if pods linger longer
-    than ``wait_secs``."""
+    """Steps 1 and 2 above; the number of objects released. TimeoutError if pods linger longer than
+    ``wait_secs``."""
     config.load_incluster_config()  # type: ignore[no-untyped-call]
     async with client.ApiClient() as api:
         apps, core, custom = client.AppsV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
@@ -76,10 +79,18 @@ async def _release(  # step 2, after the wait of step 1 (no wait when ``selector
             await asyncio.sleep(1)
         else:
             raise TimeoutError(f"the operator's pods ({selector}) still run after {wait_secs:.0f} s")
+    released = 0
+    for plural in PLURALS:
+        released += await _release_all(custom, plural, watch_namespace)
+    return released
+
+
+async def _release_all(custom: client.CustomObjectsApi, plural: str, watch_namespace: str | None) -> int:
+    """Remove the finalizer from every ``plural`` object in scope; how many had it."""
     if watch_namespace:
-        listed = await custom.list_namespaced_custom_object(GROUP, VERSION, watch_namespace, PLURAL)
+        listed = await custom.list_namespaced_custom_object(GROUP, VERSION, watch_namespace, plural)
     else:
-        listed = await custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        listed = await custom.list_cluster_custom_object(GROUP, VERSION, plural)
     released = 0
     for item in listed["items"]:
         meta = item["metadata"]
@@ -94,7 +105,7 @@ async def _release(  # step 2, after the wait of step 1 (no wait when ``selector
         }
         try:
             await custom.patch_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], patch, **_MERGE_PATCH
+                GROUP, VERSION, meta["namespace"], plural, meta["name"], patch, **_MERGE_PATCH
             )
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to release
@@ -120,4 +131,4 @@ def main(argv: list[str] | None = None) -> None:
             reason = f"{error.status} {error.reason}: {body}"
         print(f"tenantquota-operator release-finalizers: {reason}", file=sys.stderr)
         sys.exit(1)
-    print(f"tenantquota-operator: released {released} TenantQuota(s) from {FINALIZER}")
+    print(f"tenantquota-operator: released {released} TenantQuota(s) and TenantPolicies from {FINALIZER}")

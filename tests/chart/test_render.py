@@ -189,9 +189,14 @@ def test_the_gateway_outlives_its_own_shutdown_grace() -> None:
     assert config["data"]["SHUTDOWN_GRACE_SECS"] == "45"
 
 
-def test_the_chart_crd_is_the_projects_crd_byte_for_byte() -> None:
-    name = "tenantquotas.gateway.secure-llm.dev.yaml"
-    assert (CHART / "crds" / name).read_bytes() == (ROOT / "k8s" / "crd" / name).read_bytes()
+def test_the_chart_crds_are_the_projects_crds_byte_for_byte() -> None:
+    project = {path.name: path.read_bytes() for path in (ROOT / "k8s" / "crd").glob("*.yaml")}
+    chart = {path.name: path.read_bytes() for path in (CHART / "crds").glob("*.yaml")}
+    assert sorted(chart) == [
+        "tenantpolicies.gateway.secure-llm.dev.yaml",
+        "tenantquotas.gateway.secure-llm.dev.yaml",
+    ]
+    assert chart == project
 
 
 BAD = {

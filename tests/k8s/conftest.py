@@ -1,4 +1,4 @@
-"""Fixtures for the Kubernetes tests: one control plane per session, the TenantQuota CRD installed."""
+"""Fixtures for the Kubernetes tests: one control plane per session, the project's CRDs installed."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.k8s.operator_support import OperatorFactory
 from tests.support import ManagedProcess, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "k8s" / "crd" / "tenantquotas.gateway.secure-llm.dev.yaml"
+CRD_DIR = ROOT / "k8s" / "crd"
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +32,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     else:
         running = start_cluster(tmp_path_factory.mktemp("cluster"))
     try:
-        running.kubectl("apply", "--server-side", "-f", str(CRD))
-        running.kubectl(
-            "wait", "--for=condition=Established", "--timeout=30s", "crd/tenantquotas.gateway.secure-llm.dev"
-        )
+        running.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
+        names = [f"crd/{path.name.removesuffix('.yaml')}" for path in sorted(CRD_DIR.glob("*.yaml"))]
+        running.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
         yield running
     finally:
         running.stop()

@@ -34,6 +34,36 @@ def apply_tenantquota(cluster: Cluster, namespace: str, name: str, **spec: Any) 
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantquota(name, **spec))
 
 
+def tenantpolicy(name: str, policy: str, description: str | None = None) -> str:
+    spec = {"policy": policy} if description is None else {"policy": policy, "description": description}
+    return yaml.safe_dump(
+        {
+            "apiVersion": "gateway.secure-llm.dev/v1alpha1",
+            "kind": "TenantPolicy",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def apply_tenantpolicy(
+    cluster: Cluster, namespace: str, name: str, policy: str, description: str | None = None
+) -> None:
+    """``kubectl apply`` a TenantPolicy ``name`` with ``policy`` (Cedar) in ``namespace``."""
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=tenantpolicy(name, policy, description))
+
+
+def published_policy(redis_server: RedisServer, source: str) -> dict[str, Any] | None:
+    """The policy map's value for ``source`` (``namespace/name``), parsed; None when absent."""
+    raw = redis_server.client().hget("policy_map", source)
+    return None if raw is None else dict(orjson.loads(raw))
+
+
+def revision(redis_server: RedisServer) -> int:
+    """The live map's revision (``quota_map:rev``), which every change bumps."""
+    return int(redis_server.client().get("quota_map:rev") or 0)
+
+
 def eventually(check: Callable[[], Any], timeout: float = 2.0, what: str = "condition") -> Any:
     """``check()``'s first truthy result within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -56,8 +86,11 @@ def limit_seen(gateway: ManagedProcess, tenant: str) -> str:
     return response.headers.get("x-ratelimit-limit-requests", str(response.status_code))
 
 
-def condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
-    status = cluster.get(f"tq/{name}", "-n", namespace).get("status", {})
+def condition(
+    cluster: Cluster, namespace: str, name: str, kind: str, resource: str = "tq"
+) -> dict[str, Any] | None:
+    """The condition of type ``kind`` of ``resource/name`` (a TenantQuota unless said), if any."""
+    status = cluster.get(f"{resource}/{name}", "-n", namespace).get("status", {})
     return next((c for c in status.get("conditions", []) if c["type"] == kind), None)
 
 

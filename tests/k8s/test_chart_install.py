@@ -3,6 +3,7 @@ the chart's own ServiceAccount token; the gateway's ServiceAccount allowed nothi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -13,16 +14,27 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes_asyncio import client, config
 
 from llm_gateway.core.api_keys import KEYS_KEY
+from tenantquota_operator.handlers import FINALIZER
+from tenantquota_operator.uninstall import _release
 from tests.chart.helm import BASE_VALUES, CHART, helm
 from tests.k8s.cluster import Cluster
-from tests.k8s.operator_support import apply_tenantquota, condition, eventually, live_entry
+from tests.k8s.operator_support import (
+    apply_tenantpolicy,
+    apply_tenantquota,
+    condition,
+    eventually,
+    live_entry,
+    published_policy,
+)
 from tests.support import ManagedProcess, RedisServer, free_port
 
 CRDS = Path(__file__).resolve().parent / "crds"
 RELEASE = "rel"
 FULLNAME = "rel-secure-llm-gateway"
+POLICY = "forbid (principal, action, resource) when { context.stream };"
 
 
 def install(cluster: Cluster, namespace: str, *values: str, action: str = "install") -> str:
@@ -166,8 +178,13 @@ def test_the_operator_does_its_whole_job_with_the_charts_rbac(
             timeout=5,
             what="usage",
         )
-        cluster.kubectl("delete", "tq/ta", "-n", namespace, "--wait=true", "--timeout=15s")
+        apply_tenantpolicy(cluster, namespace, "tp", POLICY)
+        eventually(lambda: published_policy(redis_server, f"{namespace}/tp"), what="the published policy")
+        ready = eventually(lambda: condition(cluster, namespace, "tp", "Ready", "tp"), what="Ready policy")
+        assert ready["status"] == "True"
+        cluster.kubectl("delete", "tq/ta", "tp/tp", "-n", namespace, "--wait=true", "--timeout=15s")
         assert live_entry(redis_server, "chart-tenant") is None
+        assert published_policy(redis_server, f"{namespace}/tp") is None
         log = operator.output()
         assert "Forbidden" not in log and not re.search(r"\b403\b", log), log[-3000:]
     finally:
@@ -184,16 +201,55 @@ def test_service_accounts_are_allowed_only_what_they_use(cluster: Cluster, names
         assert not can_i(cluster, namespace, gateway, verb, resource), (verb, resource)
     operator = f"{FULLNAME}-operator"
     for verb, resource in [
-        ("list", "tenantquotas"),
-        ("patch", "tenantquotas/status"),
-        ("create", "configmaps"),
-    ]:
+        ("list", "tenantquotas"), ("patch", "tenantquotas/status"), ("create", "configmaps"),
+        ("get", "tenantpolicies"), ("list", "tenantpolicies"), ("watch", "tenantpolicies"),
+        ("patch", "tenantpolicies"), ("patch", "tenantpolicies/status"),
+    ]:  # fmt: skip
         assert can_i(cluster, namespace, operator, verb, resource), (verb, resource)
     for verb, resource in [
         ("get", "secrets"), ("delete", "configmaps"), ("create", "tenantquotas"), ("delete", "tenantquotas"),
         ("create", "deployments"), ("patch", "configmaps/unrelated"), ("list", "pods"),
+        ("create", "tenantpolicies"), ("delete", "tenantpolicies"), ("update", "tenantpolicies"),
+        ("deletecollection", "tenantpolicies"), ("update", "tenantpolicies/status"),
     ]:  # fmt: skip
         assert not can_i(cluster, namespace, operator, verb, resource), (verb, resource)
+    for verb, resource in [("list", "tenantpolicies"), ("patch", "tenantpolicies")]:
+        assert not can_i(cluster, namespace, gateway, verb, resource), (verb, resource)
+
+
+def test_the_uninstall_hook_releases_tenantquotas_and_tenantpolicies_with_its_own_rbac(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """Step 2 of the pre-delete hook (step 1 stops pods, which never run here) as its ServiceAccount:
+    the finalizer leaves both kinds, and they can then be deleted without an operator."""
+    scope = ["--set", f"operator.watchNamespace={namespace}"]
+    hook = helm(
+        "template", RELEASE, str(CHART), "--namespace", namespace, *BASE_VALUES, *scope,
+        "--show-only", "templates/operator-uninstall-hook.yaml",
+    ).stdout  # fmt: skip
+    rbac = [o for o in yaml.safe_load_all(hook) if o and o["kind"] != "Job"]  # the Job's pod never runs
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(rbac))
+    held = {"finalizers": [FINALIZER]}
+    for kind, spec in [
+        ("TenantQuota", {"tenant": "held", "requests": 1}),
+        ("TenantPolicy", {"policy": POLICY}),
+    ]:
+        body = {"apiVersion": "gateway.secure-llm.dev/v1alpha1", "kind": kind,
+                "metadata": {"name": "held", **held}, "spec": spec}  # fmt: skip
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
+    kubeconfig = service_account_kubeconfig(
+        cluster, namespace, f"{FULLNAME}-operator-uninstall", tmp_path / "hook"
+    )
+
+    async def release() -> int:
+        await config.load_kube_config(str(kubeconfig))
+        async with client.ApiClient() as api:
+            return await _release(
+                client.CoreV1Api(api), client.CustomObjectsApi(api), namespace, None, namespace, 1
+            )
+
+    assert asyncio.run(release()) == 2
+    cluster.kubectl("delete", "tq/held", "tp/held", "-n", namespace, "--wait=true", "--timeout=15s")
 
 
 def test_monitoring_objects_are_accepted_by_the_prometheus_operator_crds(

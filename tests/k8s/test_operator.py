@@ -41,7 +41,12 @@ def test_apply_edit_delete_reach_redis_and_the_gateway_within_two_seconds(
 
     apply_tenantquota(cluster, namespace, "alpha", tenant="alpha", requests=3)
     eventually(lambda: limit_seen(gateway, "alpha") == "3", what="the gateway enforcing 3")
-    assert live_entry(redis_server, "alpha") == {"v": 1, "requests": 3, "window_secs": 60}
+    assert live_entry(redis_server, "alpha") == {
+        "v": 1,
+        "requests": 3,
+        "window_secs": 60,
+        "namespace": namespace,
+    }
 
     cluster.kubectl("patch", "tq/alpha", "-n", namespace, "--type=merge", "-p", '{"spec":{"requests":5}}')
     eventually(lambda: limit_seen(gateway, "alpha") == "5", what="the gateway enforcing 5")
@@ -92,6 +97,7 @@ def test_a_token_budget_reaches_the_live_map_and_its_usage_the_status(
         "requests": 10,
         "window_secs": 60,
         "tokens": {"total": 1000, "output": 300, "max_output_tokens": 128},
+        "namespace": namespace,
     }
     # Before any request: the whole budget left, no window.
     usage = eventually(
@@ -184,6 +190,34 @@ def test_access_rules_reach_the_gateway(
     assert other.status_code == 403 and other.json()["error"]["code"] == "model_not_allowed"
 
 
+def test_tier_groups_labels_and_namespace_reach_the_live_map_and_follow_a_relabel(
+    cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
+) -> None:
+    start_operator()
+    apply_tenantquota(
+        cluster, namespace, "iota", tenant="iota", requests=3, tier="free", groups=["research", "eu"]
+    )
+    cluster.kubectl("label", "tq/iota", "-n", namespace, "team=search")
+    entry = eventually(
+        lambda: (e := live_entry(redis_server, "iota")) and "labels" in e and e, what="the labelled entry"
+    )
+    assert entry == {
+        "v": 1,
+        "requests": 3,
+        "window_secs": 60,
+        "tier": "free",
+        "groups": ["eu", "research"],
+        "namespace": namespace,
+        "labels": {"team": "search"},
+    }
+    # A label change alone (no spec change) reaches the live map as quickly as a spec change.
+    cluster.kubectl("label", "tq/iota", "-n", namespace, "--overwrite", "team=ads")
+    eventually(
+        lambda: (live_entry(redis_server, "iota") or {}).get("labels") == {"team": "ads"},
+        what="the new label in the live map",
+    )
+
+
 def test_resync_repairs_a_flushed_redis(
     cluster: Cluster, namespace: str, redis_server: RedisServer, start_operator: OperatorFactory
 ) -> None:
@@ -209,7 +243,12 @@ def test_a_second_claim_on_a_tenant_is_reported_and_not_applied(
         lambda: condition(cluster, namespace, "second", "Conflict"), what="a Conflict condition"
     )
     assert conflict["status"] == "True" and f"{namespace}/first" in conflict["message"]
-    assert live_entry(redis_server, "delta") == {"v": 1, "requests": 4, "window_secs": 60}
+    assert live_entry(redis_server, "delta") == {
+        "v": 1,
+        "requests": 4,
+        "window_secs": 60,
+        "namespace": namespace,
+    }
     # The older claim gone, the newer one takes over.
     cluster.kubectl("delete", "tq/first", "-n", namespace, "--wait=true", "--timeout=10s")
     eventually(

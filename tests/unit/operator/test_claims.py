@@ -35,10 +35,32 @@ def test_a_spec_becomes_the_live_map_entry() -> None:
         "allowedModels": ["gpt-4o"],
         "suspended": True,
     }
-    assert entry_from_spec(spec) == TenantEntry(
-        requests=5, window_secs=3600, rps=2.0, burst=4, allowed_models=frozenset({"gpt-4o"}), suspended=True
+    assert entry_from_spec(spec, "ns", {}) == TenantEntry(
+        requests=5,
+        window_secs=3600,
+        rps=2.0,
+        burst=4,
+        allowed_models=frozenset({"gpt-4o"}),
+        suspended=True,
+        namespace="ns",
     )
-    assert entry_from_spec({"tenant": "t", "requests": 0}) == TenantEntry(requests=0, window_secs=60)
+    assert entry_from_spec({"tenant": "t", "requests": 0}, "ns", {}) == TenantEntry(
+        requests=0, window_secs=60, namespace="ns"
+    )
+
+
+def test_tier_groups_namespace_and_labels_become_what_policies_see_of_the_tenant() -> None:
+    spec = {"tenant": "t", "requests": 5, "tier": "free", "groups": ["research", "eu.staff"]}
+    entry = entry_from_spec(spec, "team-a", {"team": "search", "app.kubernetes.io/part-of": "x"})
+    assert (entry.tier, entry.groups, entry.namespace) == (
+        "free",
+        frozenset({"research", "eu.staff"}),
+        "team-a",
+    )
+    assert entry.labels == (("app.kubernetes.io/part-of", "x"), ("team", "search"))  # sorted: one encoding
+    assert decode_entry(encode_entry(entry)) == entry  # what the gateways read back
+    plain = entry_from_spec({"tenant": "t", "requests": 5}, "team-a", {})
+    assert (plain.tier, plain.groups, plain.labels) == (None, frozenset(), ())  # the gateway's default tier
 
 
 def test_a_token_budget_becomes_the_live_map_entrys_tokens() -> None:
@@ -53,15 +75,15 @@ def test_a_token_budget_becomes_the_live_map_entrys_tokens() -> None:
             "maxOutputTokens": 256,
         },
     }
-    entry = entry_from_spec(spec)
+    entry = entry_from_spec(spec, "ns", {})
     assert entry.tokens == TokenBudget(
         total=1000, input=800, output=0, window_secs=3600, max_output_tokens=256
     )
     assert decode_entry(encode_entry(entry)) == entry  # what the gateways read back
     # Unset window and reservation stay unset: the gateway's own settings apply.
-    only_output = entry_from_spec({"tenant": "t", "requests": 5, "tokens": {"output": 50}})
+    only_output = entry_from_spec({"tenant": "t", "requests": 5, "tokens": {"output": 50}}, "ns", {})
     assert only_output.tokens == TokenBudget(output=50)
-    assert encode_entry(only_output).endswith(b'"tokens":{"output":50}}')
+    assert b'"tokens":{"output":50},' in encode_entry(only_output)
 
 
 @pytest.mark.parametrize(
@@ -93,13 +115,20 @@ def test_a_token_budget_becomes_the_live_map_entrys_tokens() -> None:
             {"tenant": "a", "requests": 1, "tokens": {"input": 9, "maxOutputTokens": 0}},
             "spec.tokens.maxOutputTokens must be an integer of at least 1",
         ),
+        ({"tenant": "a", "requests": 1, "tier": ""}, "spec.tier must be 1-63 letters"),
+        ({"tenant": "a", "requests": 1, "tier": "gold tier"}, "spec.tier"),
+        ({"tenant": "a", "requests": 1, "tier": "t" * 64}, "spec.tier"),
+        ({"tenant": "a", "requests": 1, "tier": 3}, "spec.tier"),
+        ({"tenant": "a", "requests": 1, "groups": "research"}, "spec.groups must be a list"),
+        ({"tenant": "a", "requests": 1, "groups": ["-x"]}, "spec.groups"),
+        ({"tenant": "a", "requests": 1, "groups": [f"g{i}" for i in range(33)]}, "at most 32"),
     ],
 )
 def test_specs_the_gateway_cannot_apply_are_refused_with_the_field(
     spec: dict[str, Any], problem: str
 ) -> None:
     with pytest.raises(InvalidSpec, match=problem):
-        entry_from_spec(spec)
+        entry_from_spec(spec, "ns", {})
 
 
 def test_env_form_is_the_tenant_quotas_setting_sorted_with_suspended_tenants_at_zero() -> None:

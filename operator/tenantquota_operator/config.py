@@ -23,7 +23,9 @@ class OperatorSettings(BaseSettings):
         "default", description="Namespace of the ConfigMap and ServiceMonitor the operator maintains."
     )
     watch_namespace: str | None = Field(
-        None, description="Only watch TenantQuotas in this namespace; unset watches all namespaces."
+        None,
+        description="Only watch TenantQuotas and TenantPolicies in this namespace; unset watches all "
+        "namespaces.",
     )
     configmap_name: str = Field(
         "secure-llm-gateway-tenant-quotas", description="ConfigMap holding `TENANT_QUOTAS` (the env form)."
@@ -49,7 +51,7 @@ class OperatorSettings(BaseSettings):
         15, gt=0, description="How often each TenantQuota's usage is refreshed."
     )
     resync_interval_secs: float = Field(
-        60, gt=0, description="How often Redis is checked against TenantQuotas."
+        60, gt=0, description="How often Redis is checked against TenantQuotas and TenantPolicies."
     )
     operator_metrics_port: int = Field(
         8081, ge=0, description="Port of the operator's own /metrics (0: off)."

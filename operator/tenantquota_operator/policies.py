@@ -4,7 +4,7 @@ A TenantPolicy's spec is one :class:`~llm_gateway.core.policy.documents.PolicyDo
 is ``<namespace>/<name>``: the field it is published under in the policy map
 (:mod:`llm_gateway.core.policy.published`) and the prefix of its policies' ids. Only a document that
 validates against the gateway's schema is published (the gateways would leave any other out); the
-status of one that does not gives Cedar's own message.
+status of one that does not gives Cedar's own message, and an earlier valid version stays published.
 """
 
 from __future__ import annotations
@@ -52,11 +52,20 @@ def published_status(
 
 
 def invalid_status(
-    previous: Iterable[Mapping[str, Any]], generation: int | None, message: str
+    previous: Iterable[Mapping[str, Any]],
+    generation: int | None,
+    message: str,
+    kept: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """``status`` of a TenantPolicy Cedar refuses with ``message`` (not Ready, reason ``InvalidPolicy``;
-    nothing published)."""
-    return _status(previous, generation, (), condition("Ready", False, "InvalidPolicy", message, generation))
+    """``status`` of a TenantPolicy Cedar refuses with ``message`` (not Ready, reason ``InvalidPolicy``):
+    nothing of it is published, and ``kept`` lists the ids of the last valid version, which stays in
+    force (a typo in an edit must not lift a ``forbid``)."""
+    if kept:
+        policies = f"{len(kept)} polic{'y' if len(kept) == 1 else 'ies'}"
+        message = f"{message} (the last valid version, {policies}, stays in force)"
+    return _status(
+        previous, generation, kept, condition("Ready", False, "InvalidPolicy", message, generation)
+    )
 
 
 def _status(

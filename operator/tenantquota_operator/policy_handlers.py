@@ -2,8 +2,9 @@
 
 Level-based like the TenantQuota handlers (:mod:`tenantquota_operator.handlers`, whose start-up
 handler opens the live map these use): every change, and a periodic resync, publishes what the
-TenantPolicy says when it differs from what is published, or withdraws it when Cedar refuses it
-(a permanent error, shown in status); the resync also withdraws documents no TenantPolicy backs.
+TenantPolicy says when it differs from what is published; an edit Cedar refuses is not published (a
+permanent error, shown in status) and the last valid version stays in force, as a Deployment keeps
+its running pods through a bad rollout. The resync also withdraws documents no TenantPolicy backs.
 Deleting a TenantPolicy withdraws its document before the finalizer lets it go. Redis failures are
 temporary errors (retried with backoff).
 """
@@ -81,9 +82,10 @@ async def _publish(
         published = publication(namespace, name, spec)
     except InvalidPolicy as error:
         memo.metrics.policies.labels("invalid").inc()
-        patch.status.update(invalid_status(previous, generation, str(error)))
-        with retried(memo, "redis"):  # an earlier, valid version no longer applies
-            await memo.live_map.remove_policies(source_of(namespace, name))
+        with retried(memo, "redis"):  # an earlier, valid version stays in force
+            kept = source_of(namespace, name) in await memo.live_map.policy_sources()
+        ids = tuple(status.get("policyIds") or ()) if kept else ()
+        patch.status.update(invalid_status(previous, generation, str(error), ids))
         raise kopf.PermanentError(str(error)) from None
     with retried(memo, "redis"):
         await memo.live_map.put_policy(published.document)

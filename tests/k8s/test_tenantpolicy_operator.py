@@ -89,19 +89,22 @@ def test_an_invalid_policy_is_reported_in_cedars_words_and_never_published(
     [row] = cluster.kubectl("get", "tp", "bad", "-n", namespace, "--no-headers").stdout.splitlines()
     assert row.split()[:3] == ["bad", "False", "InvalidPolicy"]
 
-    # Made valid: published. Broken again: the valid version is withdrawn, not left in force.
+    # Made valid: published. Broken again: not published, and the valid version stays in force.
     apply_tenantpolicy(cluster, namespace, "bad", NO_STREAMS)
-    eventually(lambda: published_policy(redis_server, f"{namespace}/bad"), what="the fixed policy")
+    fixed = eventually(lambda: published_policy(redis_server, f"{namespace}/bad"), what="the fixed policy")
+    ids = eventually(lambda: cluster.get("tp/bad", "-n", namespace)["status"]["policyIds"], what="the ids")
+    published_at = revision(redis_server)
     apply_tenantpolicy(cluster, namespace, "bad", "permit (")
-    eventually(lambda: published_policy(redis_server, f"{namespace}/bad") is None, what="the withdrawal")
     again = eventually(  # the message tells this refusal from the first one
         lambda: (c := ready(cluster, namespace, "bad")) and "unexpected end of input" in c["message"] and c,
         what="Ready=False again, in Cedar's words",
     )
     assert (again["status"], again["reason"]) == ("False", "InvalidPolicy")
-    withdrawn = revision(redis_server)
-    time.sleep(2.5)  # resyncs withdraw nothing more, so they bump nothing
-    assert revision(redis_server) == withdrawn
+    assert "the last valid version, 1 policy, stays in force" in again["message"]
+    assert cluster.get("tp/bad", "-n", namespace)["status"]["policyIds"] == ids
+    time.sleep(2.5)  # resyncs change nothing, so they bump nothing
+    assert published_policy(redis_server, f"{namespace}/bad") == fixed
+    assert revision(redis_server) == published_at
     assert operator.proc.poll() is None
 
 

@@ -68,3 +68,10 @@ def test_the_invalid_status_gives_cedars_message_and_no_ids() -> None:
         "unexpected end of input",
     )
     assert ready["lastTransitionTime"] == "2026-01-01T00:00:00Z"  # still not ready: no transition
+
+
+def test_an_invalid_edit_keeps_the_last_valid_version_in_force() -> None:
+    status = invalid_status([], 5, "unexpected end of input", ("ns/p:a", "ns/p:b"))
+    assert status["policyIds"] == ["ns/p:a", "ns/p:b"]
+    [ready] = status["conditions"]
+    assert ready["message"] == "unexpected end of input (the last valid version, 2 policies, stays in force)"

@@ -68,9 +68,10 @@ class Authorizer:
     def __init__(self, policies: CompiledPolicies | None, *, max_entries: int = MAX_ENTRIES) -> None:
         self.policies = policies
         self._max_entries = max_entries
-        # Tenants no policy tells apart by id are decided (and cached) as one, under an empty id:
-        # in AUTH_MODE=open every API key is a tenant, and new keys must not each cost Cedar calls.
-        self._by_name = policies is not None and policies.names_tenants
+        # Tenants no policy names are decided (and cached) as one, under an id no policy names: in
+        # AUTH_MODE=open every API key is a tenant, and new keys must not each cost Cedar calls.
+        self._named = None if policies is None else policies.named_tenants
+        self._unnamed = "" if not self._named else "~" * (max(map(len, self._named)) + 1)
         self._triples: dict[_Key, PolicyDecision | _Undecided] = {}
         self._decisions: dict[tuple[_Key, tuple[Any, ...]], PolicyDecision] = {}
 
@@ -111,7 +112,10 @@ class Authorizer:
 
     def _as_decided(self, tenant: TenantFacts) -> TenantFacts:
         """``tenant`` as far as the policies tell it apart (see ``__init__``)."""
-        return tenant if self._by_name or not tenant.name else replace(tenant, name="")
+        named = self._named
+        if named is None or tenant.name in named or tenant.name == self._unnamed:
+            return tenant
+        return replace(tenant, name=self._unnamed)
 
     def _triple(self, tenant: TenantFacts, action: str, model: ModelFacts) -> PolicyDecision | _Undecided:
         key = (tenant, action, model)

@@ -9,9 +9,10 @@ Those ids are what a 403, the decision log and ``policy check`` name (never a po
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 
 import cedarpy
 import orjson
@@ -20,7 +21,9 @@ from llm_gateway.core.policy.schema import schema
 
 __all__ = [
     "DEFAULT_ALLOW",
+    "MAX_DOCUMENT_CHARS",
     "MAX_MESSAGE_CHARS",
+    "MAX_POLICY_DEPTH",
     "CompiledPolicies",
     "InvalidPolicy",
     "PolicyDocument",
@@ -33,6 +36,15 @@ __all__ = [
 DEFAULT_ALLOW: Final = "gateway:default-allow"
 #: How much of Cedar's messages an error keeps (a Kubernetes condition, a log line).
 MAX_MESSAGE_CHARS: Final = 2000
+#: The longest document (a TenantPolicy's ``spec.policy`` is capped so by the CRD, a file alike).
+MAX_DOCUMENT_CHARS: Final = 65_536
+#: How deeply one policy may nest, in its JSON form (two levels an operator: ``a || b || c`` of 60
+#: terms is about 120). Cedar's parser and evaluator recurse on the nesting, and its JSON reader
+#: refuses past 128 levels, so deeper policies are refused here, with a message that says so.
+MAX_POLICY_DEPTH: Final = 100
+#: The stack Cedar parses a document on: a 64 KiB text of nested parentheses needs about 200 MiB (a
+#: thread's default 8 MiB overflows at about 1,000 levels and kills the process). Only reserved.
+_PARSER_STACK_BYTES: Final = 512 << 20
 _PERMIT_ALL: Final = {
     "effect": "permit",
     "principal": {"op": "All"},
@@ -64,19 +76,21 @@ class CompiledPolicies:
     policy_set: cedarpy.PolicySet
     ids: tuple[str, ...]
     forbids: frozenset[str]
-    #: Whether a policy tells tenants apart by their id (``Tenant::"x"``, ``principal.name``): when
-    #: none does, tenants alike in everything else are decided alike, whatever their ids.
-    names_tenants: bool
+    #: The tenant ids the policies name (``Tenant::"x"``), or None when they may tell any tenant
+    #: apart by id (``principal.name``): tenants alike in everything else, and named by no policy,
+    #: are decided alike whatever their ids.
+    named_tenants: frozenset[str] | None
     est: str  # the set in Cedar's JSON form (what ``policy check`` evaluates uncached)
 
 
 def validate(document: PolicyDocument) -> dict[str, Any]:
     """Check ``document`` against the schema; its policies in Cedar's JSON form, keyed by their
-    gateway ids (see the module). Raises :class:`InvalidPolicy` with Cedar's message."""
-    try:
-        est = orjson.loads(cedarpy.policies_to_json_str(document.text))
-    except ValueError as error:
-        raise InvalidPolicy(_cut(str(error))) from None
+    gateway ids (see the module). Raises :class:`InvalidPolicy` with Cedar's message, or for a
+    document longer than :data:`MAX_DOCUMENT_CHARS` or nested deeper than :data:`MAX_POLICY_DEPTH`.
+    """
+    if len(document.text) > MAX_DOCUMENT_CHARS:
+        raise InvalidPolicy(f"the document is longer than {MAX_DOCUMENT_CHARS} characters")
+    est, result = _on_a_deep_stack(_parse_and_validate, document.text)
     if est.get("templates"):
         raise InvalidPolicy(
             "policy templates (?principal, ?resource) are not supported: write static policies"
@@ -84,17 +98,73 @@ def validate(document: PolicyDocument) -> dict[str, Any]:
     policies: dict[str, Any] = est.get("staticPolicies") or {}
     if not policies:
         raise InvalidPolicy("no policy in the document")
-    result = cedarpy.validate_policies(document.text, schema(), release_gil=True)
     if not result.validation_passed:
         raise InvalidPolicy(_cut("; ".join(str(error) for error in result.errors)))
     named: dict[str, Any] = {}
     for index, (_, policy) in enumerate(sorted(policies.items(), key=lambda item: _index(item[0]))):
+        if _depth(policy) > MAX_POLICY_DEPTH:
+            raise InvalidPolicy(
+                f"policy {index} nests deeper than {MAX_POLICY_DEPTH} levels: write a long chain of"
+                ' alternatives as a set (`["a", "b"].contains(resource.name)`)'
+            )
         annotation = (policy.get("annotations") or {}).get("id")
         policy_id = f"{document.source}:{annotation if annotation else index}"
         if policy_id in named:
             raise InvalidPolicy(f"two policies have the id {policy_id!r}: give each its own @id")
         named[policy_id] = policy
     return named
+
+
+def _parse_and_validate(text: str) -> tuple[dict[str, Any], cedarpy.ValidationResult]:
+    """Cedar's JSON form of ``text`` and its validation against the schema (both parse the text)."""
+    try:
+        est = orjson.loads(cedarpy.policies_to_json_str(text))
+    except orjson.JSONDecodeError:  # nested past orjson's limit: far past MAX_POLICY_DEPTH
+        raise InvalidPolicy(f"a policy nests deeper than {MAX_POLICY_DEPTH} levels") from None
+    except ValueError as error:
+        raise InvalidPolicy(_cut(str(error))) from None
+    return est, cedarpy.validate_policies(text, schema())
+
+
+def _on_a_deep_stack(work: Callable[[str], _T], text: str) -> _T:
+    """``work(text)`` in a thread with a stack of :data:`_PARSER_STACK_BYTES` (its exception again)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work(text)))
+        except Exception as error:  # handed to the caller's thread as it is
+            outcome.append((False, error))
+
+    with _STACK_SIZE:  # the size applies to threads started while it is set
+        previous = threading.stack_size(_PARSER_STACK_BYTES)
+        try:
+            thread = threading.Thread(target=run, name="cedar-parser")
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    thread.join()
+    [(ok, value)] = outcome
+    if not ok:
+        raise value
+    return cast(_T, value)
+
+
+_STACK_SIZE = threading.Lock()
+_T = TypeVar("_T")
+
+
+def _depth(node: Any) -> int:
+    """How deeply ``node`` (parsed JSON) nests; no recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((value, depth + 1) for value in item.values())
+        elif isinstance(item, list):
+            stack.extend((value, depth + 1) for value in item)
+    return deepest
 
 
 def compile_policies(documents: Iterable[PolicyDocument], *, default_allow: bool) -> CompiledPolicies:
@@ -124,9 +194,16 @@ def assemble(validated: Iterable[Mapping[str, Any]], *, default_allow: bool) -> 
         static[DEFAULT_ALLOW] = _PERMIT_ALL
     est = orjson.dumps({"staticPolicies": static, "templates": {}, "templateLinks": []}).decode()
     forbids = frozenset(policy_id for policy_id, policy in static.items() if policy["effect"] == "forbid")
-    names_tenants = any(_names_tenants(policy) for policy in static.values())
-    policy_set = cedarpy.PolicySet.from_json_str(est, release_gil=True)
-    return CompiledPolicies(policy_set, tuple(static), forbids, names_tenants, est)
+    named: set[str] | None = set()
+    for policy in static.values():
+        names = _tenant_names(policy)
+        named = None if names is None or named is None else named | names
+    named_tenants = None if named is None else frozenset(named)
+    try:
+        policy_set = cedarpy.PolicySet.from_json_str(est, release_gil=True)
+    except ValueError as error:  # not expected of validated documents: refused, not raised on
+        raise InvalidPolicy(_cut(f"Cedar refused the policy set: {error}")) from None
+    return CompiledPolicies(policy_set, tuple(static), forbids, named_tenants, est)
 
 
 #: The operators that read a principal's parts, not its id (``name`` excepted, below).
@@ -134,32 +211,36 @@ _PRINCIPAL_PARTS = (".", "has", "hasTag", "getTag", "in")
 _PRINCIPAL = {"Var": "principal"}
 
 
-def _names_tenants(policy: dict[str, Any]) -> bool:
-    """Whether ``policy`` (Cedar's JSON form) may depend on the principal's id: its scope names a
-    tenant, a condition names one or reads ``principal.name``, or uses the principal otherwise than
+def _tenant_names(policy: dict[str, Any]) -> set[str] | None:
+    """The tenant ids ``policy`` (Cedar's JSON form) names, in its scope or its conditions; None when
+    it may depend on any tenant's id: it reads ``principal.name`` or uses the principal otherwise than
     through its attributes, tags and groups (``[principal].contains(...)``: assume it does)."""
-    scope = policy.get("principal", {})
-    if scope.get("op") not in ("All", "in", "is") or (scope.get("entity") or {}).get("type") == "Tenant":
-        return True
+    names: set[str] = set()
     uses, parts = 0, 0
-    stack: list[Any] = [policy.get("conditions", [])]
+    stack: list[Any] = [policy.get("principal", {}), policy.get("conditions", [])]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if node == _PRINCIPAL:
                 uses += 1
-            if (node.get("__entity") or {}).get("type") == "Tenant":
-                return True
+            if node.get("type") == "Tenant" and isinstance(node.get("id"), str):  # an entity reference
+                names.add(node["id"])
             for operator in _PRINCIPAL_PARTS:
                 access = node.get(operator)
                 if isinstance(access, dict) and access.get("left") == _PRINCIPAL:
                     if operator == "." and access.get("attr") == "name":
-                        return True
+                        return None
                     parts += 1
+            for operator in ("==", "!="):  # compared with a named entity: its id is named above
+                pair = node.get(operator)
+                if isinstance(pair, dict) and _PRINCIPAL in (pair.get("left"), pair.get("right")):
+                    other = pair["right"] if pair.get("left") == _PRINCIPAL else pair.get("left")
+                    value = other.get("Value") if isinstance(other, dict) else None
+                    parts += isinstance(value, dict) and "__entity" in value
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return uses > parts
+    return None if uses > parts else names
 
 
 def _index(parser_id: str) -> int:

@@ -49,6 +49,9 @@ TENANTS = [
     TenantFacts("team-x", groups=frozenset({"research"}), namespace="team-a", labels=(("team", "search"),)),
     TenantFacts("bob", tier="paid", labels=(("team", "ads"),)),
     TenantFacts("naïve\nkey"),  # no Cedar literal: evaluated in full every time
+    TenantFacts("bob", tier="free"),
+    TenantFacts(""),
+    TenantFacts("~~~~~"),
 ]
 MODELS = [
     ModelFacts("gpt-4o", "openai", ("public",), frozenset({"openai"})),
@@ -58,7 +61,15 @@ MODELS = [
 ]
 
 conditions = st.lists(st.sampled_from(PRINCIPAL + RESOURCE + ACTION + CONTEXT), min_size=1, max_size=3)
-policy = st.tuples(st.sampled_from(["permit", "forbid"]), conditions, st.booleans())
+SCOPES = [
+    "principal",
+    'principal == Tenant::"acme"',
+    'principal in Group::"research"',
+    'principal is Tenant in Tenant::"bob"',
+    "principal is Tenant",
+    'principal in Namespace::"team-a"',
+]
+policy = st.tuples(st.sampled_from(["permit", "forbid"]), conditions, st.booleans(), st.sampled_from(SCOPES))
 contexts = st.fixed_dictionaries(
     {
         "stream": st.booleans(),
@@ -74,10 +85,8 @@ contexts = st.fixed_dictionaries(
 requests = st.tuples(st.sampled_from(TENANTS), st.sampled_from(ACTIONS), st.sampled_from(MODELS), contexts)
 
 
-def cedar(effect: str, body: list[str], unless: bool) -> str:
-    return (
-        f"{effect} (principal, action, resource) {'unless' if unless else 'when'} {{ {' && '.join(body)} }};"
-    )
+def cedar(effect: str, body: list[str], unless: bool, scope: str = "principal") -> str:
+    return f"{effect} ({scope}, action, resource) {'unless' if unless else 'when'} {{ {' && '.join(body)} }};"
 
 
 def context_of(values: dict[str, Any]) -> RequestContext:
@@ -106,7 +115,7 @@ def context_of(values: dict[str, Any]) -> RequestContext:
     asked=st.lists(requests, min_size=1, max_size=12),
 )
 def test_cached_decisions_equal_full_evaluation(
-    policies: list[tuple[str, list[str], bool]], default_allow: bool, asked: list[Any]
+    policies: list[tuple[str, list[str], bool, str]], default_allow: bool, asked: list[Any]
 ) -> None:
     text = "\n".join(cedar(*p) for p in policies)
     authorizer = Authorizer(compile_policies([PolicyDocument("t/p", text)], default_allow=default_allow))
@@ -212,27 +221,42 @@ def test_invoke_covers_every_model_call_and_not_listing_or_counting(action: str)
 
 
 @pytest.mark.parametrize(
-    ("condition", "names"),
+    ("policy", "named", "triples"),
     [
-        ('principal.tier == "free"', False),
-        ('principal in Group::"g" && principal.hasTag("t") && principal.getTag("t") == "x"', False),
-        ("principal has tier", False),
-        ('principal.name like "team-*"', True),
-        ('principal == Tenant::"acme"', True),
-        ('principal in Tenant::"acme"', True),
-        ("[principal].contains(principal)", True),
+        ('when { principal.tier == "free" }', frozenset(), 1),
+        (
+            'when { principal in Group::"g" && principal.hasTag("t") && principal.getTag("t") == "x" }',
+            frozenset(),
+            1,
+        ),
+        ("when { principal has tier }", frozenset(), 1),
+        ('when { principal == Tenant::"acme" }', frozenset({"acme"}), 1),
+        ('when { principal in [Tenant::"acme", Tenant::"key-3"] }', frozenset({"acme", "key-3"}), 2),
+        ('when { principal.name like "team-*" }', None, 20),
+        ("when { [principal].contains(principal) }", None, 20),
     ],
 )
-def test_tenants_no_policy_names_share_their_decisions(condition: str, names: bool) -> None:
-    authorizer = compiled(f"forbid (principal, action, resource) when {{ {condition} }};")
-    assert authorizer.policies is not None and authorizer.policies.names_tenants is names
+def test_tenants_no_policy_names_share_their_decisions(
+    policy: str, named: frozenset[str] | None, triples: int
+) -> None:
+    authorizer = compiled(f"forbid (principal, action, resource) {policy};")
+    assert authorizer.policies is not None and authorizer.policies.named_tenants == named
     for n in range(20):
         authorizer.decide(TenantFacts(f"key-{n}"), "chat", MODELS[0], context_of(CONTEXTS_PLAIN))
-    assert len(authorizer._triples) == (20 if names else 1)
+    assert len(authorizer._triples) == triples
 
 
-def test_a_scope_naming_a_tenant_names_tenants() -> None:
-    authorizer = compiled('forbid (principal == Tenant::"acme", action, resource);')
-    assert authorizer.policies is not None and authorizer.policies.names_tenants
+@pytest.mark.parametrize(
+    "scope",
+    [
+        'principal == Tenant::"acme"',
+        'principal in Tenant::"acme"',
+        'principal is Tenant in Tenant::"acme"',
+    ],
+)
+def test_a_scope_naming_a_tenant_applies_to_it_alone(scope: str) -> None:
+    authorizer = compiled(f"forbid ({scope}, action, resource);")
+    assert authorizer.policies is not None and authorizer.policies.named_tenants == {"acme"}
     assert not authorizer.decide(TENANTS[0], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
     assert authorizer.decide(TENANTS[2], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
+    assert authorizer.decide(TenantFacts(""), "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed

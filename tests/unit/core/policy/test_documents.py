@@ -6,6 +6,7 @@ import pytest
 
 from llm_gateway.core.policy.documents import (
     DEFAULT_ALLOW,
+    MAX_DOCUMENT_CHARS,
     MAX_MESSAGE_CHARS,
     InvalidPolicy,
     PolicyDocument,
@@ -86,3 +87,28 @@ def test_the_schema_declares_every_action_and_context_attribute() -> None:
         assert f" {action}" in SCHEMA_TEXT
     for name in CONTEXT_ATTRIBUTES:
         assert f"  {name}" in SCHEMA_TEXT
+
+
+@pytest.mark.parametrize("parentheses", [1_000, 30_000])
+def test_deeply_parenthesised_policies_are_parsed_without_overflowing_the_stack(parentheses: int) -> None:
+    condition = "(" * parentheses + "context.stream" + ")" * parentheses
+    text = f"forbid (principal, action, resource) when {{ {condition} }};"
+    assert list(validate(PolicyDocument("a/deep", text))) == ["a/deep:0"]
+
+
+def test_policies_nested_past_the_bound_are_refused_with_a_hint() -> None:
+    chain = " || ".join(f"context.hour == {n}" for n in range(2_000))
+    with pytest.raises(InvalidPolicy, match="nests deeper than 100 levels"):
+        validate(PolicyDocument("a/chain", f"forbid (principal, action, resource) when {{ {chain} }};"))
+    short = " || ".join(f"context.hour == {n}" for n in range(40))
+    compiled = compile_policies(
+        [PolicyDocument("a/short", f"forbid (principal, action, resource) when {{ {short} }};")],
+        default_allow=True,
+    )
+    assert compiled.ids == ("a/short:0", DEFAULT_ALLOW)
+
+
+def test_documents_past_the_size_bound_are_refused() -> None:
+    text = "permit (principal, action, resource);" + " " * MAX_DOCUMENT_CHARS
+    with pytest.raises(InvalidPolicy, match="longer than 65536 characters"):
+        validate(PolicyDocument("a/big", text))

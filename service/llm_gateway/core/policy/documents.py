@@ -194,11 +194,11 @@ def assemble(validated: Iterable[Mapping[str, Any]], *, default_allow: bool) -> 
         static[DEFAULT_ALLOW] = _PERMIT_ALL
     est = orjson.dumps({"staticPolicies": static, "templates": {}, "templateLinks": []}).decode()
     forbids = frozenset(policy_id for policy_id, policy in static.items() if policy["effect"] == "forbid")
-    named: set[str] | None = set()
+    tenants: set[str] | None = set()
     for policy in static.values():
         names = _tenant_names(policy)
-        named = None if names is None or named is None else named | names
-    named_tenants = None if named is None else frozenset(named)
+        tenants = None if names is None or tenants is None else tenants | names
+    named_tenants = None if tenants is None else frozenset(tenants)
     try:
         policy_set = cedarpy.PolicySet.from_json_str(est, release_gil=True)
     except ValueError as error:  # not expected of validated documents: refused, not raised on

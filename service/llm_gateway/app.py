@@ -58,7 +58,7 @@ from llm_gateway.core.balancer import Balancer
 from llm_gateway.core.concurrency import ConcurrencyLimit
 from llm_gateway.core.privacy import storage_id
 from llm_gateway.core.quota_policy import QuotaPolicy
-from llm_gateway.core.redaction import Redactor, Replacer
+from llm_gateway.core.redaction import Entity, Redactor, Replacer
 from llm_gateway.core.retries import RetryBudget
 from llm_gateway.core.routing import RoutingTable
 from llm_gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
@@ -154,6 +154,7 @@ def create_app(settings: Settings) -> ASGIApp:
         default_allow=settings.policy_default == "allow",
         pseudonym=tenant_names.attribute,
         on_denied=metrics.count_policy_denial,
+        on_error=metrics.count_policy_error,
     )
     key_hash_secret = _secret_bytes(settings.key_hash_secret)
     key_ring = KeyRing(key_hash_secret) if settings.auth_mode == "keys" and key_hash_secret else None
@@ -241,7 +242,7 @@ def create_app(settings: Settings) -> ASGIApp:
     limit = ConcurrencyLimit(settings.max_concurrency)
     buffered_bodies = ConcurrencyLimit(settings.max_buffered_body_bytes)
     redactor = _redactor(settings)
-    pii_detector = redactor or _pii_detector(settings)
+    pii_detector = _pii_detector(settings, redactor)
     stream_timings = StreamTimings(
         keepalive=settings.stream_keepalive_secs, idle=settings.stream_idle_timeout_secs
     )
@@ -338,9 +339,12 @@ def _redactor(settings: Settings) -> Redactor | None:
     )
 
 
-def _pii_detector(settings: Settings) -> Redactor:
-    """What finds the PII a tenant policy reads (``context.pii``) while redaction is off."""
-    return Redactor(Replacer("mask"), settings.redact_entities, settings.redact_phone_regions)
+def _pii_detector(settings: Settings, redactor: Redactor | None) -> Redactor:
+    """What finds the PII a tenant policy reads (``context.pii``): every entity type, whatever
+    ``REDACT_ENTITIES`` says (the redactor itself when it finds them all)."""
+    if redactor is not None and set(settings.redact_entities) == set(Entity):
+        return redactor
+    return Redactor(Replacer("mask"), list(Entity), settings.redact_phone_regions)
 
 
 #: Response headers a browser client may read (with CORS on): what SDKs act on and what ids a request.

@@ -36,7 +36,8 @@ class Authorization:
 
     ``files``: the documents read from ``POLICY_PATH`` (validated already); ``default_allow``: what
     applies when no policy permits or forbids (``POLICY_DEFAULT``); ``pseudonym`` names a tenant in
-    the decision log (as the access log does); ``on_denied(policies, action)`` hears every deny.
+    the decision log (as the access log does); ``on_denied(policies, action)`` hears every deny, and
+    ``on_error(policy)`` every policy that failed to evaluate.
     """
 
     def __init__(
@@ -46,9 +47,12 @@ class Authorization:
         default_allow: bool,
         pseudonym: Callable[[str], str],
         on_denied: Callable[[tuple[str, ...], str], None] = lambda policies, action: None,
+        on_error: Callable[[str], None] = lambda policy: None,
     ) -> None:
         self._files = [validate(document) for document in files]
         self._on_denied = on_denied
+        self._on_error = on_error
+        self._logged_errors: set[str] = set()
         self._default_allow = default_allow
         self._pseudonym = pseudonym
         self._published: Mapping[str, bytes] = {}
@@ -89,6 +93,7 @@ class Authorization:
             log.warning("published policies not applied: %s", error)
             return
         self._validated, self._published = validated, dict(raw)
+        self._logged_errors = set()
         policies = self.authorizer.policies
         log.info("tenant policies in force: %d", 0 if policies is None else len(policies.ids))
 
@@ -107,24 +112,54 @@ class Authorization:
     ) -> None:
         """Raise :class:`PolicyDenied` when the policies deny ``tenant`` ``action`` on ``model``;
         ``request_id`` goes into the decision log (as in the access log)."""
-        decision = self.authorizer.decide(tenant, action, model, context)
-        self._log(decision, tenant, action, model, request_id)
+        decision = self.decide(tenant, action, model, context, request_id)
         if not decision.allowed:
-            self._on_denied(decision.policies, action)
             raise PolicyDenied(_denial(decision))
 
-    def permits(self, tenant: TenantFacts, action: str, model: ModelFacts, context: RequestContext) -> bool:
-        """Whether the policies allow it (no log line, no error: a listing asks for many models)."""
-        return self.authorizer.decide(tenant, action, model, context).allowed
-
-    def _log(
+    def decide(
         self,
-        decision: PolicyDecision,
         tenant: TenantFacts,
         action: str,
         model: ModelFacts,
-        request_id: str | None,
+        context: RequestContext,
+        request_id: str | None = None,
+    ) -> PolicyDecision:
+        """The decision, logged and counted (see the module)."""
+        decision = self.authorizer.decide(tenant, action, model, context)
+        self._log(decision, tenant.name, action, model.name, request_id)
+        if not decision.allowed:
+            self._on_denied(decision.policies, action)
+        return decision
+
+    def visible(self, tenant: TenantFacts, context: RequestContext) -> Callable[[ModelFacts], bool]:
+        """Whether the policies let ``tenant`` see a model (the action ``models``): one decision for
+        every model when the policies make one, else one a model; no log line (a listing asks for
+        many)."""
+        alike = self.authorizer.decide_alike(tenant, "models", context)
+        if alike is not None:
+            self._erred(alike)
+            return lambda _: alike.allowed
+        authorizer = self.authorizer
+        return lambda model: self._erred(authorizer.decide(tenant, "models", model, context)).allowed
+
+    def _erred(self, decision: PolicyDecision) -> PolicyDecision:
+        """Report the policies whose evaluation failed: logged once each (per policy set), counted
+        every time."""
+        for policy in decision.errors:
+            self._on_error(policy)
+            if policy not in self._logged_errors:
+                self._logged_errors.add(policy)
+                log.warning(
+                    "tenant policy %r failed to evaluate and was skipped (a forbid that fails forbids"
+                    " nothing): check it with `secure-llm-gateway policy check`",
+                    policy,
+                )
+        return decision
+
+    def _log(
+        self, decision: PolicyDecision, tenant: str, action: str, model: str, request_id: str | None
     ) -> None:
+        self._erred(decision)
         level = logging.DEBUG if decision.allowed else logging.INFO
         if decisions.isEnabledFor(level):
             decisions.log(
@@ -134,9 +169,9 @@ class Authorization:
                     "access": {
                         "request_id": request_id,
                         "decision": "allow" if decision.allowed else "deny",
-                        "tenant": self._pseudonym(tenant.name),
+                        "tenant": self._pseudonym(tenant),
                         "action": action,
-                        "model": model.name,
+                        "model": model,
                         "policies": list(decision.policies),
                     }
                 },

@@ -61,7 +61,7 @@ UPSTREAM_REFUSALS = frozenset({429, 503})
 class APIEndpoint:
     """The endpoint of one wire API; one instance per API, holding no per-request state.
 
-    ``pii_detector`` finds the PII a tenant policy reads when ``redactor`` is None (redaction off).
+    ``pii_detector`` finds the PII a tenant policy reads (``context.pii``), of every entity type.
     With ``stream_usage``, streamed requests of an API that reports stream usage only when asked
     ask for it (see :mod:`llm_gateway.core.usage`) so that they are metered like the others.
     """
@@ -171,9 +171,8 @@ class APIEndpoint:
             )
         # The built-in policies (suspension, allowed models), then the tenant policies.
         self._admission.check_access(tenant, request.model)
-        redacted = None
         if self._authorization.active:
-            redacted = await self._authorize(scope, exchange, request, len(body), tenant)
+            await self._authorize(scope, exchange, request, len(body), tenant)
         tokens, output_limit = None, None
         budget = self._admission.token_limits(tenant) if self._api.usage is not None else None
         if budget is not None:
@@ -183,9 +182,7 @@ class APIEndpoint:
         exchange.budget = decision.tokens if decision.counted_in is not None else None
         exchange.limit_headers = self._api.limit_headers(decision.headers())
         try:
-            await self._forward(
-                scope, receive, exchange, request, body, decision, group, output_limit, redacted
-            )
+            await self._forward(scope, receive, exchange, request, body, decision, group, output_limit)
         except GatewayError as error:
             if exchange.status == 0:  # nothing reached the client
                 await self._refund(exchange, decision, refund_for_error(error))
@@ -207,19 +204,21 @@ class APIEndpoint:
         decision: Decision,
         group: list[DeploymentState],
         output_limit: int | None,
-        redacted: bool | None,
     ) -> None:
-        """Redact the request (unless ``redacted`` says whether that changed it already), set the
-        ``output_limit`` its token budget reserved (when it named none), send it to a deployment of
-        its model (retrying and falling back, see :mod:`llm_gateway.api.failover`) under the model
-        name it knows, relay the answer."""
+        """Redact the request, set the ``output_limit`` its token budget reserved (when it named
+        none), send it to a deployment of its model (retrying and falling back, see
+        :mod:`llm_gateway.api.failover`) under the model name it knows, relay the answer."""
         api = self._api
-        changed = bool(redacted)
+        changed = False
         if output_limit is not None and api.output_limits.field is not None:
             request.payload[api.output_limits.field] = output_limit
             changed = True
-        if self._redactor is not None and redacted is None:
-            changed = await self._redact(request, len(body)) or changed
+        redactor = self._redactor
+        if redactor is not None:
+            found: Counter[Entity] = Counter()
+            if await off_the_loop(len(body), redact_request, request.payload, redactor, found, api.locations):
+                changed = True
+                self._metrics.count_redactions(found, "request")
         client_wants_usage = True
         if request.stream and self._stream_usage and api.ask_for_stream_usage is not None:
             client_wants_usage = api.ask_for_stream_usage(request.payload)
@@ -255,25 +254,20 @@ class APIEndpoint:
 
     async def _authorize(
         self, scope: Scope, exchange: Exchange, request: APIRequest, body_bytes: int, tenant: str
-    ) -> bool | None:
+    ) -> None:
         """Decide the request against the tenant policies (:class:`PolicyDenied` when they deny it).
 
-        When the decision reads the PII in the request, the redaction that finds it runs first (on a
-        copy when redaction is off): whether it changed the request, for :meth:`_forward`; else None.
+        The PII scan a policy may read runs first, and only then (off the loop for a large body).
         """
         api, authorization = self._api, self._authorization
         principal = self._admission.tenant_facts(tenant)
         resource = self._upstreams.describe(request.model, api.family)
-        found: Counter[Entity] = Counter()
-        redacted = None
+        found = None
         if "pii" in authorization.authorizer.reads(principal, api.action, resource):
-            redacted = await self._redact(request, body_bytes, found)
+            found = await off_the_loop(body_bytes, self._find_pii, request)
 
-        def pii() -> list[str]:  # the policies changed meanwhile and read it now: found inline
-            nonlocal redacted
-            if redacted is None:
-                redacted = self._find_pii(request, found)
-            return [entity.value for entity in found]
+        def pii() -> list[str]:  # the policies changed meanwhile and read it after all: found now
+            return found if found is not None else self._find_pii(request)
 
         context = RequestContext(
             request.payload,
@@ -285,24 +279,13 @@ class APIEndpoint:
             lambda: network_class(self._identify.client_address(scope)),
         )
         authorization.check(principal, api.action, resource, context, exchange.request_id)
-        return redacted if self._redactor is not None else None
 
-    async def _redact(
-        self, request: APIRequest, body_bytes: int, found: Counter[Entity] | None = None
-    ) -> bool:
-        """Find the PII in the request's model text (into ``found``); with redaction on, redact it in
-        place and count it: True when that changed the request."""
-        found = Counter() if found is None else found
-        changed = await off_the_loop(body_bytes, self._find_pii, request, found)
-        if self._redactor is not None:
-            self._metrics.count_redactions(found, "request")
-        return changed
-
-    def _find_pii(self, request: APIRequest, found: Counter[Entity]) -> bool:
-        if self._redactor is not None:
-            return redact_request(request.payload, self._redactor, found, self._api.locations)
+    def _find_pii(self, request: APIRequest) -> list[str]:
+        """The PII entity types in the request's model text, of every type the detector knows
+        (whatever ``REDACT_ENTITIES`` says): a copy is scanned, the redaction comes later."""
+        found: Counter[Entity] = Counter()
         redact_request(copy.deepcopy(request.payload), self._pii_detector, found, self._api.locations)
-        return False
+        return [entity.value for entity in found]
 
     async def _relay(
         self,

@@ -27,7 +27,7 @@ from llm_gateway.api.identity import Identify
 from llm_gateway.api.relay import open_upstream, relay_buffered
 from llm_gateway.core.api_request import is_model_name
 from llm_gateway.core.headers import forwarded_headers
-from llm_gateway.core.policy.facts import RequestContext, network_class
+from llm_gateway.core.policy.facts import ModelFacts, RequestContext, network_class
 from llm_gateway.core.quota_policy import QuotaPolicy
 from llm_gateway.core.token_budget import NO_OUTPUT
 from llm_gateway.errors import GatewayError, MethodNotAllowed, NotFound
@@ -86,7 +86,7 @@ class Models:
         if scope["method"] not in ("GET", "HEAD"):
             raise MethodNotAllowed("use GET for this endpoint", headers=[(b"allow", b"GET")])
         tenant = exchange.tenant = self._identify(scope)[0]
-        visible = self._visibility(scope, tenant)  # raises for a suspended tenant
+        visible = self._visibility(scope, exchange, tenant)  # raises for a suspended tenant
         transform: Callable[[bytes, Exchange], bytes] | None = None
         if model is None:
             upstream_path = "/models"
@@ -126,9 +126,10 @@ class Models:
                 response, exchange, idle_timeout=self._idle_timeout, secret=self._secret, transform=transform
             )
 
-    def _visibility(self, scope: Scope, tenant: str) -> Callable[[str], bool] | None:
+    def _visibility(self, scope: Scope, exchange: Exchange, tenant: str) -> Callable[[str], bool] | None:
         """Whether ``tenant`` may see a model, by its ``allowedModels`` and the tenant policies (None:
-        every model); raises :class:`Forbidden` for a suspended tenant."""
+        every model); raises :class:`Forbidden` for a suspended tenant. A model asked for by name is
+        decided and logged as a request is; a listing's are not logged (it asks for many)."""
         allowed = self._policy.visible_models(tenant)
         authorization = self._authorization
         if not authorization.active:
@@ -143,12 +144,18 @@ class Models:
             time.gmtime().tm_hour,
             lambda: network_class(self._identify.client_address(scope)),
         )
+        request_id = exchange.request_id
+
+        def decided(resource: ModelFacts) -> bool:  # one model: decided, logged and counted
+            return authorization.decide(principal, "models", resource, context, request_id).allowed
+
+        one = exchange.route == MODEL_ROUTE
+        permits = decided if one else authorization.visible(principal, context)
 
         def visible(model: str) -> bool:
             if allowed is not None and model not in allowed:
                 return False
-            resource = self._router.describe(model)
-            return authorization.permits(principal, "models", resource, context)
+            return permits(self._router.describe(model))
 
         return visible
 

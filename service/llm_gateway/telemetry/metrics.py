@@ -181,6 +181,13 @@ class GatewayMetrics:
             ["policy", "action"],
             registry=registry,
         )
+        self._policy_errors = Counter(
+            "gateway_policy_errors",
+            "Evaluations of a tenant policy that failed (Cedar skips the policy: a forbid that fails"
+            " forbids nothing), by policy.",
+            ["policy"],
+            registry=registry,
+        )
         self.quota_backend_errors = Counter(
             "quota_backend_errors",
             "Redis calls for quotas and rate limits that failed or timed out.",
@@ -289,6 +296,10 @@ class GatewayMetrics:
         """Add one denied request to ``gateway_policy_denials_total``, once per deciding policy."""
         for policy in policies or ("none",):
             self._policy_denials.labels(policy=policy, action=action).inc()
+
+    def count_policy_error(self, policy: str) -> None:
+        """Add one failed evaluation of ``policy`` to ``gateway_policy_errors_total``."""
+        self._policy_errors.labels(policy=policy).inc()
 
     def observe_http(self, info: Info) -> None:
         """prometheus-fastapi-instrumentator's callback for the FastAPI routes."""

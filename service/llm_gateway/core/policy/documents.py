@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar, cast
 import cedarpy
 import orjson
 
+from llm_gateway.core.policy.analysis import CONTEXT, context_reads, depth, tenant_names
 from llm_gateway.core.policy.schema import schema
 
 __all__ = [
@@ -80,6 +81,8 @@ class CompiledPolicies:
     #: apart by id (``principal.name``): tenants alike in everything else, and named by no policy,
     #: are decided alike whatever their ids.
     named_tenants: frozenset[str] | None
+    #: The context attributes any policy reads (the schema's order).
+    reads: tuple[str, ...]
     est: str  # the set in Cedar's JSON form (what ``policy check`` evaluates uncached)
 
 
@@ -102,7 +105,7 @@ def validate(document: PolicyDocument) -> dict[str, Any]:
         raise InvalidPolicy(_cut("; ".join(str(error) for error in result.errors)))
     named: dict[str, Any] = {}
     for index, (_, policy) in enumerate(sorted(policies.items(), key=lambda item: _index(item[0]))):
-        if _depth(policy) > MAX_POLICY_DEPTH:
+        if depth(policy) > MAX_POLICY_DEPTH:
             raise InvalidPolicy(
                 f"policy {index} nests deeper than {MAX_POLICY_DEPTH} levels: write a long chain of"
                 ' alternatives as a set (`["a", "b"].contains(resource.name)`)'
@@ -154,19 +157,6 @@ _STACK_SIZE = threading.Lock()
 _T = TypeVar("_T")
 
 
-def _depth(node: Any) -> int:
-    """How deeply ``node`` (parsed JSON) nests; no recursion."""
-    deepest, stack = 0, [(node, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((value, depth + 1) for value in item.values())
-        elif isinstance(item, list):
-            stack.extend((value, depth + 1) for value in item)
-    return deepest
-
-
 def compile_policies(documents: Iterable[PolicyDocument], *, default_allow: bool) -> CompiledPolicies:
     """One policy set of ``documents`` (each validated, see :func:`validate`), with the built-in
     :data:`DEFAULT_ALLOW` when ``default_allow``. Raises :class:`InvalidPolicy` for the first
@@ -194,53 +184,13 @@ def assemble(validated: Iterable[Mapping[str, Any]], *, default_allow: bool) -> 
         static[DEFAULT_ALLOW] = _PERMIT_ALL
     est = orjson.dumps({"staticPolicies": static, "templates": {}, "templateLinks": []}).decode()
     forbids = frozenset(policy_id for policy_id, policy in static.items() if policy["effect"] == "forbid")
-    tenants: set[str] | None = set()
-    for policy in static.values():
-        names = _tenant_names(policy)
-        tenants = None if names is None or tenants is None else tenants | names
-    named_tenants = None if tenants is None else frozenset(tenants)
+    named_tenants = tenant_names(static.values())
+    reads = context_reads(static.values(), CONTEXT)
     try:
         policy_set = cedarpy.PolicySet.from_json_str(est, release_gil=True)
     except ValueError as error:  # not expected of validated documents: refused, not raised on
         raise InvalidPolicy(_cut(f"Cedar refused the policy set: {error}")) from None
-    return CompiledPolicies(policy_set, tuple(static), forbids, named_tenants, est)
-
-
-#: The operators that read a principal's parts, not its id (``name`` excepted, below).
-_PRINCIPAL_PARTS = (".", "has", "hasTag", "getTag", "in")
-_PRINCIPAL = {"Var": "principal"}
-
-
-def _tenant_names(policy: dict[str, Any]) -> set[str] | None:
-    """The tenant ids ``policy`` (Cedar's JSON form) names, in its scope or its conditions; None when
-    it may depend on any tenant's id: it reads ``principal.name`` or uses the principal otherwise than
-    through its attributes, tags and groups (``[principal].contains(...)``: assume it does)."""
-    names: set[str] = set()
-    uses, parts = 0, 0
-    stack: list[Any] = [policy.get("principal", {}), policy.get("conditions", [])]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node == _PRINCIPAL:
-                uses += 1
-            if node.get("type") == "Tenant" and isinstance(node.get("id"), str):  # an entity reference
-                names.add(node["id"])
-            for operator in _PRINCIPAL_PARTS:
-                access = node.get(operator)
-                if isinstance(access, dict) and access.get("left") == _PRINCIPAL:
-                    if operator == "." and access.get("attr") == "name":
-                        return None
-                    parts += 1
-            for operator in ("==", "!="):  # compared with a named entity: its id is named above
-                pair = node.get(operator)
-                if isinstance(pair, dict) and _PRINCIPAL in (pair.get("left"), pair.get("right")):
-                    other = pair["right"] if pair.get("left") == _PRINCIPAL else pair.get("left")
-                    value = other.get("Value") if isinstance(other, dict) else None
-                    parts += isinstance(value, dict) and "__entity" in value
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return None if uses > parts else names
+    return CompiledPolicies(policy_set, tuple(static), forbids, named_tenants, reads, est)
 
 
 def _index(parser_id: str) -> int:

@@ -55,9 +55,9 @@ class ModelFacts:
     upstream_kinds: frozenset[str] = frozenset()
 
 
-def entities_of(tenant: TenantFacts, model: ModelFacts) -> list[dict[str, Any]]:
-    """The Cedar entities (JSON form) a decision about ``tenant`` and ``model`` reads: the two of
-    them and the actions with their group."""
+def entities_of(tenant: TenantFacts, model: ModelFacts | None) -> list[dict[str, Any]]:
+    """The Cedar entities (JSON form) a decision about ``tenant`` and ``model`` (None: any model)
+    reads: the two of them and the actions with their group."""
     parents = [{"type": "Group", "id": group} for group in sorted(tenant.groups)]
     if tenant.namespace is not None:
         parents.append({"type": "Namespace", "id": tenant.namespace})
@@ -68,15 +68,21 @@ def entities_of(tenant: TenantFacts, model: ModelFacts) -> list[dict[str, Any]]:
             "parents": parents,
             "tags": dict(tenant.labels),
         },
-        {
-            "uid": {"type": "Model", "id": model.name},
-            "attrs": {
-                "name": model.name,
-                "api_family": model.api_family,
-                "upstream_kinds": sorted(model.upstream_kinds),
-            },
-            "parents": [{"type": "Upstream", "id": upstream} for upstream in model.upstreams],
-        },
+        *(
+            []
+            if model is None
+            else [
+                {
+                    "uid": {"type": "Model", "id": model.name},
+                    "attrs": {
+                        "name": model.name,
+                        "api_family": model.api_family,
+                        "upstream_kinds": sorted(model.upstream_kinds),
+                    },
+                    "parents": [{"type": "Upstream", "id": upstream} for upstream in model.upstreams],
+                }
+            ]
+        ),
         *(
             {
                 "uid": {"type": "Action", "id": action},

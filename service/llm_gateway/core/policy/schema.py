@@ -19,10 +19,10 @@ SCHEMA_TEXT: Final = resources.files(__package__).joinpath("gateway.cedarschema"
 
 #: The action group every model call is in (``action in Action::"invoke"``).
 INVOKE: Final = "invoke"
-#: Every action a request can be (an API operation); the model calls are in :data:`INVOKE`.
+#: Every action a request can be (an API operation); those that send text upstream are in :data:`INVOKE`.
 ACTIONS: Final = ("chat", "responses", "completions", "messages", "embeddings", "count_tokens", "models")
 #: The actions outside :data:`INVOKE`.
-NOT_INVOKING: Final = frozenset({"count_tokens", "models"})
+NOT_INVOKING: Final = frozenset({"models"})
 #: The attributes of ``RequestContext``, in the schema's order.
 CONTEXT_ATTRIBUTES: Final = (
     "stream",

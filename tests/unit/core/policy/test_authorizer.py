@@ -119,9 +119,20 @@ def test_cached_decisions_equal_full_evaluation(
 ) -> None:
     text = "\n".join(cedar(*p) for p in policies)
     authorizer = Authorizer(compile_policies([PolicyDocument("t/p", text)], default_allow=default_allow))
-    for tenant, action, model, values in asked + asked:  # the second round is answered from the caches
+    for tenant, action, model, values in asked + asked + asked:  # evaluated, analysed, then looked up
         cached = authorizer.decide(tenant, action, model, context_of(values))
         assert cached == authorizer.decide_uncached(tenant, action, model, context_of(values))
+    for tenant, action, _, values in asked:  # one decision for every model, when the policies make one
+        alike = authorizer.decide_alike(tenant, action, listing_of(values))
+        if alike is not None:
+            for model in MODELS:
+                assert alike == authorizer.decide_uncached(tenant, action, model, listing_of(values))
+
+
+def listing_of(values: dict[str, Any]) -> RequestContext:
+    """A model listing's context: no body, the hour and network of ``values``."""
+    network = values["network"]
+    return RequestContext({}, 0, False, LIMITS, list, values["hour"], lambda: network)
 
 
 def compiled(text: str, *, default_allow: bool = True) -> Authorizer:
@@ -173,6 +184,10 @@ def test_a_decision_reads_only_the_context_its_policies_name() -> None:
         'forbid (principal, action, resource) when { principal.tier == "free" && context.hour < 8 };\n'
         "forbid (principal, action, resource) when { context has max_tokens && context.max_tokens > 4096 };"
     )
+    assert authorizer.reads(TENANTS[2], "chat", MODELS[0]) == ("max_tokens", "hour")  # any policy's
+    for _ in range(2):  # evaluated, then analysed
+        for tenant in (TENANTS[0], TENANTS[2]):
+            authorizer.decide(tenant, "chat", MODELS[0], context_of(CONTEXTS_PLAIN))
     assert authorizer.reads(TENANTS[0], "chat", MODELS[0]) == ("max_tokens", "hour")
     assert authorizer.reads(TENANTS[2], "chat", MODELS[0]) == ("max_tokens",)
 
@@ -181,20 +196,21 @@ def test_pii_is_looked_for_only_when_a_policy_reads_it() -> None:
     authorizer = compiled(
         'forbid (principal, action, resource) when { principal.tier == "free" && !context.pii.isEmpty() };'
     )
-    asked: list[int] = []
-    values = dict(CONTEXTS_PLAIN)
+    asked: list[str] = []
 
-    def pii() -> list[str]:
-        asked.append(1)
-        return ["EMAIL"]
+    def request(tenant: TenantFacts) -> bool:
+        def pii() -> list[str]:
+            asked.append(tenant.name)
+            return ["EMAIL"]
 
-    context = RequestContext({}, 10, False, LIMITS, pii, 3, lambda: "loopback")
-    assert not authorizer.decide(TENANTS[0], "chat", MODELS[0], context).allowed
-    assert asked == [1]
-    context = RequestContext({}, 10, False, LIMITS, pii, 3, lambda: "loopback")
-    assert authorizer.decide(TENANTS[2], "chat", MODELS[0], context).allowed
-    assert asked == [1]  # the paid tenant's decision needs no context at all
-    assert values == CONTEXTS_PLAIN
+        context = RequestContext({}, 10, False, LIMITS, pii, 3, lambda: "loopback")
+        return authorizer.decide(tenant, "chat", MODELS[0], context).allowed
+
+    assert [request(TENANTS[0]) for _ in range(3)] == [False] * 3
+    assert [request(TENANTS[2]) for _ in range(3)] == [True] * 3
+    # Met first, a triple is evaluated with what any policy reads; analysed, only with what it needs:
+    # the free tenant's decision depends on the PII found, the paid tenant's on no context at all.
+    assert asked == ["acme", "acme", "acme", "bob"]
 
 
 def test_caches_stay_bounded() -> None:
@@ -206,18 +222,18 @@ def test_caches_stay_bounded() -> None:
         max_entries=8,
     )
     for n in range(50):
-        tenant = TenantFacts(f"tenant-{n}")
-        context = RequestContext({}, n, False, LIMITS, list, 3, lambda: "loopback")
-        assert authorizer.decide(tenant, "chat", MODELS[0], context).allowed == (n <= 5)
-    assert len(authorizer._triples) <= 8
-    assert len(authorizer._decisions) <= 8
+        tenant = TenantFacts(f"tenant-{n}", tier=f"tier-{n}")
+        for _ in range(3):
+            context = RequestContext({}, n, False, LIMITS, list, 3, lambda: "loopback")
+            assert authorizer.decide(tenant, "chat", MODELS[0], context).allowed == (n <= 5)
+    assert len(authorizer._seen) == len(authorizer._triples) == len(authorizer._decisions) == 8
 
 
 @pytest.mark.parametrize("action", ACTIONS)
-def test_invoke_covers_every_model_call_and_not_listing_or_counting(action: str) -> None:
+def test_invoke_covers_every_call_that_sends_text_upstream_and_not_listing(action: str) -> None:
     authorizer = compiled('forbid (principal, action in Action::"invoke", resource);')
     allowed = authorizer.decide(TENANTS[2], action, MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
-    assert allowed == (action in ("models", "count_tokens"))
+    assert allowed == (action == "models")
 
 
 @pytest.mark.parametrize(
@@ -242,7 +258,8 @@ def test_tenants_no_policy_names_share_their_decisions(
     authorizer = compiled(f"forbid (principal, action, resource) {policy};")
     assert authorizer.policies is not None and authorizer.policies.named_tenants == named
     for n in range(20):
-        authorizer.decide(TenantFacts(f"key-{n}"), "chat", MODELS[0], context_of(CONTEXTS_PLAIN))
+        for _ in range(2):
+            authorizer.decide(TenantFacts(f"key-{n}"), "chat", MODELS[0], context_of(CONTEXTS_PLAIN))
     assert len(authorizer._triples) == triples
 
 
@@ -260,3 +277,46 @@ def test_a_scope_naming_a_tenant_applies_to_it_alone(scope: str) -> None:
     assert not authorizer.decide(TENANTS[0], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
     assert authorizer.decide(TENANTS[2], "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
     assert authorizer.decide(TenantFacts(""), "chat", MODELS[0], context_of(CONTEXTS_PLAIN)).allowed
+
+
+def test_threads_may_decide_at_once_with_full_caches() -> None:
+    """A model listing is filtered in a worker thread while the loop decides requests."""
+    import threading
+
+    authorizer = Authorizer(
+        compile_policies(
+            [PolicyDocument("t/p", 'forbid (principal, action, resource) when { resource.name like "x*" };')],
+            default_allow=True,
+        ),
+        max_entries=4,
+    )
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for n in range(400):
+                model = ModelFacts(f"m-{offset}-{n % 37}", "openai", ("default",), frozenset({"openai"}))
+                authorizer.decide(TENANTS[n % 3], "chat", model, context_of(CONTEXTS_PLAIN))
+        except BaseException as error:  # handed to the test's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def test_a_policy_that_fails_to_evaluate_is_named_in_the_decision() -> None:
+    authorizer = compiled(
+        '@id("overflow") forbid (principal, action, resource) when { context.bytes * 1000000000000000 > 5 };'
+    )
+    small = RequestContext({}, 10, False, LIMITS, list, 3, lambda: "loopback")
+    assert authorizer.decide_uncached(TENANTS[2], "chat", MODELS[0], small) == PolicyDecision(
+        False, ("team-a/rules:overflow",)
+    )
+    large = RequestContext({}, 20_000, False, LIMITS, list, 3, lambda: "loopback")
+    for _ in range(3):
+        decision = authorizer.decide(TENANTS[2], "chat", MODELS[0], large)
+        assert decision == PolicyDecision(True, (DEFAULT_ALLOW,), ("team-a/rules:overflow",))

@@ -27,12 +27,15 @@ from llm_gateway.core.policy.authorizer import Authorizer
 from llm_gateway.core.policy.documents import InvalidPolicy, compile_policies
 from llm_gateway.core.policy.facts import ModelFacts, RequestContext, TenantFacts
 from llm_gateway.core.policy.schema import ACTIONS, CONTEXT_ATTRIBUTES, SCHEMA_TEXT
-from llm_gateway.core.token_budget import OutputLimits
+from llm_gateway.core.token_budget import MAX_TOKENS, OutputLimits
 from llm_gateway.policy_files import load_policy_documents
 
 __all__ = ["main"]
 
 _BOOLEANS = {"true": True, "false": False}
+#: The integers a request's context can hold (a count of tokens or bytes is capped as the gateway caps it).
+_RANGES = {"hour": (0, 23), "max_tokens": (1, MAX_TOKENS)}
+_NETWORKS = ("loopback", "private", "public", "unknown")
 #: What a context attribute is, when ``--context`` does not set it.
 _DEFAULTS: dict[str, Any] = {
     "stream": False,
@@ -67,15 +70,10 @@ def main(argv: Sequence[str]) -> int:
         return 0
     try:
         context = _context(args.context)
+        labels = tuple(sorted(_pairs(args.label, "--label")))
     except ValueError as error:
         parser.error(str(error))
-    tenant = TenantFacts(
-        args.tenant,
-        args.tier,
-        frozenset(args.group),
-        args.namespace,
-        tuple(sorted(_pairs(args.label, "--label"))),
-    )
+    tenant = TenantFacts(args.tenant, args.tier, frozenset(args.group), args.namespace, labels)
     model = ModelFacts(
         args.model,
         args.api_family,
@@ -129,7 +127,7 @@ def _pairs(items: Sequence[str], option: str) -> list[tuple[str, str]]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"secure-llm-gateway policy: {option} {item!r}: expected NAME=VALUE")
+            raise ValueError(f"{option} {item!r}: expected NAME=VALUE")
         pairs.append((name, value))
     return pairs
 
@@ -159,6 +157,8 @@ def _context(items: Sequence[str]) -> RequestContext:
 
 
 def _typed(name: str, text: str) -> Any:
+    """``text`` as the context attribute ``name`` holds it; ``ValueError`` for what the gateway would
+    never put there."""
     default = _DEFAULTS.get(name, 0)
     if isinstance(default, bool):
         if text.lower() not in _BOOLEANS:
@@ -167,8 +167,14 @@ def _typed(name: str, text: str) -> Any:
     if isinstance(default, tuple):
         return tuple(item for item in text.split(",") if item)
     if isinstance(default, int):
+        low, high = _RANGES.get(name, (0, MAX_TOKENS))
         try:
-            return int(text)
+            value = int(text)
         except ValueError:
-            raise ValueError(f"--context {name}={text}: expected an integer") from None
+            value = None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"--context {name}={text}: expected an integer from {low} to {high}")
+        return value
+    if text not in _NETWORKS:
+        raise ValueError(f"--context {name}={text}: expected one of {', '.join(_NETWORKS)}")
     return text

@@ -28,6 +28,8 @@ def load_policy_documents(path: Path) -> tuple[PolicyDocument, ...]:
         files = sorted(p for p in path.glob("*.cedar") if p.is_file())
     elif path.is_file():
         files = [path]
+    elif path.exists():
+        raise ValueError(f"{path}: neither a file nor a directory")
     else:
         raise ValueError(f"{path}: no such file or directory")
     documents = []

@@ -91,6 +91,16 @@ def test_check_reads_policy_path_and_refuses_unknown_context(rules: Path) -> Non
     assert result.returncode == 2 and "expected true or false" in result.stderr
     result = policy("check", "--tenant", "t", "--model", "m")
     assert result.returncode == 2 and "--policies" in result.stderr
+    for bad, says in [
+        (["--label", "k"], "expected NAME=VALUE"),
+        (["--context", "max_tokens"], "expected NAME=VALUE"),
+        (["--context", "bytes=99999999999999999999"], "expected an integer from 0 to"),
+        (["--context", "hour=24"], "expected an integer from 0 to 23"),
+        (["--context", "client_network=moon"], "expected one of loopback"),
+    ]:
+        result = policy("check", "--tenant", "t", "--model", "m", *bad, env=env)
+        assert (result.returncode, result.stdout) == (2, ""), bad
+        assert says in result.stderr, bad
 
 
 def test_validate_for_ci_pipelines(rules: Path) -> None:
@@ -101,6 +111,11 @@ def test_validate_for_ci_pipelines(rules: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("invalid: broken.cedar: ")
     assert "attribute `hours` in context" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_validate_names_what_is_neither_a_file_nor_a_directory() -> None:
+    result = policy("validate", "/dev/null")
+    assert result.returncode == 1 and "neither a file nor a directory" in result.stderr
 
 
 def test_schema_is_printed() -> None:

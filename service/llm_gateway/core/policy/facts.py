@@ -104,6 +104,8 @@ def network_class(address: str | None) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d
+        ip = ip.ipv4_mapped
     if ip.is_loopback:
         return "loopback"
     return "private" if ip.is_private else "public"

@@ -71,6 +71,8 @@ def test_deeply_nested_bodies_are_walked_without_recursion() -> None:
     [
         ("127.0.0.1", "loopback"),
         ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
         ("10.1.2.3", "private"),
         ("192.168.0.9", "private"),
         ("fd00::1", "private"),

@@ -62,8 +62,17 @@ archive() { local r; r=$(ref "$1") && echo "$images/$(echo "${r#*/}" | tr ':/' '
 build_python-bookworm() {
   local rootfs=$images/rootfs.partial
   rm -rf "$rootfs"
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR"
+  # A mirror's transient failure ends debootstrap without a word (seen once on a cold machine, while
+  # retrieving a package): tried three times, from scratch, before the build fails.
+  local attempt
+  for attempt in 1 2 3; do
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+      "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" && break
+    [ "$attempt" = 3 ] && return 1
+    echo "images: debootstrap failed (attempt $attempt of 3); trying again" >&2
+    rm -rf "$rootfs"
+    sleep 5
+  done
   # What the official python image gives a Dockerfile: `python` on PATH. The machine's extra CAs
   # (a TLS-intercepting egress proxy's, when there is one) go into the trust store, and pip is told
   # to use it, so `pip install` inside image builds works wherever it works on this machine.
